@@ -1,0 +1,184 @@
+"""Networks of MCPN: the Deep Image Prior skip network, domain heads and variants.
+
+All convolutions use reflection padding (as Deep Image Prior's inpainting
+set-up), batch normalisation and LeakyReLU. Down-sampling is done by strided
+convolutions and up-sampling by bilinear interpolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+CORE_CHANNELS_DOWN = (16, 32, 64, 128, 128, 128)
+CORE_CHANNELS_SKIP = (4, 4, 4, 4, 4, 4)
+HEAD_CHANNELS = (32, 32)
+VARIANTS = ("emergent", "direct", "stacked")
+
+
+def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, padding_mode="reflect"),
+        nn.BatchNorm2d(out_ch),
+        nn.LeakyReLU(0.2, inplace=True),
+    ]
+
+
+class _Level(nn.Module):
+    """One level of the skip network: skip branch, down branch, deeper levels, up branch."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        down_ch: int,
+        up_ch: int,
+        skip_ch: int,
+        deeper: _Level | None,
+        kernel_down: int,
+        kernel_up: int,
+        stride: int,
+    ) -> None:
+        super().__init__()
+        self.skip = nn.Sequential(*_conv_block(in_ch, skip_ch, 1)) if skip_ch else None
+        self.down = nn.Sequential(
+            *_conv_block(in_ch, down_ch, kernel_down, stride), *_conv_block(down_ch, down_ch, kernel_down)
+        )
+        self.deeper = deeper
+        self.stride = stride
+        merged = skip_ch + (deeper.out_channels if deeper else down_ch)
+        self.up = nn.Sequential(
+            nn.BatchNorm2d(merged), *_conv_block(merged, up_ch, kernel_up), *_conv_block(up_ch, up_ch, 1)
+        )
+        self.out_channels = up_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.down(x)
+        if self.deeper is not None:
+            y = self.deeper(y)
+        if self.stride > 1:
+            y = nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.skip is not None:
+            y = torch.cat([self.skip(x), y], dim=1)
+        return self.up(y)
+
+
+class SkipNetwork(nn.Module):
+    """Encoder-decoder with skip connections, as in Deep Image Prior.
+
+    ``channels_down[i]``/``channels_up[i]``/``channels_skip[i]`` give the widths
+    of level ``i``; with ``stride=2`` each level halves the resolution, with
+    ``stride=1`` every layer keeps the input's shape.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        channels_down: Sequence[int] = CORE_CHANNELS_DOWN,
+        channels_up: Sequence[int] | None = None,
+        channels_skip: Sequence[int] = CORE_CHANNELS_SKIP,
+        kernel_down: int = 3,
+        kernel_up: int = 3,
+        stride: int = 2,
+    ) -> None:
+        super().__init__()
+        channels_up = channels_up or channels_down
+        if not len(channels_down) == len(channels_up) == len(channels_skip):
+            raise ValueError("channels_down, channels_up and channels_skip must have the same length")
+        level: _Level | None = None
+        for i in reversed(range(len(channels_down))):
+            level_in = in_channels if i == 0 else channels_down[i - 1]
+            level = _Level(
+                level_in,
+                channels_down[i],
+                channels_up[i],
+                channels_skip[i],
+                level,
+                kernel_down,
+                kernel_up,
+                stride,
+            )
+        self.body = level
+        self.head = nn.Conv2d(channels_up[0], out_channels, 1)
+        self.depth = len(channels_down)
+        self.stride = stride
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be a multiple of this."""
+        return self.stride**self.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def domain_head(in_channels: int, out_channels: int, stride: int) -> SkipNetwork:
+    """A small two-level skip network mapping one signal to another (3x3 kernels)."""
+    return SkipNetwork(in_channels, out_channels, HEAD_CHANNELS, HEAD_CHANNELS, HEAD_CHANNELS, 3, 3, stride)
+
+
+@dataclass
+class Outputs:
+    """What one forward pass of an MCPN model produces (all at the working grid)."""
+
+    target: torch.Tensor
+    guides: list[torch.Tensor]
+    core: torch.Tensor | None = None
+    cycles: list[torch.Tensor] | None = None
+
+
+class MCPN(nn.Module):
+    """Multi-modal Convolutional Parameterisation Network, or the Stacked baseline.
+
+    - ``emergent``: the core network outputs a learned ``core_channels`` signal;
+      one head per domain (target first, then guides) maps it to that domain,
+      one cycle head per domain maps the domain back to the core signal.
+    - ``direct``: the core network outputs the target itself; heads (stride 1)
+      map it to every guide and cycle heads map each guide back to the target.
+    - ``stacked``: the core network alone outputs all domains stacked.
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        target_bands: int,
+        guide_bands: Sequence[int],
+        variant: str = "emergent",
+        core_channels: int = 8,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        self.target_bands = target_bands
+        self.guide_bands = list(guide_bands)
+        if variant == "stacked":
+            self.core = SkipNetwork(input_channels, target_bands + sum(self.guide_bands))
+            self.heads = self.cycle_heads = nn.ModuleList()
+            return
+        if variant == "emergent":
+            core_out, head_stride, domains = core_channels, 2, [target_bands, *self.guide_bands]
+        else:
+            core_out, head_stride, domains = target_bands, 1, self.guide_bands
+        self.core = SkipNetwork(input_channels, core_out)
+        self.heads = nn.ModuleList(domain_head(core_out, bands, head_stride) for bands in domains)
+        self.cycle_heads = nn.ModuleList(domain_head(bands, core_out, head_stride) for bands in domains)
+
+    @property
+    def size_multiple(self) -> int:
+        """Working-grid height and width must be a multiple of this."""
+        return self.core.size_multiple
+
+    def forward(self, z: torch.Tensor) -> Outputs:
+        core = self.core(z)
+        if self.variant == "stacked":
+            parts = torch.split(core, [self.target_bands, *self.guide_bands], dim=1)
+            return Outputs(target=parts[0], guides=list(parts[1:]))
+        domains = [head(core) for head in self.heads]
+        cycles = [cycle(domain) for cycle, domain in zip(self.cycle_heads, domains)]
+        if self.variant == "emergent":
+            return Outputs(target=domains[0], guides=domains[1:], core=core, cycles=cycles)
+        return Outputs(target=core, guides=domains, core=core, cycles=cycles)
