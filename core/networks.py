@@ -7,8 +7,8 @@ convolutions and up-sampling by bilinear interpolation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -1,0 +1,241 @@
+"""Fitting one MCPN (or Stacked) network to one sample, with the stopping rules.
+
+Everything here works on normalised tensors; :mod:`core.api` prepares them
+from user arrays and converts the result back.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .errors import Cancelled, InputError
+from .networks import MCPN
+from .patch_consistency import PatchConsistency
+
+STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency")
+INPUT_KINDS = ("noise", "meshgrid")
+PRECISIONS = ("fp32", "bf16", "fp16")
+NOISE_CHANNELS = 32
+# Default Adam learning rate of each variant (see benchmarks/results/learning_rates.md).
+DEFAULT_LEARNING_RATES = {"emergent": 2e-3, "direct": 2e-3, "stacked": 2e-3}
+
+Progress = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+Log = Callable[[str], None]
+
+
+@dataclass
+class Problem:
+    """Normalised tensors of one sample (batch dimension 1)."""
+
+    target: torch.Tensor  # (1, B, h, w); zero where unknown
+    target_known: torch.Tensor  # (1, B, h, w); 1 = known pixel
+    guides: list[torch.Tensor]  # (1, Bg, H, W); zero where invalid
+    guide_valid: list[torch.Tensor]  # (1, Bg, H, W); 1 = valid pixel
+    shape: tuple[int, int]  # (H, W) of the output grid
+
+    @property
+    def super_resolution(self) -> bool:
+        return tuple(self.target.shape[-2:]) != self.shape
+
+
+@dataclass
+class Settings:
+    """How to fit; every field has a sensible default."""
+
+    method: str = "emergent"
+    steps: int = 4000
+    learning_rate: float | None = None
+    core_channels: int = 8
+    stopping: str = "fixed"
+    check_every: int = 50
+    patience: int = 1000
+    input_kind: str = "noise"
+    reg_noise: float = 0.0
+    precision: str = "fp32"
+    seed: int = 0
+    target_weight: float = 1.0
+    guide_weight: float = 1.0
+    cycle_weight: float = 1.0
+    record_every: int = 0
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` on a value out of range."""
+        if self.method not in DEFAULT_LEARNING_RATES:
+            raise InputError(f"unknown method {self.method!r}; expected one of {', '.join(DEFAULT_LEARNING_RATES)}")
+        if self.stopping not in STOPPING_RULES:
+            raise InputError(f"unknown stopping rule {self.stopping!r}; expected one of {', '.join(STOPPING_RULES)}")
+        if self.input_kind not in INPUT_KINDS:
+            raise InputError(f"unknown input kind {self.input_kind!r}; expected one of {', '.join(INPUT_KINDS)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if self.steps < 1 or self.check_every < 1 or self.patience < 1:
+            raise InputError("steps, check_every and patience must be at least 1")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise InputError("the learning rate must be positive")
+        if self.core_channels < 1:
+            raise InputError("the core signal needs at least one channel")
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate or DEFAULT_LEARNING_RATES[self.method]
+
+
+@dataclass
+class TracePoint:
+    """Convergence record at one checked step (metrics in normalised units)."""
+
+    step: int
+    loss: float
+    known_rmse: float
+    patch_consistency: float | None = None
+
+
+@dataclass
+class Fit:
+    """Output of the chosen step, normalised, on the output grid ``(B, H, W)``."""
+
+    output: np.ndarray
+    chosen_step: int
+    trace: list[TracePoint]
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def network_input(kind: str, channels: int, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """Fixed network input: uniform noise in [0, 0.1) or a 2-channel [0, 1] coordinate grid."""
+    if kind == "noise":
+        return torch.rand((1, channels, *size), generator=generator) * 0.1
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, size[0]), torch.linspace(0, 1, size[1]), indexing="ij")
+    return torch.stack([xs, ys])[None]
+
+
+def masked_mse(pred: torch.Tensor, ref: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the pixels where ``weight`` is 1."""
+    weight = weight.expand_as(pred)
+    return ((pred - ref).square() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def downsample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resampling to ``size`` (any, non-integer, factor)."""
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def _pad_to(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.pad(tensor, (0, size[1] - tensor.shape[-1], 0, size[0] - tensor.shape[-2]))
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def fit(
+    problem: Problem,
+    settings: Settings,
+    device: torch.device,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+    log: Log | None = None,
+) -> Fit:
+    """Fit a network to ``problem`` and return the output of the step the stopping rule chose."""
+    settings.validate()
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    channels = NOISE_CHANNELS if settings.input_kind == "noise" else 2
+    model = MCPN(
+        channels,
+        problem.target.shape[1],
+        [g.shape[1] for g in problem.guides],
+        settings.method,
+        settings.core_channels,
+    )
+    # Reflection padding needs at least 2 pixels at the deepest level: pad small grids.
+    height, width = problem.shape
+    working = (max(height, model.size_multiple + 1), max(width, model.size_multiple + 1))
+    model.to(device).train()
+    z = network_input(settings.input_kind, channels, working, generator).to(device)
+    target = problem.target.to(device)
+    known = problem.target_known.to(device)
+    if not problem.super_resolution:
+        target, known = _pad_to(target, working), _pad_to(known, working)
+    guides = [_pad_to(g, working).to(device) for g in problem.guides]
+    valid = [_pad_to(v, working).to(device) for v in problem.guide_valid]
+    low_res_size = tuple(problem.target.shape[-2:])
+
+    scorer = None
+    notes: list[str] = []
+    if settings.stopping == "patch_consistency":
+        if problem.super_resolution:
+            raise InputError("patch consistency needs a cloud mask; use fixed steps or known-region RMSE")
+        fill = 1.0 - problem.target_known.amin(dim=1, keepdim=True)
+        scorer = PatchConsistency(problem.target.to(device), fill.to(device))
+        notes.append(f"patch consistency features: {scorer.description}")
+        if not scorer.usable:
+            notes.append("the filled or known region is too small for patch consistency: the last step is kept")
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    trace: list[TracePoint] = []
+    snapshots: dict[int, np.ndarray] = {}
+    best: torch.Tensor | None = None
+    best_score, chosen_step = math.inf, 0
+    for step in range(1, settings.steps + 1):
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled by the user")
+        inputs = z + settings.reg_noise * torch.randn_like(z) if settings.reg_noise else z
+        with _autocast(device, settings.precision):
+            out = model(inputs)
+        output = out.target.float()
+        if problem.super_resolution:
+            target_loss = masked_mse(downsample(output[..., :height, :width], low_res_size), target, known)
+        else:
+            target_loss = masked_mse(output, target, known)
+        loss = settings.target_weight * target_loss
+        for guide_out, guide, guide_valid in zip(out.guides, guides, valid):
+            loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, guide_valid)
+        for cycle in out.cycles or []:
+            loss = loss + settings.cycle_weight * F.mse_loss(cycle.float(), out.core.float())
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+        current = output[..., :height, :width].detach()
+        if settings.record_every and step % settings.record_every == 0:
+            snapshots[step] = current[0].cpu().numpy()
+        if step % settings.check_every == 0 or step == settings.steps:
+            point = TracePoint(step, loss.item(), math.sqrt(target_loss.item()))
+            if scorer is not None:
+                point.patch_consistency = scorer(current)
+            trace.append(point)
+            score = {
+                "fixed": -step,
+                "known_rmse": point.known_rmse,
+                "patch_consistency": point.patch_consistency,
+            }[settings.stopping]
+            if score is None:
+                score = -step
+            if score < best_score:
+                best, best_score, chosen_step = current.clone(), score, step
+            elif step - chosen_step >= settings.patience:
+                if log:
+                    log(f"no improvement for {step - chosen_step} steps: stopped at step {step}")
+                break
+        if progress is not None:
+            progress(step, settings.steps)
+    return Fit(
+        output=best[0].float().cpu().numpy(),
+        chosen_step=chosen_step,
+        trace=trace,
+        snapshots=snapshots,
+        notes=notes,
+        seconds=time.perf_counter() - started,
+    )
