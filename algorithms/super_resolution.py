@@ -1,0 +1,141 @@
+"""Processing algorithm "Guided super-resolution" (mcpn:guidedsuperresolution)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ..core import rasters
+from .base import MCPNAlgorithm, report_result, tr
+
+STOPPING = ["fixed", "known_rmse"]
+STOPPING_LABELS = ["Fixed number of steps", "Low-resolution RMSE"]
+
+HELP = """<p>Brings a low-resolution raster (for example a 20 m or 60 m Sentinel-2 band) to the
+resolution of one or more high-resolution <b>guide</b> rasters of the same place (for example the
+10 m bands). A small convolutional network is fitted to this scene only (deep image prior, MCPN):
+it maps the guides to an image whose block averages reproduce the low-resolution input, so the
+result keeps the input's radiometry and gains the guides' detail.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>Low-resolution raster</b>: the band(s) to sharpen; it is read over the first guide's extent at
+its own pixel size (nothing is resampled when the grids are aligned, as for bands of one Sentinel-2
+tile).</li>
+<li><b>Guide rasters</b>: high-resolution images; the output takes the <b>first</b> guide's grid (CRS,
+extent and pixel size), the other guides are resampled (bilinear) to it.</li>
+<li><b>Method</b>: <i>Direct</i> (guides are the network's input; the default), <i>Emergent</i>
+(separate heads for input and guides around a shared core) or <i>Stacked</i>.</li>
+<li><b>Stopping</b>: <i>Fixed number of steps</i> runs all steps; <i>Low-resolution RMSE</i> keeps the
+step that best reproduces held-out low-resolution pixels.</li>
+<li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.</li>
+<li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
+<li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
+<li><b>Advanced</b>: learning rate (0 = the method's default) and core channels (network width).</li>
+<li><b>Output</b>: a GeoTIFF on the first guide's grid with the input's data type, nodata and band
+names.</li>
+</ul>
+<p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image.</p>"""
+
+
+class GuidedSuperResolution(MCPNAlgorithm):
+    def name(self) -> str:
+        return "guidedsuperresolution"
+
+    def displayName(self) -> str:
+        return tr("Guided super-resolution")
+
+    def shortDescription(self) -> str:
+        return tr("Brings a low-resolution band to the resolution of high-resolution guide images.")
+
+    def shortHelpString(self) -> str:
+        return tr(HELP)
+
+    def initAlgorithm(self, config: dict | None = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, tr("Low-resolution raster")))
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.GUIDES,
+                tr("High-resolution guide rasters (the output takes the first one's grid)"),
+                layerType=QgsProcessing.TypeRaster,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=1)
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0)
+        )
+        self.add_run_parameters()
+        self.add_output()
+
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        feedback = feedback or QgsProcessingFeedback()
+        self.require_dependencies()
+
+        low_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        low_path = self.raster_path(low_layer, "low-resolution raster")
+        guide_layers = self.parameterAsLayerList(parameters, self.GUIDES, context)
+        if not guide_layers:
+            raise QgsProcessingException(tr("Select at least one high-resolution guide raster."))
+        guide_paths = [self.raster_path(layer, "guide raster") for layer in guide_layers]
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+
+        grid = self.guarded("Guide raster", rasters.grid_of, guide_paths[0])
+        guides = []
+        for path in guide_paths:
+            guide = self.guarded("Guide raster", rasters.read_on_grid, path, grid, "bilinear", "guide")
+            guides.append(guide.data)
+        template = self.guarded("Low-resolution raster", rasters.read_raster, low_path)
+        low = self.guarded("Low-resolution raster", rasters.resample_to_extent, low_path, grid)
+        if np.all(np.isnan(low.data)):
+            raise QgsProcessingException(tr("The low-resolution raster has no valid pixel over the guides."))
+        if low.grid.width > grid.width or low.grid.height > grid.height:
+            raise QgsProcessingException(
+                tr(
+                    f"The input ({low.grid.width}x{low.grid.height} px over the guides' extent) is not coarser "
+                    f"than the first guide ({grid.width}x{grid.height} px): choose high-resolution guides."
+                )
+            )
+        feedback.pushInfo(
+            tr(
+                f"Input: {template.name}, {low.bands} band(s), {low.grid.width}x{low.grid.height} px over the "
+                f"guides' extent; output grid {grid.width}x{grid.height} px "
+                f"({grid.pixel_size[0]:g} x {grid.pixel_size[1]:g} map units)."
+            )
+        )
+        self.name_output_layer(context, output, f"{self.displayName()} – {low_layer.name()}")
+        if feedback.isCanceled():
+            raise QgsProcessingException(tr("The run was cancelled; no output was written."))
+        feedback.setProgress(5)
+
+        from ..core import api  # lazy: imports torch
+
+        options = self.engine_options(parameters, context)
+        method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
+        stopping = STOPPING[self.parameterAsEnum(parameters, self.STOPPING, context)]
+        feedback.pushInfo(tr(f"Method: {method}, stopping: {stopping}, steps: {options['steps']}."))
+        result = self.run_engine(
+            api.super_resolve,
+            feedback,
+            low.data,
+            guides,
+            method=method,
+            stopping=stopping,
+            **options,
+            **self.callbacks(feedback),
+        )
+        report_result(result, feedback)
+        self.write_output(output, result.image, grid, template, feedback)
+        return {self.OUTPUT: output}

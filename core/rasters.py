@@ -1,0 +1,363 @@
+"""Raster input/output for MCPN (GDAL and numpy only, no QGIS import).
+
+Reading turns nodata into NaN and returns float64 arrays shaped (bands, H, W)
+together with the grid (CRS, geotransform, size) and the metadata needed to
+write a result that looks like the input (data type, nodata, band
+descriptions). Writing is atomic: the GeoTIFF is built in a temporary file in
+the destination folder and renamed over the destination only once complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from osgeo import gdal, osr
+
+gdal.UseExceptions()
+
+__all__ = [
+    "Grid",
+    "Raster",
+    "RasterError",
+    "WriteCancelled",
+    "read_raster",
+    "read_on_grid",
+    "grid_of",
+    "resample_to_extent",
+    "to_dtype",
+    "write_raster",
+    "copy_raster",
+]
+
+
+class RasterError(ValueError):
+    """A raster cannot be read, aligned or written; the message is for the end user."""
+
+
+class WriteCancelled(Exception):
+    """Raised by :func:`write_raster` when its cancel callback turns true (nothing is left on disk)."""
+
+
+_INTEGER_TYPES = {
+    gdal.GDT_Byte: np.uint8,
+    gdal.GDT_UInt16: np.uint16,
+    gdal.GDT_Int16: np.int16,
+    gdal.GDT_UInt32: np.uint32,
+    gdal.GDT_Int32: np.int32,
+}
+_FLOAT_TYPES = {gdal.GDT_Float32: np.float32, gdal.GDT_Float64: np.float64}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS (WKT), GDAL geotransform and size in pixels."""
+
+    crs_wkt: str
+    geotransform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        return abs(self.geotransform[1]), abs(self.geotransform[5])
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) of a north-up grid."""
+        gt = self.geotransform
+        x0, x1 = gt[0], gt[0] + gt[1] * self.width
+        y0, y1 = gt[3], gt[3] + gt[5] * self.height
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+    def same_as(self, other: Grid, tolerance: float = 1e-6) -> bool:
+        if (self.width, self.height) != (other.width, other.height):
+            return False
+        scale = max(self.pixel_size)
+        if any(abs(a - b) > tolerance * scale for a, b in zip(self.geotransform, other.geotransform)):
+            return False
+        return _same_crs(self.crs_wkt, other.crs_wkt)
+
+
+@dataclass
+class Raster:
+    """A raster read into memory: data is float64 (bands, H, W) with NaN for nodata."""
+
+    path: str
+    data: np.ndarray
+    grid: Grid
+    gdal_type: int
+    nodata: list[float | None]
+    descriptions: list[str] = field(default_factory=list)
+
+    @property
+    def bands(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def name(self) -> str:
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+
+def _same_crs(wkt_a: str, wkt_b: str) -> bool:
+    if not wkt_a or not wkt_b:
+        return wkt_a == wkt_b
+    a, b = osr.SpatialReference(), osr.SpatialReference()
+    a.ImportFromWkt(wkt_a)
+    b.ImportFromWkt(wkt_b)
+    return bool(a.IsSame(b))
+
+
+def _open(path: str) -> gdal.Dataset:
+    try:
+        ds = gdal.Open(str(path), gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise RasterError(f"Cannot open raster '{path}': {exc}") from exc
+    if ds is None or ds.RasterCount == 0:
+        raise RasterError(f"'{path}' is not a raster with at least one band.")
+    return ds
+
+
+def grid_of(path_or_ds: str | gdal.Dataset) -> Grid:
+    """The grid of a raster file (or open dataset)."""
+    ds = _open(path_or_ds) if isinstance(path_or_ds, (str, os.PathLike)) else path_or_ds
+    gt = tuple(float(v) for v in ds.GetGeoTransform())
+    if gt[2] != 0.0 or gt[4] != 0.0:
+        raise RasterError("Rotated rasters are not supported; warp the raster to a north-up grid first.")
+    return Grid(ds.GetProjection() or "", gt, ds.RasterXSize, ds.RasterYSize)  # type: ignore[arg-type]
+
+
+def _dataset_to_raster(ds: gdal.Dataset, path: str) -> Raster:
+    grid = grid_of(ds)
+    data = np.empty((ds.RasterCount, ds.RasterYSize, ds.RasterXSize), dtype=np.float64)
+    nodata: list[float | None] = []
+    descriptions: list[str] = []
+    for i in range(ds.RasterCount):
+        band = ds.GetRasterBand(i + 1)
+        values = band.ReadAsArray().astype(np.float64)
+        nd = band.GetNoDataValue()
+        if nd is not None:
+            if math.isnan(nd):
+                values[np.isnan(values)] = np.nan
+            else:
+                values[values == nd] = np.nan
+        data[i] = values
+        nodata.append(nd)
+        descriptions.append(band.GetDescription() or "")
+    gdal_type = ds.GetRasterBand(1).DataType
+    return Raster(str(path), data, grid, gdal_type, nodata, descriptions)
+
+
+def read_raster(path: str) -> Raster:
+    """Read every band of a raster as float64 with NaN where the band's nodata value is."""
+    ds = _open(path)
+    try:
+        return _dataset_to_raster(ds, path)
+    finally:
+        ds = None
+
+
+def _overlaps(a: Grid, b_path: str, b: Grid) -> bool:
+    """Whether the footprint of raster b, in a's CRS, intersects a's extent."""
+    if _same_crs(a.crs_wkt, b.crs_wkt) or not a.crs_wkt or not b.crs_wkt:
+        bx = b.bounds
+    else:
+        src, dst = osr.SpatialReference(), osr.SpatialReference()
+        src.ImportFromWkt(b.crs_wkt)
+        dst.ImportFromWkt(a.crs_wkt)
+        src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        try:
+            tr = osr.CoordinateTransformation(src, dst)
+            bx = tr.TransformBounds(*b.bounds, 21)
+        except RuntimeError:
+            return True  # let the warp decide
+    ax = a.bounds
+    return bx[0] < ax[2] and bx[2] > ax[0] and bx[1] < ax[3] and bx[3] > ax[1]
+
+
+def read_on_grid(path: str, grid: Grid, resampling: str = "bilinear", what: str = "raster") -> Raster:
+    """Read a raster on the given grid, warping it when its own grid differs.
+
+    Pixels outside the raster's coverage (and its nodata) become NaN.
+    ``resampling`` is a gdal.Warp resampling name: "bilinear" for guides,
+    "near" for masks.
+    """
+    own = grid_of(path)
+    if own.same_as(grid):
+        return read_raster(path)
+    if not _overlaps(grid, path, own):
+        raise RasterError(f"The {what} '{os.path.basename(str(path))}' does not overlap the input raster.")
+    src = _open(path)
+    src_nodata = src.GetRasterBand(1).GetNoDataValue()
+    xmin, ymin, xmax, ymax = grid.bounds
+    options = gdal.WarpOptions(
+        format="MEM",
+        outputBounds=(xmin, ymin, xmax, ymax),
+        width=grid.width,
+        height=grid.height,
+        dstSRS=grid.crs_wkt or None,
+        resampleAlg=resampling,
+        workingType=gdal.GDT_Float64,
+        outputType=gdal.GDT_Float64,
+        srcNodata=src_nodata,
+        dstNodata=float("nan"),
+        multithread=False,
+    )
+    try:
+        warped = gdal.Warp("", src, options=options)
+    except RuntimeError as exc:
+        raise RasterError(f"Cannot align the {what} '{path}' with the input raster: {exc}") from exc
+    raster = _dataset_to_raster(warped, path)
+    raster.gdal_type = src.GetRasterBand(1).DataType
+    raster.descriptions = [src.GetRasterBand(i + 1).GetDescription() or "" for i in range(src.RasterCount)]
+    raster.nodata = [src.GetRasterBand(i + 1).GetNoDataValue() for i in range(src.RasterCount)]
+    if np.all(np.isnan(raster.data)):
+        raise RasterError(f"The {what} '{os.path.basename(str(path))}' has no valid pixel over the input raster.")
+    return raster
+
+
+def resample_to_extent(path: str, extent_grid: Grid) -> Raster:
+    """Read a (low-resolution) raster over another grid's extent and CRS at its own pixel size.
+
+    When the raster already covers exactly that extent in that CRS it is read as is.
+    """
+    own = grid_of(path)
+    if not _overlaps(extent_grid, path, own):
+        raise RasterError(f"The raster '{os.path.basename(str(path))}' does not overlap the guide rasters.")
+    same_crs = _same_crs(own.crs_wkt, extent_grid.crs_wkt)
+    px, py = own.pixel_size
+    if not same_crs:
+        # pixel size in the target CRS: estimate by the ratio of grid sizes over the same extent
+        px = py = max(extent_grid.pixel_size) * max(1.0, _approx_scale(own, extent_grid))
+    xmin, ymin, xmax, ymax = extent_grid.bounds
+    width = max(1, int(round((xmax - xmin) / px)))
+    height = max(1, int(round((ymax - ymin) / py)))
+    target = Grid(
+        extent_grid.crs_wkt,
+        (xmin, (xmax - xmin) / width, 0.0, ymax, 0.0, -(ymax - ymin) / height),
+        width,
+        height,
+    )
+    if same_crs and own.same_as(target, tolerance=1e-3):
+        return read_raster(path)
+    return read_on_grid(path, target, resampling="average", what="low-resolution raster")
+
+
+def _approx_scale(low: Grid, high: Grid) -> float:
+    lw = (low.bounds[2] - low.bounds[0]) / max(low.width, 1)
+    hw = (high.bounds[2] - high.bounds[0]) / max(high.width, 1)
+    return lw / hw if hw > 0 else 1.0
+
+
+def to_dtype(data: np.ndarray, gdal_type: int, nodata: float | None) -> np.ndarray:
+    """Convert float data to a GDAL type's numpy dtype.
+
+    Integers are rounded and clipped to the type's range; NaN becomes the nodata
+    value (or 0 without one). When a valid value would round to nodata it is
+    nudged by one so it stays valid.
+    """
+    if gdal_type in _FLOAT_TYPES:
+        out = data.astype(_FLOAT_TYPES[gdal_type])
+        if nodata is not None and not math.isnan(nodata):
+            out[np.isnan(out)] = nodata
+        return out
+    np_type = _INTEGER_TYPES.get(gdal_type)
+    if np_type is None:
+        raise RasterError(f"Unsupported raster data type {gdal.GetDataTypeName(gdal_type)}.")
+    info = np.iinfo(np_type)
+    values = np.rint(data)
+    values = np.clip(values, info.min, info.max)
+    missing = np.isnan(values)
+    if nodata is not None and not math.isnan(nodata):
+        nd = float(nodata)
+        collides = (~missing) & (values == nd)
+        if np.any(collides):
+            bump = 1.0 if nd < info.max else -1.0
+            values[collides] = nd + bump
+        values[missing] = nd
+    else:
+        values[missing] = 0
+    return values.astype(np_type)
+
+
+def write_raster(
+    path: str,
+    data: np.ndarray,
+    grid: Grid,
+    gdal_type: int = gdal.GDT_Float32,
+    nodata: Sequence[float | None] | float | None = None,
+    descriptions: Sequence[str] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> str:
+    """Write (bands, H, W) or (H, W) data as a GeoTIFF, atomically.
+
+    The file is written to a temporary name in the destination folder and
+    renamed to ``path`` once complete; on any error (or when ``cancel()``
+    turns true) the temporary file is removed and ``path`` is left untouched.
+    """
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise RasterError("Raster data must be shaped (bands, height, width).")
+    bands, height, width = data.shape
+    if (height, width) != (grid.height, grid.width):
+        raise RasterError(f"Data is {width}x{height} px but the grid is {grid.width}x{grid.height} px.")
+    if not isinstance(nodata, (list, tuple)):
+        nodata = [nodata] * bands
+    nodata = list(nodata) + [nodata[-1] if nodata else None] * max(0, bands - len(nodata))
+    descriptions = list(descriptions or [])
+    path = os.path.abspath(str(path))
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.part.tif")
+    driver = gdal.GetDriverByName("GTiff")
+    creation = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"]
+    if gdal_type in _FLOAT_TYPES:
+        creation.append("PREDICTOR=3")
+    elif gdal_type in (gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32):
+        creation.append("PREDICTOR=2")
+    try:
+        ds = driver.Create(tmp, width, height, bands, gdal_type, options=creation)
+        try:
+            ds.SetGeoTransform(list(grid.geotransform))
+            if grid.crs_wkt:
+                ds.SetProjection(grid.crs_wkt)
+            for i in range(bands):
+                if cancel is not None and cancel():
+                    raise WriteCancelled()
+                band = ds.GetRasterBand(i + 1)
+                nd = nodata[i]
+                band.WriteArray(to_dtype(data[i], gdal_type, nd))
+                if nd is not None:
+                    band.SetNoDataValue(float(nd))
+                if i < len(descriptions) and descriptions[i]:
+                    band.SetDescription(descriptions[i])
+            ds.FlushCache()
+        finally:
+            ds = None
+        if cancel is not None and cancel():
+            raise WriteCancelled()
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        _remove_quietly(tmp + ".aux.xml")
+        raise
+    return path
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def copy_raster(raster: Raster, path: str) -> str:
+    """Write a read raster back unchanged (same grid, type, nodata, descriptions), atomically."""
+    return write_raster(path, raster.data, raster.grid, raster.gdal_type, raster.nodata, raster.descriptions)

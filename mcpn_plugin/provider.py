@@ -1,0 +1,43 @@
+"""The MCPN Processing provider."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from ..algorithms.inpainting import GuidedCloudInpainting
+from ..algorithms.super_resolution import GuidedSuperResolution
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
+
+
+class MCPNProvider(QgsProcessingProvider):
+    """Provider ``mcpn``: guided cloud inpainting and guided super-resolution."""
+
+    def id(self) -> str:
+        return "mcpn"
+
+    def name(self) -> str:
+        return "MCPN"
+
+    def longName(self) -> str:
+        return "MCPN – guided deep-image-prior restoration of satellite images"
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON_PATH)
+
+    def svgIconPath(self) -> str:
+        return ICON_PATH
+
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:
+        return ["tif"]
+
+    def defaultRasterFileExtension(self) -> str:
+        return "tif"
+
+    def loadAlgorithms(self) -> None:
+        self.addAlgorithm(GuidedCloudInpainting())
+        self.addAlgorithm(GuidedSuperResolution())
