@@ -1,0 +1,72 @@
+"""Build resources/sample/ from ../shared/data (GDAL only).
+
+- target_2018-08-05.tif: Sentinel-2 B04, B03, B02, B08 (10 m, uint16) of a 128 x 128 px window
+- guide_2018-07-21.tif: the same bands and window 15 days earlier
+- cloud_mask.tif: a real cloud mask (from ../shared/data/s1_sar_guide, another place) put on the
+  sample's grid; 1 = cloud. Both dates are clear, so the target is the ground truth under the mask.
+
+Usage: python scripts/make_sample.py [--data ../shared/data] [--out resources/sample]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+from osgeo import gdal
+
+gdal.UseExceptions()
+
+BANDS = [("B04", "B04 red"), ("B03", "B03 green"), ("B02", "B02 blue"), ("B08", "B08 near infrared")]
+X0, Y0, SIZE = 560, 300, 128  # window in the 10 m grid of tile T30STF
+MASK_X0, MASK_Y0 = 32, 64  # window in the 256 x 256 cloud mask
+
+
+def stack(folder: str, out: str) -> None:
+    first = gdal.Open(os.path.join(folder, "B04.tif"))
+    gt = first.GetGeoTransform()
+    driver = gdal.GetDriverByName("GTiff")
+    ds = driver.Create(out, SIZE, SIZE, len(BANDS), gdal.GDT_UInt16, options=["COMPRESS=DEFLATE", "PREDICTOR=2"])
+    ds.SetProjection(first.GetProjection())
+    ds.SetGeoTransform((gt[0] + X0 * gt[1], gt[1], 0.0, gt[3] + Y0 * gt[5], 0.0, gt[5]))
+    for i, (name, description) in enumerate(BANDS):
+        src = gdal.Open(os.path.join(folder, f"{name}.tif"))
+        band = ds.GetRasterBand(i + 1)
+        band.WriteArray(src.GetRasterBand(1).ReadAsArray(X0, Y0, SIZE, SIZE))
+        band.SetDescription(description)
+    ds.SetMetadataItem("SOURCE", f"Copernicus Sentinel-2 L2A, tile T30STF, {os.path.basename(folder)}")
+    ds = None
+
+
+def mask(src_path: str, template: str, out: str) -> float:
+    src = gdal.Open(src_path)
+    values = src.GetRasterBand(1).ReadAsArray(MASK_X0, MASK_Y0, SIZE, SIZE)
+    values = (values > 0).astype(np.uint8)
+    tpl = gdal.Open(template)
+    ds = gdal.GetDriverByName("GTiff").Create(out, SIZE, SIZE, 1, gdal.GDT_Byte, options=["COMPRESS=DEFLATE"])
+    ds.SetProjection(tpl.GetProjection())
+    ds.SetGeoTransform(tpl.GetGeoTransform())
+    ds.GetRasterBand(1).WriteArray(values)
+    ds.GetRasterBand(1).SetDescription("cloud (1) / clear (0)")
+    ds = None
+    return float(values.mean())
+
+
+def main() -> None:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.path.join(root, "..", "shared", "data"))
+    parser.add_argument("--out", default=os.path.join(root, "resources", "sample"))
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    pair = os.path.join(args.data, "s2_time_pair")
+    target = os.path.join(args.out, "target_2018-08-05.tif")
+    stack(os.path.join(pair, "2018-08-05"), target)
+    stack(os.path.join(pair, "2018-07-21"), os.path.join(args.out, "guide_2018-07-21.tif"))
+    cover = mask(os.path.join(args.data, "s1_sar_guide", "cloud_mask.tif"), target, os.path.join(args.out, "cloud_mask.tif"))
+    print(f"sample written to {args.out}; cloud cover {100 * cover:.1f} %")
+
+
+if __name__ == "__main__":
+    main()
