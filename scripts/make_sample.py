@@ -64,7 +64,8 @@ def main() -> None:
     target = os.path.join(args.out, "target_2018-08-05.tif")
     stack(os.path.join(pair, "2018-08-05"), target)
     stack(os.path.join(pair, "2018-07-21"), os.path.join(args.out, "guide_2018-07-21.tif"))
-    cover = mask(os.path.join(args.data, "s1_sar_guide", "cloud_mask.tif"), target, os.path.join(args.out, "cloud_mask.tif"))
+    source_mask = os.path.join(args.data, "s1_sar_guide", "cloud_mask.tif")
+    cover = mask(source_mask, target, os.path.join(args.out, "cloud_mask.tif"))
     print(f"sample written to {args.out}; cloud cover {100 * cover:.1f} %")
 
 

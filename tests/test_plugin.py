@@ -1,0 +1,138 @@
+"""The plugin in a real QgsApplication: provider, algorithms, load/unload/reload."""
+
+from __future__ import annotations
+
+import sys
+
+import mcpn
+from conftest import PLUGINS, remove_provider
+from mcpn.mcpn_plugin import dependencies
+from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
+
+INPAINT_PARAMS = [
+    "INPUT", "MASK", "MASK_VALUES", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED",
+    "LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "OUTPUT",
+]  # fmt: skip
+SR_PARAMS = [
+    "INPUT",
+    "GUIDES",
+    "METHOD",
+    "STOPPING",
+    "STEPS",
+    "DEVICE",
+    "SEED",
+    "LEARNING_RATE",
+    "CORE_CHANNELS",
+    "OUTPUT",
+]
+ADVANCED = {"LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES"}
+
+
+def test_provider_and_algorithms(mcpn_provider):
+    assert mcpn_provider is not None and mcpn_provider.isActive()
+    assert mcpn_provider.name() == "MCPN" and not mcpn_provider.icon().isNull()
+    registry = QgsApplication.processingRegistry()
+    ids = sorted(a.id() for a in mcpn_provider.algorithms())
+    assert ids == ["mcpn:guidedcloudinpainting", "mcpn:guidedsuperresolution"]
+    for alg_id, names in (("mcpn:guidedcloudinpainting", INPAINT_PARAMS), ("mcpn:guidedsuperresolution", SR_PARAMS)):
+        alg = registry.algorithmById(alg_id)
+        assert alg.group() == "Raster restoration" and alg.groupId() == "rasterrestoration"
+        assert [p.name() for p in alg.parameterDefinitions()] == names
+        assert alg.flags() & QgsProcessingAlgorithm.FlagCanCancel
+        assert not alg.flags() & QgsProcessingAlgorithm.FlagNoThreading
+        assert len(alg.shortHelpString()) > 500 and alg.helpUrl()
+        for p in alg.parameterDefinitions():
+            advanced = bool(p.flags() & QgsProcessingParameterDefinition.FlagAdvanced)
+            assert advanced == (p.name() in ADVANCED), p.name()
+        assert alg.parameterDefinition("GUIDES").layerType() == QgsProcessing.TypeRaster
+        assert alg.parameterDefinition("STEPS").defaultValue() == 4000
+
+
+def test_enum_defaults_and_options(mcpn_provider):
+    registry = QgsApplication.processingRegistry()
+    inpaint = registry.algorithmById("mcpn:guidedcloudinpainting")
+    sr = registry.algorithmById("mcpn:guidedsuperresolution")
+    assert inpaint.parameterDefinition("METHOD").options() == ["Emergent", "Direct", "Stacked"]
+    assert inpaint.parameterDefinition("METHOD").defaultValue() == 0
+    assert sr.parameterDefinition("METHOD").defaultValue() == 1
+    assert inpaint.parameterDefinition("STOPPING").options() == [
+        "Fixed number of steps", "Known-region RMSE", "Patch consistency",
+    ]  # fmt: skip
+    assert sr.parameterDefinition("STOPPING").options() == ["Fixed number of steps", "Low-resolution RMSE"]
+    assert inpaint.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
+    assert inpaint.parameterDefinition("MASK_VALUES").defaultValue() == "1"
+
+
+def test_class_factory_load_unload_reload(qgis_app, qgis_iface):
+    registry = QgsApplication.processingRegistry()
+    remove_provider()
+    for iface in (None, qgis_iface):
+        plugin = mcpn.classFactory(iface)
+        plugin.initGui()
+        assert registry.providerById("mcpn") is not None
+        plugin.unload()
+        assert registry.providerById("mcpn") is None
+        plugin.initProcessing()
+        plugin.initProcessing()  # idempotent
+        assert registry.providerById("mcpn") is not None
+        plugin.unload()
+        plugin.unload()  # harmless twice
+        assert registry.providerById("mcpn") is None
+
+
+def test_qgis_utils_cycle(qgis_app, qgis_iface):
+    """Load, start, reload and unload the plugin through qgis.utils, as the QGIS plugin manager does."""
+    import qgis.utils
+
+    registry = QgsApplication.processingRegistry()
+    remove_provider()
+    saved_modules = {k: v for k, v in sys.modules.items() if k == "mcpn" or k.startswith("mcpn.")}
+    for name in saved_modules:  # a fresh import, tracked by qgis.utils like in QGIS
+        del sys.modules[name]
+    previous_iface, previous_paths = qgis.utils.iface, list(qgis.utils.plugin_paths)
+    qgis.utils.iface = qgis_iface
+    qgis.utils.plugin_paths = [str(PLUGINS)]
+    try:
+        qgis.utils.updateAvailablePlugins()
+        assert "mcpn" in qgis.utils.available_plugins
+        assert qgis.utils.loadPlugin("mcpn")
+        assert qgis.utils.startPlugin("mcpn")
+        assert "mcpn" in qgis.utils.active_plugins
+        assert registry.providerById("mcpn") is not None
+        qgis.utils.reloadPlugin("mcpn")
+        assert "mcpn" in qgis.utils.active_plugins
+        assert registry.providerById("mcpn") is not None
+        assert qgis.utils.unloadPlugin("mcpn")
+        assert registry.providerById("mcpn") is None
+        assert "mcpn" not in qgis.utils.active_plugins
+        assert qgis.utils.loadPlugin("mcpn")
+        assert qgis.utils.startProcessingPlugin("mcpn")  # what qgis_process does (no GUI)
+        assert registry.providerById("mcpn").algorithm("guidedcloudinpainting") is not None
+        assert qgis.utils.unloadPlugin("mcpn")
+        assert registry.providerById("mcpn") is None
+    finally:
+        qgis.utils.iface, qgis.utils.plugin_paths = previous_iface, previous_paths
+        # qgis.utils dropped the plugin's modules: restore the ones the other tests imported
+        for name in [k for k in sys.modules if k == "mcpn" or k.startswith("mcpn.")]:
+            del sys.modules[name]
+        sys.modules.update(saved_modules)
+
+
+def test_dependency_check_and_messages():
+    assert dependencies.missing_packages() == []
+    for platform, needle in (("win32", "OSGeo4W"), ("darwin", "QGIS.app"), ("linux", "python3 -m pip")):
+        text = dependencies.install_message(["torch", "scikit-image"], platform)
+        assert needle in text and "torch scikit-image" in text and "download.pytorch.org" in text
+    assert "All required" in dependencies.install_message([])
+
+
+def test_metadata():
+    import configparser
+    from pathlib import Path
+
+    meta = configparser.ConfigParser()
+    meta.read(Path(mcpn.__file__).with_name("metadata.txt"))
+    general = meta["general"]
+    assert general["name"] == "MCPN" and general["qgisMinimumVersion"] == "3.22"
+    assert general["hasProcessingProvider"] == "yes" and "Copernicus" in general["about"]
+    assert (Path(mcpn.__file__).parent / general["icon"]).is_file()

@@ -1,0 +1,113 @@
+"""Unit tests of core/rasters.py: reading, alignment, dtype conversion, atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import S2, crop, raster_info, require_data
+from mcpn.core import rasters
+from osgeo import gdal, osr
+
+UTM30 = osr.SpatialReference()
+UTM30.ImportFromEPSG(32630)
+GRID = rasters.Grid(UTM30.ExportToWkt(), (500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0), 8, 6)
+
+
+def _write(path, data, gdal_type=gdal.GDT_UInt16, nodata=None, descriptions=None, grid=GRID):
+    return rasters.write_raster(str(path), data, grid, gdal_type, nodata, descriptions)
+
+
+def test_round_trip_keeps_type_nodata_descriptions(tmp_path):
+    data = np.arange(2 * 6 * 8, dtype=float).reshape(2, 6, 8)
+    data[0, 0, 0] = np.nan
+    out = _write(tmp_path / "a.tif", data, gdal.GDT_UInt16, 65535, ["red", "nir"])
+    info = raster_info(out)
+    assert info["dtype"] == gdal.GDT_UInt16 and info["nodata"] == 65535
+    assert info["descriptions"] == ["red", "nir"]
+    assert info["geotransform"] == GRID.geotransform and info["size"] == (8, 6)
+    assert info["data"][0, 0, 0] == 65535
+    back = rasters.read_raster(out)
+    assert np.isnan(back.data[0, 0, 0])
+    np.testing.assert_array_equal(back.data[:, 1:], data[:, 1:])
+    assert back.grid.same_as(GRID) and back.gdal_type == gdal.GDT_UInt16 and back.nodata == [65535, 65535]
+
+
+def test_integer_conversion_rounds_and_clips():
+    data = np.array([[-3.0, 0.4, 0.6, 70000.0, np.nan]])
+    np.testing.assert_array_equal(rasters.to_dtype(data, gdal.GDT_UInt16, None), [[0, 0, 1, 65535, 0]])
+    np.testing.assert_array_equal(rasters.to_dtype(data, gdal.GDT_Byte, 255), [[0, 0, 1, 254, 255]])
+    assert rasters.to_dtype(data, gdal.GDT_Int16, -9999).dtype == np.int16
+    f = rasters.to_dtype(data, gdal.GDT_Float32, -1.0)
+    assert f.dtype == np.float32 and f[0, 4] == -1.0 and f[0, 1] == pytest.approx(0.4)
+
+
+def test_value_rounding_to_nodata_stays_valid():
+    got = rasters.to_dtype(np.array([[0.2, np.nan]]), gdal.GDT_UInt16, 0)
+    np.testing.assert_array_equal(got, [[1, 0]])
+
+
+def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
+    dest = tmp_path / "out.tif"
+    dest.write_bytes(b"old")
+    with pytest.raises(rasters.RasterError):
+        _write(dest, np.zeros((1, 5, 5)))  # wrong size for the grid
+    assert dest.read_bytes() == b"old"
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(rasters.WriteCancelled):
+        rasters.write_raster(str(dest), np.zeros((3, 6, 8)), GRID, gdal.GDT_Byte, cancel=cancel)
+    assert dest.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["out.tif"]
+    _write(dest, np.ones((6, 8)))
+    assert raster_info(dest)["bands"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["out.tif"]
+
+
+def test_read_on_grid_warps_and_marks_outside_as_nan(tmp_path):
+    coarse = rasters.Grid(GRID.crs_wkt, (500000.0, 20.0, 0.0, 4000000.0, 0.0, -20.0), 2, 2)
+    src = _write(tmp_path / "coarse.tif", np.array([[[1.0, 2.0], [3.0, 4.0]]]), gdal.GDT_Float32, grid=coarse)
+    same = rasters.read_on_grid(src, coarse)
+    np.testing.assert_array_equal(same.data[0], [[1, 2], [3, 4]])
+    near = rasters.read_on_grid(src, GRID, "near")
+    assert near.data.shape == (1, 6, 8)
+    assert near.data[0, 0, 0] == 1 and near.data[0, 3, 3] == 4
+    assert np.isnan(near.data[0, 5, 7])  # outside the 40 m x 40 m coverage
+
+
+def test_read_on_grid_other_crs_and_no_overlap(tmp_path):
+    wgs = osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    lon_lat = rasters.Grid(wgs.ExportToWkt(), (-3.1, 0.001, 0.0, 36.2, 0.0, -0.001), 200, 200)
+    path = _write(tmp_path / "wgs.tif", np.ones((1, 200, 200)), gdal.GDT_Byte, grid=lon_lat)
+    far = rasters.Grid(GRID.crs_wkt, (700000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0), 8, 6)
+    with pytest.raises(rasters.RasterError, match="does not overlap"):
+        rasters.read_on_grid(path, far, what="guide")
+    got = rasters.read_on_grid(path, GRID)  # (500 km E, 4000 km N) is about (3 W, 36.1 N)
+    assert got.data.shape == (1, 6, 8) and np.all(got.data == 1)
+
+
+def test_resample_to_extent_is_noop_when_aligned(tmp_path):
+    require_data()
+    low = crop(S2 / "2018-08-05" / "B11.tif", tmp_path / "b11.tif", 100, 100, 16)
+    high = crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "b04.tif", 200, 200, 32)
+    grid = rasters.grid_of(str(high))
+    got = rasters.resample_to_extent(str(low), grid)
+    np.testing.assert_array_equal(got.data, rasters.read_raster(str(low)).data)
+    # a guide extent shifted by one low-res pixel: resampled to that extent at 20 m
+    shifted = crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "b04s.tif", 202, 202, 32)
+    moved = rasters.resample_to_extent(str(low), rasters.grid_of(str(shifted)))
+    assert moved.data.shape == (1, 16, 16)
+    np.testing.assert_array_equal(moved.data[0, :15, :15], got.data[0, 1:, 1:])
+
+
+def test_unreadable_raster(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_text("not a raster")
+    with pytest.raises(rasters.RasterError):
+        rasters.read_raster(str(bad))
