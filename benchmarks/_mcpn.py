@@ -1,0 +1,56 @@
+"""Import the plugin's engine as the package ``mcpn`` from a source checkout.
+
+The plugin root is a Python package whose modules use relative imports
+(``mcpn.core.api`` inside QGIS). A checkout directory is not necessarily named
+``mcpn``, so a symlink ``.build/pkg/mcpn -> <repo root>`` is made (``.build`` is
+git-ignored) and ``.build/pkg`` is put on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+PKG_DIR = REPO / ".build" / "pkg"
+DATA_DIR = REPO.parent / "shared" / "data"  # ../shared/data relative to the repo root
+
+
+def ensure_package() -> None:
+    """Create the ``mcpn`` symlink if needed and put its parent on ``sys.path``."""
+    link = PKG_DIR / "mcpn"
+    if not link.exists():
+        PKG_DIR.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():  # dangling link from a moved checkout
+            link.unlink()
+        os.symlink(REPO, link, target_is_directory=True)
+    elif link.resolve() != REPO:
+        raise RuntimeError(f"{link} points to {link.resolve()}, not to this checkout {REPO}")
+    if str(PKG_DIR) not in sys.path:
+        sys.path.insert(0, str(PKG_DIR))
+
+
+def module(name: str) -> ModuleType:
+    """Import ``mcpn.<name>`` (e.g. ``"core.api"``, ``"core.metrics"``)."""
+    ensure_package()
+    return importlib.import_module(f"mcpn.{name}")
+
+
+def call(function: Callable[..., Any], *args: Any, log: Callable[[str], None] = print, **kwargs: Any) -> Any:
+    """Call an engine function, dropping (and reporting) keyword arguments it does not accept.
+
+    The benchmarks are written against the engine's documented contract; this keeps
+    them usable while optional keywords (``record_every``, ``patience``, ...) are added.
+    """
+    params = inspect.signature(function).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        dropped = sorted(k for k in kwargs if k not in params)
+        for key in dropped:
+            log(f"note: {function.__name__}() does not accept {key!r}; ignored")
+            del kwargs[key]
+    return function(*args, **kwargs)
