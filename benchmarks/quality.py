@@ -383,6 +383,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--record-every", type=int, default=50, help="snapshot / trace interval in steps")
+    parser.add_argument(
+        "--learning-rates",
+        nargs="+",
+        default=[],
+        metavar="VARIANT=RATE",
+        help="per-variant learning rates, e.g. emergent=1e-3 direct=3e-3 (default: the engine's)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR, help="the shared data folder")
     parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
@@ -391,6 +398,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    rates = {}
+    for item in args.learning_rates:
+        variant, _, value = item.partition("=")
+        if variant not in ENGINE_METHODS or not value:
+            raise SystemExit(f"--learning-rates: expected VARIANT=RATE with VARIANT in {ENGINE_METHODS}, got {item!r}")
+        rates[variant] = float(value)
     cases = build_cases(args.data, args.size, args.cases)
     args.out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
@@ -406,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
                 if seed is None:
                     record, image = run_baseline(case, method)
                 else:
-                    record, image = run_engine(case, method, seed, args.steps, args.record_every, args.device)
+                    options = {"learning_rate": rates[method]} if method in rates else {}
+                    record, image = run_engine(
+                        case, method, seed, args.steps, args.record_every, args.device, **options
+                    )
                     devices.add(record["device"])
                 records.append(record)
                 outputs.setdefault(method, image)
@@ -423,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "crop size": args.size,
         "seeds": args.seeds,
+        "learning rates": ", ".join(f"{k}={v:g}" for k, v in rates.items()) or "engine defaults",
         "snapshot interval": record_every_for(args.steps, args.record_every),
         "device": ", ".join(sorted(devices)) or "-",
         "total wall time (s)": round(time.perf_counter() - started, 1),
