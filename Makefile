@@ -39,8 +39,8 @@ $(VENV)/.installed: requirements.txt
 deploy: venv
 	@mkdir -p $(PLUGINS)
 	@ln -sfn $(ROOT) $(PLUGINS)/mcpn
-	@$(RUN_ENV) $(QGIS_PROCESS) plugins enable mcpn >/dev/null 2>&1 || \
-		{ $(RUN_ENV) $(QGIS_PROCESS) plugins enable mcpn; exit 1; }
+	@out=$$($(RUN_ENV) $(QGIS_PROCESS) plugins enable mcpn 2>&1) || \
+		case "$$out" in *"already enabled"*) ;; *) echo "$$out"; exit 1;; esac
 	@echo "plugin 'mcpn' deployed in $(PROFILE)"
 
 demo: deploy

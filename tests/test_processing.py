@@ -1,0 +1,252 @@
+"""The algorithms through processing.run on crops of ../shared/data, with the real engine (tiny configs)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import block_mask, raster_info, write_mask
+from osgeo import gdal
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingModelChildAlgorithm,
+    QgsProcessingModelChildParameterSource,
+    QgsProcessingModelOutput,
+    QgsProcessingModelParameter,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
+
+INPAINT = "mcpn:guidedcloudinpainting"
+SR = "mcpn:guidedsuperresolution"
+FAST = {"STEPS": 3, "DEVICE": 1, "SEED": 0}
+
+
+def run(alg, params, feedback=None, context=None):
+    import processing
+
+    return processing.run(alg, params, feedback=feedback or QgsProcessingFeedback(), context=context)
+
+
+def tif_files(folder):
+    """Files in a folder, without the .aux.xml statistics side files GDAL/QGIS may add."""
+    return sorted(name for name in os.listdir(folder) if not name.endswith(".aux.xml"))
+
+
+def assert_same_grid(out, ref, bands=None, dtype=None):
+    got, want = raster_info(out), raster_info(ref)
+    assert got["size"] == want["size"]
+    assert got["geotransform"] == pytest.approx(want["geotransform"])
+    layer = QgsRasterLayer(str(out), "out")
+    assert layer.isValid()
+    assert layer.crs().authid() == "EPSG:32630"
+    assert layer.bandCount() == (bands or want["bands"])
+    assert got["dtype"] == (dtype or want["dtype"])
+    return got
+
+
+def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene):
+    out = s2_scene["tmp"] / "filled.tif"
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    result = run(INPAINT, {**params, **FAST, "OUTPUT": str(out)})
+    assert result["OUTPUT"] == str(out) and out.is_file()
+    got = assert_same_grid(out, s2_scene["target"])
+    assert got["dtype"] == gdal.GDT_UInt16
+    assert got["descriptions"] == ["B04", "B03", "B02"]
+    truth = raster_info(s2_scene["target"])["data"]
+    mask = block_mask(s2_scene["size"], 10, 26, 14, 34)
+    np.testing.assert_array_equal(got["data"][:, ~mask], truth[:, ~mask])  # clear pixels: identical
+    assert tif_files(s2_scene["tmp"]) == ["filled.tif", "guide.tif", "mask.tif", "target.tif"]
+
+
+def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene):
+    """Stacked method, known-RMSE stopping, SCL-like mask values, dilation, a target nodata value."""
+    tmp = s2_scene["tmp"]
+    target = tmp / "target_nd.tif"
+    gdal.Translate(str(target), str(s2_scene["target"]), noData=0)
+    scl = np.full((48, 48), 4, dtype=np.uint8)
+    scl[5:12, 5:12] = 9
+    scl[30:40, 20:30] = 3
+    mask = write_mask(target, tmp / "scl.tif", scl > 0)
+    ds = gdal.Open(str(mask), gdal.GA_Update)
+    ds.GetRasterBand(1).WriteArray(scl)
+    ds = None
+    out = tmp / "stacked.tif"
+    params = {
+        "INPUT": str(target),
+        "MASK": str(mask),
+        "MASK_VALUES": "3, 8-10",
+        "GUIDES": [str(s2_scene["guide"]), str(s2_scene["guide"])],
+        "METHOD": 2,
+        "STOPPING": 1,
+        "MASK_DILATION": 1,
+        "OUTPUT": str(out),
+        **FAST,
+    }
+    run(INPAINT, params)
+    got = assert_same_grid(out, target)
+    assert got["nodata"] == 0
+    truth = raster_info(target)["data"]
+    cloud = np.isin(scl, [3, 9])
+    grown = np.zeros_like(cloud)
+    grown[4:13, 4:13] = True
+    grown[29:41, 19:31] = True
+    np.testing.assert_array_equal(got["data"][:, ~grown], truth[:, ~grown])
+
+
+def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene):
+    clear = write_mask(s2_scene["target"], s2_scene["tmp"] / "clear.tif", np.zeros((48, 48), bool))
+    out = s2_scene["tmp"] / "copy.tif"
+    feedback = QgsProcessingFeedback()
+    messages = []
+    feedback.pushInfo = messages.append  # type: ignore[method-assign]
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(clear), "GUIDES": [str(s2_scene["guide"])]}
+    run(INPAINT, {**params, **FAST, "OUTPUT": str(out)}, feedback)
+    np.testing.assert_array_equal(raster_info(out)["data"], raster_info(s2_scene["target"])["data"])
+
+
+@pytest.mark.parametrize("case", ["all_cloud", "no_overlap", "bad_values"])
+def test_inpainting_bad_inputs_raise_readable_errors(mcpn_provider, s2_scene, case):
+    tmp = s2_scene["tmp"]
+    params = {
+        "INPUT": str(s2_scene["target"]),
+        "MASK": str(s2_scene["mask"]),
+        "GUIDES": [str(s2_scene["guide"])],
+        "OUTPUT": str(tmp / "out.tif"),
+        **FAST,
+    }
+    if case == "all_cloud":
+        params["MASK"] = str(write_mask(s2_scene["target"], tmp / "all.tif", np.ones((48, 48), bool)))
+        expected = "no clear pixel"
+    elif case == "no_overlap":
+        far = tmp / "far.tif"
+        gdal.Translate(str(far), str(s2_scene["guide"]), outputBounds=[100000, 4100000, 100480, 4099520])
+        params["GUIDES"] = [str(far)]
+        expected = "does not overlap"
+    else:
+        params["MASK_VALUES"] = "clouds"
+        expected = "Cannot read the cloud mask value"
+    with pytest.raises(QgsProcessingException, match=expected):
+        run(INPAINT, params)
+    assert not (tmp / "out.tif").exists()
+
+
+def test_missing_dependencies_message(mcpn_provider, s2_scene, monkeypatch):
+    from mcpn.mcpn_plugin import dependencies
+
+    monkeypatch.setattr(dependencies, "missing_packages", lambda: ["torch"])
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    with pytest.raises(QgsProcessingException, match="pip install torch"):
+        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
+
+
+def test_super_resolution_takes_first_guide_grid(mcpn_provider, sr_scene):
+    out = sr_scene["tmp"] / "b8a_10m.tif"
+    guides = [str(g) for g in sr_scene["guides"]]
+    run(SR, {"INPUT": str(sr_scene["low"]), "GUIDES": guides, "OUTPUT": str(out), **FAST})
+    got = assert_same_grid(out, sr_scene["guides"][0], bands=1, dtype=gdal.GDT_UInt16)
+    assert got["data"].shape == (48, 48) and got["descriptions"] == [""]
+
+
+def test_super_resolution_rejects_coarse_guides(mcpn_provider, sr_scene):
+    params = {"INPUT": str(sr_scene["guides"][0]), "GUIDES": [str(sr_scene["low"])]}
+    with pytest.raises(QgsProcessingException, match="coarser"):
+        run(SR, {**params, **FAST, "OUTPUT": str(sr_scene["tmp"] / "x.tif")})
+
+
+class CancelOnProgress(QgsProcessingFeedback):
+    """Cancels as soon as the fitting reports progress."""
+
+    def __init__(self):
+        super().__init__()
+        self.progressChanged.connect(self._on_progress)
+
+    def _on_progress(self, value):
+        if value > 5:
+            self.cancel()
+
+
+def test_cancel_stops_and_leaves_no_output(mcpn_provider, s2_scene):
+    out = s2_scene["tmp"] / "cancelled.tif"
+    feedback = CancelOnProgress()
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    with pytest.raises(QgsProcessingException, match="cancelled"):
+        run(INPAINT, {**params, "STEPS": 5000, "DEVICE": 1, "OUTPUT": str(out)}, feedback)
+    assert feedback.isCanceled() and feedback.progress() < 50
+    assert not out.exists()
+    assert tif_files(s2_scene["tmp"]) == ["guide.tif", "mask.tif", "target.tif"]
+
+
+def test_output_layer_name(mcpn_provider, s2_scene):
+    out = s2_scene["tmp"] / "named.tif"
+    context = QgsProcessingContext()
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    alg = mcpn_provider.algorithm("guidedcloudinpainting").create()
+    full = {**params, **FAST, "STEPS": 2, "OUTPUT": str(out)}
+    context.addLayerToLoadOnCompletion(str(out), QgsProcessingContext.LayerDetails("", context.project(), "OUTPUT"))
+    ok, _ = alg.run(full, context, QgsProcessingFeedback())
+    assert ok
+    assert context.layerToLoadOnCompletionDetails(str(out)).name == "Guided cloud inpainting – target"
+
+
+def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
+    """A Processing model chaining both algorithms runs end to end."""
+    tmp = sr_scene["tmp"]
+    mask = write_mask(sr_scene["guides"][0], tmp / "mask.tif", block_mask(48, 8, 20, 8, 24))
+    model = QgsProcessingModelAlgorithm("sr_then_inpaint", "tests")
+    for definition in (
+        QgsProcessingParameterRasterLayer("low", "low"),
+        QgsProcessingParameterMultipleLayers("guides", "guides", QgsProcessing.TypeRaster),
+        QgsProcessingParameterRasterLayer("mask", "mask"),
+    ):
+        model.addModelParameter(definition, QgsProcessingModelParameter(definition.name()))
+
+    def static(child, name, value):
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+
+    def from_input(child, name, input_name):
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromModelParameter(input_name)])
+
+    sr = QgsProcessingModelChildAlgorithm(SR)
+    sr.setChildId("sr")
+    from_input(sr, "INPUT", "low")
+    from_input(sr, "GUIDES", "guides")
+    inpaint = QgsProcessingModelChildAlgorithm(INPAINT)
+    inpaint.setChildId("inpaint")
+    inpaint.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("sr", "OUTPUT")])
+    from_input(inpaint, "MASK", "mask")
+    from_input(inpaint, "GUIDES", "guides")
+    static(inpaint, "MASK_VALUES", "1")
+    for child in (sr, inpaint):
+        for name, value in {"METHOD": 1, "STOPPING": 0, **FAST, "LEARNING_RATE": 0, "CORE_CHANNELS": 8}.items():
+            static(child, name, value)
+    static(inpaint, "MASK_DILATION", 0)
+    static(inpaint, "SAR_GUIDES", False)
+    output = QgsProcessingModelOutput("result", "result")
+    output.setChildId("inpaint")
+    output.setChildOutputName("OUTPUT")
+    inpaint.setModelOutputs({"result": output})
+    model.addChildAlgorithm(sr)
+    model.addChildAlgorithm(inpaint)
+    model.updateDestinationParameters()
+    ok, message = model.validate() if hasattr(model, "validate") else (True, "")
+    assert ok, message
+
+    out = tmp / "model_result.tif"
+    params = {
+        "low": str(sr_scene["low"]),
+        "guides": [str(g) for g in sr_scene["guides"]],
+        "mask": str(mask),
+        "inpaint:result": str(out),
+    }
+    import processing
+
+    result = processing.run(model, params, feedback=QgsProcessingFeedback())
+    assert result["inpaint:result"] == str(out)
+    assert_same_grid(out, sr_scene["guides"][0], bands=1, dtype=gdal.GDT_UInt16)
