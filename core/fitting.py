@@ -18,8 +18,8 @@ from torch.nn import functional as F
 from .errors import Cancelled, InputError
 from .networks import MCPN
 from .patch_consistency import PatchConsistency
+from .stopping import STOPPING_RULES, StoppingRule
 
-STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency")
 INPUT_KINDS = ("noise", "meshgrid")
 PRECISIONS = ("fp32", "bf16", "fp16")
 NOISE_CHANNELS = 32
@@ -186,8 +186,8 @@ def fit(
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr)
     trace: list[TracePoint] = []
     snapshots: dict[int, np.ndarray] = {}
-    best: torch.Tensor | None = None
-    best_score, chosen_step = math.inf, 0
+    rule = StoppingRule(settings.stopping, settings.patience)
+    best = None
     for step in range(1, settings.steps + 1):
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user")
@@ -216,24 +216,18 @@ def fit(
             if scorer is not None:
                 point.patch_consistency = scorer(current)
             trace.append(point)
-            score = {
-                "fixed": -step,
-                "known_rmse": point.known_rmse,
-                "patch_consistency": point.patch_consistency,
-            }[settings.stopping]
-            if score is None:
-                score = -step
-            if score < best_score:
-                best, best_score, chosen_step = current.clone(), score, step
-            elif step - chosen_step >= settings.patience:
+            score = point.patch_consistency if settings.stopping == "patch_consistency" else point.known_rmse
+            if rule.update(step, score):
+                best = current.clone()
+            elif rule.should_stop(step):
                 if log:
-                    log(f"no improvement for {step - chosen_step} steps: stopped at step {step}")
+                    log(f"no improvement for {step - rule.best_step} steps: stopped at step {step}")
                 break
         if progress is not None:
             progress(step, settings.steps)
     return Fit(
         output=best[0].float().cpu().numpy(),
-        chosen_step=chosen_step,
+        chosen_step=rule.best_step,
         trace=trace,
         snapshots=snapshots,
         notes=notes,

@@ -1,0 +1,43 @@
+"""Stopping rules: which checked step's output to keep, and when to stop early."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency")
+
+
+@dataclass
+class StoppingRule:
+    """Keeps track of the best checked step.
+
+    ``fixed`` keeps the last step; ``known_rmse`` and ``patch_consistency``
+    keep the step with the lowest score and ask to stop once ``patience``
+    steps have passed without a better one. A missing score (``None``: the
+    metric could not be computed) is skipped, or keeps the latest step while
+    no score has been seen.
+    """
+
+    rule: str = "fixed"
+    patience: int = 1000
+    best_score: float = math.inf
+    best_step: int = 0
+
+    def update(self, step: int, score: float | None) -> bool:
+        """Record the score of ``step``; True if this step is the new best."""
+        if self.rule == "fixed":
+            score = -float(step)
+        elif score is None or math.isnan(score):
+            if math.isfinite(self.best_score):
+                return False
+            self.best_step = step
+            return True
+        if score < self.best_score:
+            self.best_score, self.best_step = score, step
+            return True
+        return False
+
+    def should_stop(self, step: int) -> bool:
+        """True once ``patience`` steps passed since the best step (never for ``fixed``)."""
+        return self.rule != "fixed" and step - self.best_step >= self.patience
