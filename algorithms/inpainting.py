@@ -82,9 +82,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             QgsProcessingParameterString(self.MASK_VALUES, tr("Mask values meaning cloud"), defaultValue="1")
         )
         self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                self.GUIDES, tr("Guide rasters"), layerType=QgsProcessing.TypeRaster
-            )
+            QgsProcessingParameterMultipleLayers(self.GUIDES, tr("Guide rasters"), layerType=QgsProcessing.TypeRaster)
         )
         self.addParameter(
             QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=0)
@@ -131,9 +129,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         feedback.pushInfo(
             tr(f"Target: {target.name}, {target.bands} band(s), {target.grid.width}x{target.grid.height} px.")
         )
-        mask_raster = self.guarded(
-            "Cloud mask", rasters.read_on_grid, mask_path, target.grid, "near", "cloud mask"
-        )
+        mask_raster = self.guarded("Cloud mask", rasters.read_on_grid, mask_path, target.grid, "near", "cloud mask")
         mask = self.guarded("Cloud mask", masks.mask_from_values, mask_raster.data, mask_values)
         mask = self.guarded("Cloud mask", masks.dilate, mask, dilation)
         missing = mask | np.any(np.isnan(target.data), axis=0)
@@ -180,4 +176,3 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         report_result(result, feedback)
         self.write_output(output, result.image, target.grid, target, feedback)
         return {self.OUTPUT: output}
-

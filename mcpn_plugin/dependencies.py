@@ -60,7 +60,7 @@ def install_message(missing: list[str] | None = None, platform: str | None = Non
         ]
     lines += [
         "",
-        "numpy must stay below 2.0 for QGIS's GDAL bindings (add \"numpy<2\" to the command).",
+        'numpy must stay below 2.0 for QGIS\'s GDAL bindings (add "numpy<2" to the command).',
         f"Python running QGIS: {sys.executable} ({sys.version.split()[0]}).",
     ]
     return "\n".join(lines)
