@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import mcpn
@@ -136,3 +137,25 @@ def test_metadata():
     assert general["name"] == "MCPN" and general["qgisMinimumVersion"] == "3.22"
     assert general["hasProcessingProvider"] == "yes" and "Copernicus" in general["about"]
     assert (Path(mcpn.__file__).parent / general["icon"]).is_file()
+
+
+def test_provider_loads_without_torch():
+    """The provider and algorithms import without torch (the engine is imported lazily)."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from qgis.core import QgsApplication\n"
+        "app = QgsApplication([], False); app.initQgis()\n"
+        "import mcpn\n"
+        "plugin = mcpn.classFactory(None); plugin.initProcessing()\n"
+        "provider = QgsApplication.processingRegistry().providerById('mcpn')\n"
+        "assert len(provider.algorithms()) == 2\n"
+        "assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]\n"
+        "from mcpn.mcpn_plugin import dependencies\n"
+        "print('MISSING', dependencies.missing_packages())\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join([str(PLUGINS), *sys.path]))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MISSING ['torch']" in done.stdout

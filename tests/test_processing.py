@@ -250,3 +250,25 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
     result = processing.run(model, params, feedback=QgsProcessingFeedback())
     assert result["inpaint:result"] == str(out)
     assert_same_grid(out, sr_scene["guides"][0], bands=1, dtype=gdal.GDT_UInt16)
+
+
+def test_inpainting_warps_mask_and_guides_on_other_grids(mcpn_provider, s2_scene):
+    """A 20 m mask (nearest) and a 20 m guide (bilinear) are put on the 10 m target grid."""
+    tmp = s2_scene["tmp"]
+    coarse = np.zeros((24, 24), dtype=bool)
+    coarse[4:10, 6:14] = True
+    mask20 = tmp / "mask20.tif"
+    gdal.Translate(str(mask20), str(s2_scene["mask"]), width=24, height=24)  # same extent, 20 m
+    ds = gdal.Open(str(mask20), gdal.GA_Update)
+    ds.GetRasterBand(1).WriteArray(coarse.astype(np.uint8))
+    ds = None
+    guide20 = tmp / "guide20.tif"
+    gdal.Translate(str(guide20), str(s2_scene["guide"]), width=24, height=24, resampleAlg="average")
+    out = tmp / "warped.tif"
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(mask20), "GUIDES": [str(guide20)], "OUTPUT": str(out)}
+    run(INPAINT, {**params, **FAST})
+    got = assert_same_grid(out, s2_scene["target"])
+    fine = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+    truth = raster_info(s2_scene["target"])["data"]
+    np.testing.assert_array_equal(got["data"][:, ~fine], truth[:, ~fine])
+    assert not np.array_equal(got["data"][:, fine], truth[:, fine])
