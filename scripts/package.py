@@ -19,14 +19,26 @@ EXCLUDED_DIRS = ("tests/", "benchmarks/", "scripts/", ".ci/", ".build/", ".venv/
 EXCLUDED_FILES = {"Makefile", "pyproject.toml", "requirements.txt", ".gitignore", ".gitattributes"}
 
 
+def _listed() -> list[str]:
+    """Files git knows (tracked or not ignored); outside a git checkout, every file below the root."""
+    try:
+        return subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        found = []
+        for folder, dirs, files in os.walk(ROOT):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+            found += [os.path.relpath(os.path.join(folder, f), ROOT) for f in files]
+        return found
+
+
 def plugin_files() -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()
+    listed = _listed()
     keep = []
     for path in listed:
         if path.startswith(EXCLUDED_DIRS) or path in EXCLUDED_FILES or "__pycache__" in path:
