@@ -11,7 +11,7 @@ DEMO_OUT ?= $(ROOT)/.build/demo/sample_inpainted.tif
 
 # venv site-packages (torch ...) for qgis_process, which embeds the system Python
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-RUN_ENV = QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} \
+RUN_ENV = QT_QPA_PLATFORM=offscreen GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} \
 	QGIS_CUSTOM_CONFIG_PATH=$(PROFILE) PYTHONPATH=$(PLUGINS):$(SITE)$${PYTHONPATH:+:$$PYTHONPATH} \
 	MCPN_QGIS_PROCESS=$(QGIS_PROCESS)
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -100,6 +100,18 @@ def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene):
     np.testing.assert_array_equal(got["data"][:, ~grown], truth[:, ~grown])
 
 
+def test_inpainting_direct_with_patch_consistency(mcpn_provider, s2_scene):
+    out = s2_scene["tmp"] / "direct.tif"
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    feedback = QgsProcessingFeedback()
+    messages = []
+    feedback.pushInfo = messages.append  # type: ignore[method-assign]
+    run(INPAINT, {**params, **FAST, "METHOD": 1, "STOPPING": 2, "OUTPUT": str(out)}, feedback)
+    assert_same_grid(out, s2_scene["target"])
+    assert any(m.startswith("Device: cpu") for m in messages), messages
+    assert any(m.startswith("Chosen step:") for m in messages), messages
+
+
 def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene):
     clear = write_mask(s2_scene["target"], s2_scene["tmp"] / "clear.tif", np.zeros((48, 48), bool))
     out = s2_scene["tmp"] / "copy.tif"
@@ -109,6 +121,7 @@ def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene):
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(clear), "GUIDES": [str(s2_scene["guide"])]}
     run(INPAINT, {**params, **FAST, "OUTPUT": str(out)}, feedback)
     np.testing.assert_array_equal(raster_info(out)["data"], raster_info(s2_scene["target"])["data"])
+    assert any("input is copied" in m for m in messages), messages
 
 
 @pytest.mark.parametrize("case", ["all_cloud", "no_overlap", "bad_values"])
@@ -149,7 +162,7 @@ def test_missing_dependencies_message(mcpn_provider, s2_scene, monkeypatch):
 def test_super_resolution_takes_first_guide_grid(mcpn_provider, sr_scene):
     out = sr_scene["tmp"] / "b8a_10m.tif"
     guides = [str(g) for g in sr_scene["guides"]]
-    run(SR, {"INPUT": str(sr_scene["low"]), "GUIDES": guides, "OUTPUT": str(out), **FAST})
+    run(SR, {"INPUT": str(sr_scene["low"]), "GUIDES": guides, "STOPPING": 1, "OUTPUT": str(out), **FAST})
     got = assert_same_grid(out, sr_scene["guides"][0], bands=1, dtype=gdal.GDT_UInt16)
     assert got["data"].shape == (48, 48) and got["descriptions"] == [""]
 
