@@ -163,19 +163,13 @@ def read_raster(path: str) -> Raster:
         ds = None
 
 
-def _overlaps(a: Grid, b_path: str, b: Grid) -> bool:
+def _overlaps(a: Grid, b: Grid) -> bool:
     """Whether the footprint of raster b, in a's CRS, intersects a's extent."""
     if _same_crs(a.crs_wkt, b.crs_wkt) or not a.crs_wkt or not b.crs_wkt:
         bx = b.bounds
     else:
-        src, dst = osr.SpatialReference(), osr.SpatialReference()
-        src.ImportFromWkt(b.crs_wkt)
-        dst.ImportFromWkt(a.crs_wkt)
-        src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         try:
-            tr = osr.CoordinateTransformation(src, dst)
-            bx = tr.TransformBounds(*b.bounds, 21)
+            bx = _bounds_in(b, a.crs_wkt)
         except RuntimeError:
             return True  # let the warp decide
     ax = a.bounds
@@ -192,7 +186,7 @@ def read_on_grid(path: str, grid: Grid, resampling: str = "bilinear", what: str 
     own = grid_of(path)
     if own.same_as(grid):
         return read_raster(path)
-    if not _overlaps(grid, path, own):
+    if not _overlaps(grid, own):
         raise RasterError(f"The {what} '{os.path.basename(str(path))}' does not overlap the input raster.")
     src = _open(path)
     src_nodata = src.GetRasterBand(1).GetNoDataValue()
@@ -229,13 +223,14 @@ def resample_to_extent(path: str, extent_grid: Grid) -> Raster:
     When the raster already covers exactly that extent in that CRS it is read as is.
     """
     own = grid_of(path)
-    if not _overlaps(extent_grid, path, own):
+    if not _overlaps(extent_grid, own):
         raise RasterError(f"The raster '{os.path.basename(str(path))}' does not overlap the guide rasters.")
     same_crs = _same_crs(own.crs_wkt, extent_grid.crs_wkt)
     px, py = own.pixel_size
     if not same_crs:
-        # pixel size in the target CRS: estimate by the ratio of grid sizes over the same extent
-        px = py = max(extent_grid.pixel_size) * max(1.0, _approx_scale(own, extent_grid))
+        # the raster's pixel size expressed in the extent's CRS (from its reprojected footprint)
+        b = _bounds_in(own, extent_grid.crs_wkt)
+        px, py = (b[2] - b[0]) / own.width, (b[3] - b[1]) / own.height
     xmin, ymin, xmax, ymax = extent_grid.bounds
     width = max(1, int(round((xmax - xmin) / px)))
     height = max(1, int(round((ymax - ymin) / py)))
@@ -250,10 +245,14 @@ def resample_to_extent(path: str, extent_grid: Grid) -> Raster:
     return read_on_grid(path, target, resampling="average", what="low-resolution raster")
 
 
-def _approx_scale(low: Grid, high: Grid) -> float:
-    lw = (low.bounds[2] - low.bounds[0]) / max(low.width, 1)
-    hw = (high.bounds[2] - high.bounds[0]) / max(high.width, 1)
-    return lw / hw if hw > 0 else 1.0
+def _bounds_in(grid: Grid, crs_wkt: str) -> tuple[float, float, float, float]:
+    """A grid's bounds transformed to another CRS (densified edges)."""
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromWkt(grid.crs_wkt)
+    dst.ImportFromWkt(crs_wkt)
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return tuple(osr.CoordinateTransformation(src, dst).TransformBounds(*grid.bounds, 21))  # type: ignore[return-value]
 
 
 def to_dtype(data: np.ndarray, gdal_type: int, nodata: float | None) -> np.ndarray:

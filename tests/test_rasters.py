@@ -111,3 +111,17 @@ def test_unreadable_raster(tmp_path):
     bad.write_text("not a raster")
     with pytest.raises(rasters.RasterError):
         rasters.read_raster(str(bad))
+
+
+def test_resample_to_extent_other_crs(tmp_path):
+    """A low-resolution raster in lon/lat is read over a UTM extent at about its own pixel size."""
+    wgs = osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    lon_lat = rasters.Grid(wgs.ExportToWkt(), (-3.01, 0.0005, 0.0, 36.15, 0.0, -0.0005), 40, 40)
+    path = _write(tmp_path / "wgs.tif", np.full((1, 40, 40), 7.0), gdal.GDT_Float32, grid=lon_lat)
+    extent = rasters.Grid(GRID.crs_wkt, (499500.0, 10.0, 0.0, 4000500.0, 0.0, -10.0), 40, 40)  # 400 m box
+    got = rasters.resample_to_extent(path, extent)
+    assert got.grid.bounds == pytest.approx(extent.bounds)
+    assert 6 <= got.grid.width <= 12 and 6 <= got.grid.height <= 12  # ~45-55 m pixels
+    finite = np.isfinite(got.data)
+    assert finite.mean() > 0.5 and np.allclose(got.data[finite], 7.0)
