@@ -143,6 +143,19 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         if missing:
             raise QgsProcessingException(dependencies.install_message(missing))
 
+    @staticmethod
+    def load_engine() -> Any:
+        """Import the engine (and torch) now; a broken installation becomes a readable error."""
+        try:
+            from ..core import api
+        except (ImportError, OSError) as exc:
+            log_exception("MCPN: cannot import the engine")
+            raise QgsProcessingException(
+                tr(f"The MCPN engine cannot be loaded ({type(exc).__name__}: {exc}).\n\n")
+                + dependencies.install_message(dependencies.missing_packages() or ["torch"])
+            ) from None
+        return api
+
     def raster_path(self, layer: QgsRasterLayer | None, what: str) -> str:
         """The file a raster layer reads (GDAL provider only)."""
         if layer is None or not layer.isValid():

@@ -154,7 +154,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         feedback.pushInfo(tr(f"Guides: {len(guides)} raster(s), {sum(g.shape[0] for g in guides)} band(s)."))
         feedback.setProgress(5)
 
-        from ..core import api  # lazy: imports torch
+        api = self.load_engine()  # lazy: imports torch
 
         options = self.engine_options(parameters, context)
         sar = self.parameterAsBoolean(parameters, self.SAR_GUIDES, context)

@@ -120,7 +120,7 @@ class GuidedSuperResolution(MCPNAlgorithm):
             raise QgsProcessingException(tr("The run was cancelled; no output was written."))
         feedback.setProgress(5)
 
-        from ..core import api  # lazy: imports torch
+        api = self.load_engine()  # lazy: imports torch
 
         options = self.engine_options(parameters, context)
         method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]

@@ -159,6 +159,19 @@ def test_missing_dependencies_message(mcpn_provider, s2_scene, monkeypatch):
         run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
 
 
+def test_broken_engine_import_message(mcpn_provider, s2_scene, monkeypatch):
+    import sys
+
+    import mcpn.core
+
+    monkeypatch.delattr(mcpn.core, "api", raising=False)
+    monkeypatch.setitem(sys.modules, "mcpn.core.api", None)  # any import of it now fails
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    with pytest.raises(QgsProcessingException, match="engine cannot be loaded"):
+        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
+    assert not (s2_scene["tmp"] / "x.tif").exists()
+
+
 def test_super_resolution_takes_first_guide_grid(mcpn_provider, sr_scene):
     out = sr_scene["tmp"] / "b8a_10m.tif"
     guides = [str(g) for g in sr_scene["guides"]]
