@@ -20,6 +20,7 @@ from mcpn.core.patch_consistency import (
     load_feature_extractor,
 )
 from mcpn.core.stopping import StoppingRule
+from mcpn.core.tiling import Window, feather, tile_windows
 from osgeo import gdal
 
 BANDS = ("B04", "B03", "B02", "B08")
@@ -243,3 +244,33 @@ def test_cuda_without_cuda_is_an_error_not_a_silent_cpu_run(sample):
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         select_device("cuda")
     assert select_device("auto").type in ("cpu", "mps")
+
+
+def test_tile_windows_cover_the_raster_with_the_overlap():
+    windows = tile_windows(100, 70, 48, 8)
+    covered = np.zeros((100, 70), int)
+    for w in windows:
+        assert w.height <= 48 and w.width <= 48
+        covered[w.slices] += 1
+    assert covered.min() >= 1
+    rows = sorted({w.row for w in windows})
+    assert all(b - a <= 40 for a, b in zip(rows, rows[1:]))
+    assert tile_windows(30, 20, 48, 8) == [Window(0, 0, 30, 20)]
+
+
+def test_feather_is_one_inside_and_positive_at_the_edges():
+    weights = feather(Window(0, 0, 40, 30), 8)
+    assert weights[8:-8, 8:-8].min() == 1 and weights.min() > 0
+    assert weights[0, 15] < weights[4, 15] < weights[8, 15]
+
+
+def test_only_cloudy_tiles_are_fitted_and_blended_without_touching_clear_pixels():
+    target, guide = crop("2018-08-05", size=96), crop("2018-07-21", size=96)
+    mask = np.zeros((96, 96), bool)
+    mask[5:20, 60:90] = True  # top-right corner only
+    logs = []
+    result = inpaint(target, mask, [guide], method="stacked", steps=2, tile_size=48, tile_overlap=8, log=logs.append)
+    assert "tiled: 2 of 9 tiles" in " ".join(result.notes)
+    assert any("in 2 of 9 tiles" in line for line in logs)
+    assert np.array_equal(result.image[:, ~mask], target[:, ~mask])
+    assert np.isfinite(result.image).all() and np.isnan(result.raw[:, 80:, :40]).all()
