@@ -9,12 +9,10 @@ git-ignored) and ``.build/pkg`` is put on ``sys.path``.
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 PKG_DIR = REPO / ".build" / "pkg"
@@ -39,18 +37,3 @@ def module(name: str) -> ModuleType:
     """Import ``mcpn.<name>`` (e.g. ``"core.api"``, ``"core.metrics"``)."""
     ensure_package()
     return importlib.import_module(f"mcpn.{name}")
-
-
-def call(function: Callable[..., Any], *args: Any, log: Callable[[str], None] = print, **kwargs: Any) -> Any:
-    """Call an engine function, dropping (and reporting) keyword arguments it does not accept.
-
-    The benchmarks are written against the engine's documented contract; this keeps
-    them usable while optional keywords (``record_every``, ``patience``, ...) are added.
-    """
-    params = inspect.signature(function).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        dropped = sorted(k for k in kwargs if k not in params)
-        for key in dropped:
-            log(f"note: {function.__name__}() does not accept {key!r}; ignored")
-            del kwargs[key]
-    return function(*args, **kwargs)

@@ -168,8 +168,7 @@ def run_engine(
     }
     started = time.perf_counter()
     if case.kind == "inpaint":
-        res = _mcpn.call(
-            api.inpaint,
+        res = api.inpaint(
             case.target,
             case.mask,
             case.guides,
@@ -180,14 +179,10 @@ def run_engine(
             **common,
         )
     else:
-        res = _mcpn.call(
-            api.super_resolve, case.target, case.guides, stopping="fixed", sar_guides=case.sar_guides, **common
-        )
+        res = api.super_resolve(case.target, case.guides, stopping="fixed", sar_guides=case.sar_guides, **common)
     wall = time.perf_counter() - started
 
     evaluated = {step: scores(case, composite(case, snap)) for step, snap in sorted(res.snapshots.items())}
-    if not evaluated:  # engine without snapshots: only the chosen output
-        evaluated = {res.chosen_step: scores(case, composite(case, res.image))}
     last = max(evaluated)
     chosen: dict[str, int | None] = {"fixed": last}
     usable = [p for p in res.trace if p.step in evaluated]
