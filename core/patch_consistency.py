@@ -34,8 +34,7 @@ class InceptionFeatures(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv2d(i, o, k, stride=s, padding=p, bias=False)
-            for (i, o), (k, s, p) in zip(_INCEPTION_WIDTHS, LAYERS)
+            nn.Conv2d(i, o, k, stride=s, padding=p, bias=False) for (i, o), (k, s, p) in zip(_INCEPTION_WIDTHS, LAYERS)
         )
         self.norms = nn.ModuleList(nn.BatchNorm2d(o, eps=0.001) for _, o in _INCEPTION_WIDTHS)
 
