@@ -39,19 +39,26 @@ target's grid when needed.</li>
 threshold for probability masks (<code>&gt;=40</code>).</li>
 <li><b>Guide rasters</b>: one or more images of the same area; they are resampled (bilinear) to the
 target's grid. Pixels outside a guide's coverage are treated as invalid.</li>
-<li><b>Method</b>: <i>Emergent</i> (separate input heads for target and guides around a shared core,
-usually the most robust), <i>Direct</i> (guides are the network's input, target is its output) or
-<i>Stacked</i> (target and guides reconstructed together as one stack).</li>
-<li><b>Stopping</b>: <i>Fixed number of steps</i> runs all steps; <i>Known-region RMSE</i> keeps the step
-with the best fit on held-out clear pixels; <i>Patch consistency</i> keeps the step whose filled
-patches look most like their clear surroundings.</li>
+<li><b>Method</b>: <i>Emergent</i> (a shared core network produces a learned signal from which one
+small head per image rebuilds the target and each guide; the default, and the best with radar
+guides in the paper), <i>Direct</i> (the core network produces the target itself and small heads
+rebuild each guide from it) or <i>Stacked</i> (one network outputs target and guides stacked as
+channels; the baseline of earlier work).</li>
+<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the output of the last step; <i>Known-region
+RMSE</i> keeps the checked step (every 50 steps) whose output best matches the clear pixels, and stops
+early when it has not improved for 1000 steps; <i>Patch consistency</i> keeps the step whose filled
+region has the texture statistics (Fr&eacute;chet distance of low-level image features) closest to
+the clear region's.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.
-Expect a few steps per second on a CPU for a 128&times;128 image, much more on a GPU.</li>
+On a 2-core CPU one step of a 256&times;256 px tile takes about 0.7 s (Emergent) or 0.15 s (Stacked),
+so 4000 steps take 10 to 50 minutes per cloudy tile; a GPU is one to two orders of magnitude faster.</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
-mask dilation in pixels (grow the clouds to cover their hazy edges) and conversion of guides to
-decibels (tick it when the guides are radar backscatter in linear units).</li>
+mask dilation in pixels (grow the clouds to cover their hazy edges), conversion of guides to
+decibels (tick it when the guides are radar backscatter in linear units) and the tile size: rasters
+larger than one tile are processed in overlapping tiles, blended without seams, and only tiles
+containing clouds are fitted.</li>
 <li><b>Output</b>: a GeoTIFF with the target's grid, data type, nodata and band names.</li>
 </ul>
 <p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image.</p>"""
@@ -62,6 +69,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
     MASK_VALUES = "MASK_VALUES"
     MASK_DILATION = "MASK_DILATION"
     SAR_GUIDES = "SAR_GUIDES"
+    TILE_SIZE = "TILE_SIZE"
 
     def name(self) -> str:
         return "guidedcloudinpainting"
@@ -104,6 +112,16 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         self.add_advanced(
             QgsProcessingParameterBoolean(
                 self.SAR_GUIDES, tr("Guides are radar backscatter: convert them to dB"), defaultValue=False
+            )
+        )
+        self.add_advanced(
+            QgsProcessingParameterNumber(
+                self.TILE_SIZE,
+                tr("Tile size (pixels)"),
+                QgsProcessingParameterNumber.Integer,
+                defaultValue=256,
+                minValue=64,
+                maxValue=4096,
             )
         )
         self.add_output()
@@ -170,6 +188,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             method=method,
             stopping=stopping,
             sar_guides=tuple(range(len(guides))) if sar else (),
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             **options,
             **self.callbacks(feedback),
         )

@@ -24,8 +24,9 @@ STOPPING_LABELS = ["Fixed number of steps", "Low-resolution RMSE"]
 HELP = """<p>Brings a low-resolution raster (for example a 20 m or 60 m Sentinel-2 band) to the
 resolution of one or more high-resolution <b>guide</b> rasters of the same place (for example the
 10 m bands). A small convolutional network is fitted to this scene only (deep image prior, MCPN):
-it maps the guides to an image whose block averages reproduce the low-resolution input, so the
-result keeps the input's radiometry and gains the guides' detail.</p>
+it learns to reproduce the guides and an image which, resampled to the low resolution (antialiased
+bilinear, any scale factor), reproduces the input; so the result keeps the input's radiometry and
+gains the guides' detail.</p>
 <h3>Parameters</h3>
 <ul>
 <li><b>Low-resolution raster</b>: the band(s) to sharpen; it is read over the first guide's extent at
@@ -33,10 +34,13 @@ its own pixel size (nothing is resampled when the grids are aligned, as for band
 tile).</li>
 <li><b>Guide rasters</b>: high-resolution images; the output takes the <b>first</b> guide's grid (CRS,
 extent and pixel size), the other guides are resampled (bilinear) to it.</li>
-<li><b>Method</b>: <i>Direct</i> (guides are the network's input; the default), <i>Emergent</i>
-(separate heads for input and guides around a shared core) or <i>Stacked</i>.</li>
-<li><b>Stopping</b>: <i>Fixed number of steps</i> runs all steps; <i>Low-resolution RMSE</i> keeps the
-step that best reproduces held-out low-resolution pixels.</li>
+<li><b>Method</b>: <i>Direct</i> (the core network produces the sharpened image itself and small heads
+rebuild each guide from it; the default, and the best for super-resolution in the paper),
+<i>Emergent</i> (a learned core signal with one head per image) or <i>Stacked</i> (one network outputs
+all images stacked as channels).</li>
+<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the last step; <i>Low-resolution RMSE</i> keeps
+the checked step (every 50 steps) that best reproduces the low-resolution input, and stops early when
+it has not improved for 1000 steps.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
