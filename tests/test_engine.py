@@ -84,7 +84,7 @@ def test_super_resolution_reproduces_the_low_resolution_input(low_size):
     truth = crop("2018-08-05", bands=("B08",))
     guide = crop("2018-08-05", bands=BANDS[:3])
     low = downsample(torch.from_numpy(truth)[None], (low_size, low_size))[0].numpy()
-    result = super_resolve(low, [guide], method="stacked", steps=150, learning_rate=1e-2)
+    result = super_resolve(low, [guide], method="stacked", steps=300, learning_rate=1e-2)
     assert result.image.shape == truth.shape and result.filled.all()
     back = downsample(torch.from_numpy(result.image)[None], (low_size, low_size))[0].numpy()
     spread = np.percentile(low, 99) - np.percentile(low, 1)

@@ -12,7 +12,7 @@ from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, Qgs
 
 INPAINT_PARAMS = [
     "INPUT", "MASK", "MASK_VALUES", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED",
-    "LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "OUTPUT",
+    "LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE", "OUTPUT",
 ]  # fmt: skip
 SR_PARAMS = [
     "INPUT",
@@ -26,7 +26,7 @@ SR_PARAMS = [
     "CORE_CHANNELS",
     "OUTPUT",
 ]
-ADVANCED = {"LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES"}
+ADVANCED = {"LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE"}
 
 
 def test_provider_and_algorithms(mcpn_provider):

@@ -254,6 +254,7 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
             static(child, name, value)
     static(inpaint, "MASK_DILATION", 0)
     static(inpaint, "SAR_GUIDES", False)
+    static(inpaint, "TILE_SIZE", 256)
     output = QgsProcessingModelOutput("result", "result")
     output.setChildId("inpaint")
     output.setChildOutputName("OUTPUT")
