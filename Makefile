@@ -31,7 +31,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
 	@if ! command -v $(QGIS_PROCESS) >/dev/null; then \
-		$(SUDO) apt-get update && $(SUDO) apt-get install -y qgis python3-qgis gdal-bin python3-venv; fi
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y qgis python3-qgis gdal-bin python3-venv; fi
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -r requirements.txt
 	@touch $@
