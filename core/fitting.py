@@ -24,7 +24,7 @@ INPUT_KINDS = ("noise", "meshgrid")
 PRECISIONS = ("fp32", "bf16", "fp16")
 NOISE_CHANNELS = 32
 # Default Adam learning rate of each variant (see benchmarks/results/learning_rates.md).
-DEFAULT_LEARNING_RATES = {"emergent": 2e-3, "direct": 2e-3, "stacked": 2e-3}
+DEFAULT_LEARNING_RATES = {"emergent": 8e-3, "direct": 8e-3, "stacked": 8e-3}
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
