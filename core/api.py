@@ -111,7 +111,14 @@ class _Sample:
         return Problem(tensor(self.target), tensor(self.known), guides, [tensor(v) for v in self.guide_valid], shape)
 
 
-def _fit(problem: Problem, settings: Settings, device: torch.device, progress, cancel, log) -> tuple[Fit, torch.device]:
+def _fit(
+    problem: Problem,
+    settings: Settings,
+    device: torch.device,
+    progress: Progress | None,
+    cancel: CancelCheck | None,
+    log: Log | None,
+) -> tuple[Fit, torch.device]:
     """Fit on ``device``; if a GPU runs out of memory, fit again on the CPU."""
     try:
         return fit(problem, settings, device, progress, cancel, log), device
