@@ -124,6 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-kinds", nargs="+", default=["noise"], choices=["noise", "meshgrid"])
     parser.add_argument("--reg-noise", nargs="+", type=float, default=[0.0], help="e.g. 0 0.03")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast precision")
     parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
     parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
     return parser.parse_args(argv)
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     devices: set[str] = set()
     started = time.perf_counter()
     for method, (kind, noise), rate, seed in itertools.product(args.variants, configs, args.rates, args.seeds):
-        options: dict[str, Any] = {"learning_rate": rate}
+        options: dict[str, Any] = {"learning_rate": rate, "precision": args.precision}
         if kind != "noise":
             options["input_kind"] = kind
         if noise:
