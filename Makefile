@@ -19,7 +19,7 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: help venv deploy demo test lint format package clean
 
 help:
-	@echo "make venv     - system packages (QGIS, GDAL) if missing + .venv with requirements.txt"
+	@echo "make venv     - system packages (QGIS, GDAL, Chromium for the report test) if missing + .venv with requirements.txt"
 	@echo "make deploy   - link the repo as plugin 'mcpn' into .build/profile and enable it"
 	@echo "make demo     - run Guided cloud inpainting on resources/sample via qgis_process (DEMO_STEPS=$(DEMO_STEPS))"
 	@echo "make test     - the test suite (real QGIS offscreen, real engine)"
@@ -32,6 +32,8 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	@if ! command -v $(QGIS_PROCESS) >/dev/null; then \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y qgis python3-qgis gdal-bin python3-venv; fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -r requirements.txt
 	@touch $@
