@@ -20,6 +20,9 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal, osr
 
+from .errors import InputError
+from .tiling import Window
+
 gdal.UseExceptions()
 
 __all__ = [
@@ -29,15 +32,22 @@ __all__ = [
     "WriteCancelled",
     "read_raster",
     "read_on_grid",
+    "read_window",
+    "read_decimated",
+    "aligned_path",
+    "RasterWriter",
     "grid_of",
     "resample_to_extent",
+    "low_res_grid",
+    "overlaps",
+    "rasterise",
     "to_dtype",
     "write_raster",
     "copy_raster",
 ]
 
 
-class RasterError(ValueError):
+class RasterError(InputError):
     """A raster cannot be read, aligned or written; the message is for the end user."""
 
 
@@ -140,14 +150,9 @@ def _dataset_to_raster(ds: gdal.Dataset, path: str) -> Raster:
     descriptions: list[str] = []
     for i in range(ds.RasterCount):
         band = ds.GetRasterBand(i + 1)
-        values = band.ReadAsArray().astype(np.float64)
         nd = band.GetNoDataValue()
-        if nd is not None:
-            if math.isnan(nd):
-                values[np.isnan(values)] = np.nan
-            else:
-                values[values == nd] = np.nan
-        data[i] = values
+        data[i] = band.ReadAsArray()
+        _nodata_to_nan(data[i], nd)
         nodata.append(nd)
         descriptions.append(band.GetDescription() or "")
     gdal_type = ds.GetRasterBand(1).DataType
@@ -163,7 +168,7 @@ def read_raster(path: str) -> Raster:
         ds = None
 
 
-def _overlaps(a: Grid, b: Grid) -> bool:
+def overlaps(a: Grid, b: Grid) -> bool:
     """Whether the footprint of raster b, in a's CRS, intersects a's extent."""
     if _same_crs(a.crs_wkt, b.crs_wkt) or not a.crs_wkt or not b.crs_wkt:
         bx = b.bounds
@@ -176,6 +181,30 @@ def _overlaps(a: Grid, b: Grid) -> bool:
     return bx[0] < ax[2] and bx[2] > ax[0] and bx[1] < ax[3] and bx[3] > ax[1]
 
 
+def _warp(path: str, grid: Grid, resampling: str, what: str, destination: str, fmt: str) -> gdal.Dataset:
+    """Warp a raster onto ``grid`` (NaN outside its coverage) into ``destination`` (MEM or VRT)."""
+    if not overlaps(grid, grid_of(path)):
+        raise RasterError(f"The {what} '{os.path.basename(str(path))}' does not overlap the input raster.")
+    src = _open(path)
+    options = gdal.WarpOptions(
+        format=fmt,
+        outputBounds=grid.bounds,
+        width=grid.width,
+        height=grid.height,
+        dstSRS=grid.crs_wkt or None,
+        resampleAlg=resampling,
+        workingType=gdal.GDT_Float64,
+        outputType=gdal.GDT_Float64,
+        srcNodata=src.GetRasterBand(1).GetNoDataValue(),
+        dstNodata=float("nan"),
+        multithread=False,
+    )
+    try:
+        return gdal.Warp(destination, src, options=options)
+    except RuntimeError as exc:
+        raise RasterError(f"Cannot align the {what} '{path}' with the input raster: {exc}") from exc
+
+
 def read_on_grid(path: str, grid: Grid, resampling: str = "bilinear", what: str = "raster") -> Raster:
     """Read a raster on the given grid, warping it when its own grid differs.
 
@@ -183,32 +212,11 @@ def read_on_grid(path: str, grid: Grid, resampling: str = "bilinear", what: str 
     ``resampling`` is a gdal.Warp resampling name: "bilinear" for guides,
     "near" for masks.
     """
-    own = grid_of(path)
-    if own.same_as(grid):
+    if grid_of(path).same_as(grid):
         return read_raster(path)
-    if not _overlaps(grid, own):
-        raise RasterError(f"The {what} '{os.path.basename(str(path))}' does not overlap the input raster.")
-    src = _open(path)
-    src_nodata = src.GetRasterBand(1).GetNoDataValue()
-    xmin, ymin, xmax, ymax = grid.bounds
-    options = gdal.WarpOptions(
-        format="MEM",
-        outputBounds=(xmin, ymin, xmax, ymax),
-        width=grid.width,
-        height=grid.height,
-        dstSRS=grid.crs_wkt or None,
-        resampleAlg=resampling,
-        workingType=gdal.GDT_Float64,
-        outputType=gdal.GDT_Float64,
-        srcNodata=src_nodata,
-        dstNodata=float("nan"),
-        multithread=False,
-    )
-    try:
-        warped = gdal.Warp("", src, options=options)
-    except RuntimeError as exc:
-        raise RasterError(f"Cannot align the {what} '{path}' with the input raster: {exc}") from exc
+    warped = _warp(path, grid, resampling, what, "", "MEM")
     raster = _dataset_to_raster(warped, path)
+    src = _open(path)
     raster.gdal_type = src.GetRasterBand(1).DataType
     raster.descriptions = [src.GetRasterBand(i + 1).GetDescription() or "" for i in range(src.RasterCount)]
     raster.nodata = [src.GetRasterBand(i + 1).GetNoDataValue() for i in range(src.RasterCount)]
@@ -217,30 +225,104 @@ def read_on_grid(path: str, grid: Grid, resampling: str = "bilinear", what: str 
     return raster
 
 
-def resample_to_extent(path: str, extent_grid: Grid) -> Raster:
-    """Read a (low-resolution) raster over another grid's extent and CRS at its own pixel size.
+def aligned_path(path: str, grid: Grid, folder: str, resampling: str = "bilinear", what: str = "raster") -> str:
+    """A raster readable on ``grid``: ``path`` itself when aligned, else a warped VRT written in ``folder``.
 
-    When the raster already covers exactly that extent in that CRS it is read as is.
+    The VRT warps lazily, window by window, so nothing is loaded here.
     """
+    if grid_of(path).same_as(grid):
+        return str(path)
+    vrt = os.path.join(folder, f"{uuid.uuid4().hex[:8]}_{os.path.splitext(os.path.basename(str(path)))[0]}.vrt")
+    _warp(path, grid, resampling, what, vrt, "VRT").FlushCache()
+    return vrt
+
+
+def read_window(path: str, window: Window) -> np.ndarray:
+    """Read one window of every band as float64 (bands, h, w) with NaN for nodata."""
+    ds = _open(path)
+    data = np.empty((ds.RasterCount, window.height, window.width))
+    for i in range(ds.RasterCount):
+        band = ds.GetRasterBand(i + 1)
+        data[i] = band.ReadAsArray(window.col, window.row, window.width, window.height)
+        _nodata_to_nan(data[i], band.GetNoDataValue())
+    return data
+
+
+def read_decimated(path: str, max_side: int = 1024) -> np.ndarray:
+    """Read every band subsampled (nearest) to at most ``max_side`` px a side: float64 with NaN for nodata."""
+    ds = _open(path)
+    factor = max(1.0, max(ds.RasterXSize, ds.RasterYSize) / max_side)
+    width, height = max(1, round(ds.RasterXSize / factor)), max(1, round(ds.RasterYSize / factor))
+    data = np.empty((ds.RasterCount, height, width))
+    for i in range(ds.RasterCount):
+        band = ds.GetRasterBand(i + 1)
+        data[i] = band.ReadAsArray(buf_xsize=width, buf_ysize=height, buf_type=gdal.GDT_Float64)
+        _nodata_to_nan(data[i], band.GetNoDataValue())
+    return data
+
+
+def _nodata_to_nan(values: np.ndarray, nodata: float | None) -> None:
+    if nodata is not None and not math.isnan(nodata):
+        values[values == nodata] = np.nan
+
+
+def rasterise(vector_path: str, grid: Grid, path: str) -> str:
+    """Burn the polygons of a vector file as 1 on a 0 Byte GeoTIFF on ``grid``.
+
+    Polygons in another CRS are first reprojected into a GeoPackage next to ``path``.
+    """
+    try:
+        source = gdal.OpenEx(str(vector_path), gdal.OF_VECTOR)
+    except RuntimeError as exc:
+        raise RasterError(f"Cannot open the cloud polygons '{vector_path}': {exc}") from exc
+    if source is None or source.GetLayerCount() == 0:
+        raise RasterError(f"'{vector_path}' is not a vector file with a layer of polygons.")
+    layer_srs = source.GetLayer(0).GetSpatialRef()
+    if grid.crs_wkt and layer_srs is not None and not _same_crs(layer_srs.ExportToWkt(), grid.crs_wkt):
+        reprojected = os.path.splitext(str(path))[0] + "_reprojected.gpkg"
+        source = gdal.VectorTranslate(reprojected, source, format="GPKG", dstSRS=grid.crs_wkt, reproject=True)
+    options = gdal.RasterizeOptions(
+        format="GTiff",
+        outputType=gdal.GDT_Byte,
+        outputBounds=grid.bounds,
+        width=grid.width,
+        height=grid.height,
+        outputSRS=grid.crs_wkt or None,
+        burnValues=[1],
+        initValues=[0],
+        creationOptions=["TILED=YES", "COMPRESS=DEFLATE"],
+    )
+    try:
+        gdal.Rasterize(str(path), source, options=options).FlushCache()
+    except RuntimeError as exc:
+        raise RasterError(f"Cannot rasterise the cloud polygons '{vector_path}': {exc}") from exc
+    return str(path)
+
+
+def low_res_grid(path: str, extent_grid: Grid) -> Grid:
+    """The grid covering ``extent_grid``'s extent, in its CRS, at the (coarser) pixel size of raster ``path``."""
     own = grid_of(path)
-    if not _overlaps(extent_grid, own):
+    if not overlaps(extent_grid, own):
         raise RasterError(f"The raster '{os.path.basename(str(path))}' does not overlap the guide rasters.")
-    same_crs = _same_crs(own.crs_wkt, extent_grid.crs_wkt)
     px, py = own.pixel_size
-    if not same_crs:
+    if not _same_crs(own.crs_wkt, extent_grid.crs_wkt):
         # the raster's pixel size expressed in the extent's CRS (from its reprojected footprint)
         b = _bounds_in(own, extent_grid.crs_wkt)
         px, py = (b[2] - b[0]) / own.width, (b[3] - b[1]) / own.height
     xmin, ymin, xmax, ymax = extent_grid.bounds
     width = max(1, int(round((xmax - xmin) / px)))
     height = max(1, int(round((ymax - ymin) / py)))
-    target = Grid(
-        extent_grid.crs_wkt,
-        (xmin, (xmax - xmin) / width, 0.0, ymax, 0.0, -(ymax - ymin) / height),
-        width,
-        height,
-    )
-    if same_crs and own.same_as(target, tolerance=1e-3):
+    geotransform = (xmin, (xmax - xmin) / width, 0.0, ymax, 0.0, -(ymax - ymin) / height)
+    return Grid(extent_grid.crs_wkt, geotransform, width, height)
+
+
+def resample_to_extent(path: str, extent_grid: Grid) -> Raster:
+    """Read a (low-resolution) raster over another grid's extent and CRS at its own pixel size.
+
+    When the raster already covers exactly that extent in that CRS it is read as is.
+    """
+    target = low_res_grid(path, extent_grid)
+    if grid_of(path).same_as(target, tolerance=1e-3):
         return read_raster(path)
     return read_on_grid(path, target, resampling="average", what="low-resolution raster")
 
@@ -286,6 +368,76 @@ def to_dtype(data: np.ndarray, gdal_type: int, nodata: float | None) -> np.ndarr
     return values.astype(np_type)
 
 
+class RasterWriter:
+    """An output GeoTIFF written window by window, atomically.
+
+    Use as a context manager: the file is built under a temporary name in the
+    destination folder and renamed to ``path`` by :meth:`commit`; leaving the
+    block without committing (an error, a cancel) removes it and leaves
+    ``path`` untouched.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        grid: Grid,
+        bands: int,
+        gdal_type: int = gdal.GDT_Float32,
+        nodata: Sequence[float | None] | float | None = None,
+        descriptions: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(nodata, (list, tuple)):
+            nodata = [nodata] * bands
+        self.nodata = list(nodata) + [nodata[-1] if nodata else None] * max(0, bands - len(nodata))
+        self.gdal_type = gdal_type
+        self.path = os.path.abspath(str(path))
+        folder = os.path.dirname(self.path) or "."
+        self.tmp = os.path.join(folder, f".{os.path.basename(self.path)}.{uuid.uuid4().hex[:8]}.part.tif")
+        creation = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"]
+        if gdal_type in _FLOAT_TYPES:
+            creation.append("PREDICTOR=3")
+        elif gdal_type in (gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32):
+            creation.append("PREDICTOR=2")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            self.ds = gdal.GetDriverByName("GTiff").Create(
+                self.tmp, grid.width, grid.height, bands, gdal_type, options=creation
+            )
+        except (OSError, RuntimeError) as exc:
+            raise RasterError(f"Cannot write the output raster '{self.path}': {exc}") from None
+        self.ds.SetGeoTransform(list(grid.geotransform))
+        if grid.crs_wkt:
+            self.ds.SetProjection(grid.crs_wkt)
+        for i, description in enumerate(list(descriptions or [])[:bands]):
+            if description:
+                self.ds.GetRasterBand(i + 1).SetDescription(description)
+        for i, nd in enumerate(self.nodata):
+            if nd is not None:
+                self.ds.GetRasterBand(i + 1).SetNoDataValue(float(nd))
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        """Write (bands, h, w) float data (NaN = nodata) into ``window``, converted to the output type."""
+        for i in range(self.ds.RasterCount):
+            values = to_dtype(data[i], self.gdal_type, self.nodata[i])
+            self.ds.GetRasterBand(i + 1).WriteArray(values, window.col, window.row)
+
+    def commit(self) -> str:
+        """Finish the file and move it into place."""
+        self.ds.FlushCache()
+        self.ds = None
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def __enter__(self) -> RasterWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.ds is not None or os.path.exists(self.tmp):
+            self.ds = None
+            _remove_quietly(self.tmp)
+            _remove_quietly(self.tmp + ".aux.xml")
+
+
 def write_raster(
     path: str,
     data: np.ndarray,
@@ -295,11 +447,9 @@ def write_raster(
     descriptions: Sequence[str] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> str:
-    """Write (bands, H, W) or (H, W) data as a GeoTIFF, atomically.
+    """Write (bands, H, W) or (H, W) data as a GeoTIFF, atomically (see :class:`RasterWriter`).
 
-    The file is written to a temporary name in the destination folder and
-    renamed to ``path`` once complete; on any error (or when ``cancel()``
-    turns true) the temporary file is removed and ``path`` is left untouched.
+    When ``cancel()`` turns true, :class:`WriteCancelled` is raised and nothing is left on disk.
     """
     data = np.asarray(data)
     if data.ndim == 2:
@@ -309,47 +459,15 @@ def write_raster(
     bands, height, width = data.shape
     if (height, width) != (grid.height, grid.width):
         raise RasterError(f"Data is {width}x{height} px but the grid is {grid.width}x{grid.height} px.")
-    if not isinstance(nodata, (list, tuple)):
-        nodata = [nodata] * bands
-    nodata = list(nodata) + [nodata[-1] if nodata else None] * max(0, bands - len(nodata))
-    descriptions = list(descriptions or [])
-    path = os.path.abspath(str(path))
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.part.tif")
-    driver = gdal.GetDriverByName("GTiff")
-    creation = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"]
-    if gdal_type in _FLOAT_TYPES:
-        creation.append("PREDICTOR=3")
-    elif gdal_type in (gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32):
-        creation.append("PREDICTOR=2")
-    try:
-        ds = driver.Create(tmp, width, height, bands, gdal_type, options=creation)
-        try:
-            ds.SetGeoTransform(list(grid.geotransform))
-            if grid.crs_wkt:
-                ds.SetProjection(grid.crs_wkt)
-            for i in range(bands):
-                if cancel is not None and cancel():
-                    raise WriteCancelled()
-                band = ds.GetRasterBand(i + 1)
-                nd = nodata[i]
-                band.WriteArray(to_dtype(data[i], gdal_type, nd))
-                if nd is not None:
-                    band.SetNoDataValue(float(nd))
-                if i < len(descriptions) and descriptions[i]:
-                    band.SetDescription(descriptions[i])
-            ds.FlushCache()
-        finally:
-            ds = None
+    with RasterWriter(path, grid, bands, gdal_type, nodata, descriptions) as writer:
+        for i in range(bands):
+            if cancel is not None and cancel():
+                raise WriteCancelled()
+            band = writer.ds.GetRasterBand(i + 1)
+            band.WriteArray(to_dtype(data[i], gdal_type, writer.nodata[i]))
         if cancel is not None and cancel():
             raise WriteCancelled()
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        _remove_quietly(tmp + ".aux.xml")
-        raise
-    return path
+        return writer.commit()
 
 
 def _remove_quietly(path: str) -> None:

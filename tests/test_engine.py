@@ -263,15 +263,3 @@ def test_feather_is_one_inside_and_positive_at_the_edges():
     weights = feather(Window(0, 0, 40, 30), 8)
     assert weights[8:-8, 8:-8].min() == 1 and weights.min() > 0
     assert weights[0, 15] < weights[4, 15] < weights[8, 15]
-
-
-def test_only_cloudy_tiles_are_fitted_and_blended_without_touching_clear_pixels():
-    target, guide = crop("2018-08-05", size=96), crop("2018-07-21", size=96)
-    mask = np.zeros((96, 96), bool)
-    mask[5:20, 60:90] = True  # top-right corner only
-    logs = []
-    result = inpaint(target, mask, [guide], method="stacked", steps=2, tile_size=48, tile_overlap=8, log=logs.append)
-    assert "tiled: 2 of 9 tiles" in " ".join(result.notes)
-    assert any("in 2 of 9 tiles" in line for line in logs)
-    assert np.array_equal(result.image[:, ~mask], target[:, ~mask])
-    assert np.isfinite(result.image).all() and np.isnan(result.raw[:, 80:, :40]).all()

@@ -1,0 +1,129 @@
+"""Running tile fits: one after the other in this process, or one Dask task per tile.
+
+``scheduler`` chooses where:
+
+- ``None`` or ``""``: here, one tile after the other, with per-step progress;
+- ``"local"`` or ``"local:N"``: a Dask ``LocalCluster`` of N workers (default:
+  half the CPU cores), one thread each, started for the run and closed after;
+- any other text: the address of a running Dask scheduler
+  (``tcp://host:8786``), whose workers must see the same raster paths and
+  have this package and torch installed.
+
+Dask (``dask[distributed]``) is imported only when a scheduler is given.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable
+
+from .errors import Cancelled, InputError
+from .fitting import CancelCheck, Log, Progress
+
+__all__ = ["run_tiles"]
+
+_POLL_SECONDS = 0.2
+
+
+def run_tiles(
+    jobs: Sequence[Any],
+    fit: Callable[..., Any],
+    done: Callable[[Any], None],
+    *,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+    log: Log | None = None,
+) -> None:
+    """Call ``fit(job)`` for every job and ``done(result)`` here as each result arrives.
+
+    Here, ``fit`` also gets per-step progress, the cancel check and the log;
+    on Dask, progress counts finished tiles and a cancel cancels the tasks
+    still queued or running.
+    """
+    if not jobs:
+        return
+    if not scheduler:
+        for index, job in enumerate(jobs):
+            done(fit(job, _share(progress, index, len(jobs)), cancel, log))
+        return
+    with _client(scheduler, log) as client:
+        pending = client.map(fit, list(jobs), pure=False)
+        finished = 0
+        while pending:
+            if cancel is not None and cancel():
+                client.cancel(pending)
+                raise Cancelled("cancelled by the user")
+            ready = [future for future in pending if future.done()]
+            if not ready:
+                time.sleep(_POLL_SECONDS)
+                continue
+            for future in ready:
+                pending.remove(future)
+                done(future.result())
+                finished += 1
+                if progress is not None:
+                    progress(finished, len(jobs))
+
+
+def _share(progress: Progress | None, index: int, count: int) -> Progress | None:
+    """Progress of job ``index`` of ``count`` as steps of the whole run."""
+    if progress is None:
+        return None
+    return lambda step, total: progress(index * total + step, count * total)
+
+
+def _can_spawn_python() -> bool:
+    """Whether worker processes can be started from this interpreter (not inside QGIS's own executable)."""
+    return os.path.basename(sys.executable).lower().startswith("python")
+
+
+@contextmanager
+def _client(scheduler: str, log: Log | None) -> Iterator[Any]:
+    """A Dask client on a local cluster made for the run, or on the scheduler at an address."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError(
+            "running on Dask needs the package dask[distributed]: install it with "
+            "'python -m pip install \"dask[distributed]\"' in the Python that runs QGIS"
+        ) from None
+    if scheduler == "local" or scheduler.startswith("local:"):
+        cores = os.cpu_count() or 1
+        try:
+            workers = int(scheduler.partition(":")[2] or max(1, cores // 2))
+        except ValueError:
+            raise InputError(f"cannot read the worker count in {scheduler!r}: use local or local:N") from None
+        if workers < 1:
+            raise InputError("a local Dask cluster needs at least one worker")
+        threads = str(max(1, cores // workers))
+        processes = _can_spawn_python()
+        if log:
+            kind = "processes" if processes else "threads"
+            log(f"starting a local Dask cluster of {workers} worker {kind}, {threads} torch thread(s) each")
+        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            **({"env": env} if processes else {}),
+        )
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    if log:
+        log(f"sending the tiles to the Dask scheduler at {scheduler}")
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
+    with client:
+        yield client

@@ -1,0 +1,269 @@
+"""Whole rasters from files (core.scene): any grids and masks, tiles, bounded memory, Dask."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import PLUGINS, REPO, S2, block_mask, crop, raster_info, require_data, stack, write_mask
+from mcpn.core import masks
+from mcpn.core.errors import Cancelled, InputError
+from mcpn.core.metrics import masked_ssim
+from mcpn.core.rasters import grid_of
+from mcpn.core.scene import CloudMask, _MaskLayer, inpaint_raster, super_resolve_raster
+from mcpn.core.tiling import Window
+from osgeo import gdal
+
+FAST = {"method": "stacked", "steps": 2, "device": "cpu"}
+RGB = ["B04", "B03", "B02"]
+
+
+def scene(tmp: Path, size: int = 96, x: int = 400, y: int = 400) -> dict:
+    """An RGB crop of 2018-08-05 (target, uint16 with nodata 0), the same of 2018-07-21 (guide)."""
+    require_data()
+    target = stack([S2 / "2018-08-05" / f"{b}.tif" for b in RGB], tmp / "target.tif", x, y, size, RGB)
+    ds = gdal.Open(str(target), gdal.GA_Update)
+    for i in range(3):
+        ds.GetRasterBand(i + 1).SetNoDataValue(0)
+    ds = None
+    guide = stack([S2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp / "guide.tif", x, y, size)
+    return {"target": target, "guide": guide, "size": size}
+
+
+def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path):
+    s = scene(tmp_path)
+    cloud = block_mask(96, 5, 20, 60, 90)  # the top-right corner only
+    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+    logs: list[str] = []
+    result = inpaint_raster(
+        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out.tif"),
+        tile_size=48, tile_overlap=8, log=logs.append, **FAST,
+    )  # fmt: skip
+    assert (result.tiles, result.fitted) == (9, 2)
+    assert any("in 2 of 9 tiles" in line for line in logs)
+    out, target = raster_info(tmp_path / "out.tif"), raster_info(s["target"])
+    assert np.array_equal(out["data"][:, ~cloud], target["data"][:, ~cloud])
+    assert (out["data"][:, cloud] != 0).all()  # filled, not nodata
+    assert (out["geotransform"], out["crs"], out["dtype"], out["nodata"]) == (
+        target["geotransform"], target["crs"], target["dtype"], target["nodata"],
+    )  # fmt: skip
+    assert out["descriptions"] == RGB
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "mcpn-"))] == []
+
+
+def test_no_cloud_copies_the_target_and_a_full_mask_is_an_error(tmp_path):
+    s = scene(tmp_path, size=48)
+    clear = write_mask(s["target"], tmp_path / "clear.tif", np.zeros((48, 48), bool))
+    result = inpaint_raster(str(s["target"]), CloudMask(str(clear)), [str(s["guide"])], str(tmp_path / "o.tif"), **FAST)
+    assert result.fitted == 0
+    assert np.array_equal(raster_info(tmp_path / "o.tif")["data"], raster_info(s["target"])["data"])
+    full = write_mask(s["target"], tmp_path / "full.tif", np.ones((48, 48), bool))
+    with pytest.raises(InputError, match="no pixel of the target is known"):
+        inpaint_raster(str(s["target"]), CloudMask(str(full)), [str(s["guide"])], str(tmp_path / "f.tif"), **FAST)
+    assert not (tmp_path / "f.tif").exists()
+
+
+@pytest.mark.parametrize("epsg", [4326, 3857])
+def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path, epsg):
+    s = scene(tmp_path, size=64)
+    cloud = block_mask(64, 20, 40, 20, 44)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+    guide = gdal.Warp(str(tmp_path / f"guide_{epsg}.tif"), str(s["guide"]), dstSRS=f"EPSG:{epsg}")
+    mask_other = gdal.Warp(str(tmp_path / f"mask_{epsg}.tif"), str(mask), dstSRS=f"EPSG:{epsg}", resampleAlg="near")
+    guide = mask_other = None  # noqa: F841 (close the files)
+    aligned = inpaint_raster(
+        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "aligned.tif"), **FAST
+    )
+    warped = inpaint_raster(
+        str(s["target"]), CloudMask(str(tmp_path / f"mask_{epsg}.tif")), [str(tmp_path / f"guide_{epsg}.tif")],
+        str(tmp_path / "warped.tif"), **FAST,
+    )  # fmt: skip
+    assert aligned.fitted == warped.fitted == 1
+    a, w = raster_info(tmp_path / "aligned.tif"), raster_info(tmp_path / "warped.tif")
+    assert (w["size"], w["geotransform"], w["crs"]) == (a["size"], a["geotransform"], a["crs"])
+    layer = _MaskLayer(str(tmp_path / f"mask_{epsg}.tif"), ((1.0, 1.0),), None, 0, 64, 64)
+    from mcpn.core.rasters import aligned_path
+
+    on_grid = aligned_path(str(tmp_path / f"mask_{epsg}.tif"), grid_of(str(s["target"])), str(tmp_path), "near")
+    warped_mask = _MaskLayer(on_grid, layer.ranges, None, 0, 64, 64).read(Window(0, 0, 64, 64))
+    assert (warped_mask != cloud).mean() < 0.05  # the same clouds, up to resampling at the edges
+
+
+def test_a_guide_that_does_not_overlap_is_named_in_the_error(tmp_path):
+    s = scene(tmp_path, size=48)
+    far = stack([S2 / "2018-07-21" / "B04.tif"], tmp_path / "far.tif", 0, 0, 48)
+    ds = gdal.Open(str(far), gdal.GA_Update)
+    gt = list(ds.GetGeoTransform())
+    gt[0] += 1e6
+    ds.SetGeoTransform(gt)
+    ds = None
+    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 20, 10, 20))
+    with pytest.raises(InputError, match="guide 'far.tif' does not overlap"):
+        inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(far)], str(tmp_path / "o.tif"), **FAST)
+    assert not (tmp_path / "o.tif").exists()
+
+
+def _layer(tmp_path: Path, values: np.ndarray, spec: str, dilation: int = 0, polygons: str | None = None):
+    template = crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "template.tif", 400, 400, values.shape[0])
+    path = tmp_path / "classes.tif"
+    ds = gdal.GetDriverByName("GTiff").CreateCopy(str(path), gdal.Open(str(template)))
+    ds.GetRasterBand(1).WriteArray(values)
+    ds = None
+    grid = grid_of(str(path))
+    from mcpn.core.rasters import rasterise
+
+    burnt = rasterise(polygons, grid, str(tmp_path / "burnt.tif")) if polygons else None
+    ranges = tuple(masks.parse_mask_values(spec))
+    return _MaskLayer(str(path), ranges, burnt, dilation, grid.height, grid.width), grid
+
+
+def test_scl_values_thresholds_and_dilation_give_the_expected_pixels(tmp_path):
+    rng = np.random.default_rng(0)
+    scl = rng.integers(0, 12, (64, 64)).astype(np.uint16)
+    layer, _ = _layer(tmp_path, scl, "3,8-10")
+    whole = Window(0, 0, 64, 64)
+    assert np.array_equal(layer.read(whole), np.isin(scl, [3, 8, 9, 10]))
+    probability = (rng.random((64, 64)) * 100).astype(np.uint16)
+    layer, _ = _layer(tmp_path, probability, ">=40")
+    assert np.array_equal(layer.read(whole), probability >= 40)
+    sparse = np.zeros((64, 64), np.uint16)
+    sparse[[5, 30, 31, 60], [40, 2, 33, 61]] = 1
+    layer, _ = _layer(tmp_path, sparse, "1", dilation=3)
+    expected = masks.dilate(sparse == 1, 3)
+    for window in (Window(0, 0, 32, 32), Window(20, 25, 30, 39), Window(32, 32, 32, 32)):  # halos across windows
+        assert np.array_equal(layer.read(window), expected[window.slices])
+
+
+def test_polygon_masks_in_another_crs_are_rasterised_on_the_grid(tmp_path):
+    require_data()
+    _, grid = _layer(tmp_path, np.zeros((64, 64), np.uint16), "1")
+    x0, _, _, y0, _, _ = grid.geotransform
+    square = [(x0 + 100, y0 - 100), (x0 + 300, y0 - 100), (x0 + 300, y0 - 250), (x0 + 100, y0 - 250)]
+    from osgeo import osr
+
+    source, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    source.ImportFromWkt(grid.crs_wkt)
+    wgs84.ImportFromEPSG(4326)
+    for srs in (source, wgs84):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_wgs84 = osr.CoordinateTransformation(source, wgs84)
+    ring = [list(to_wgs84.TransformPoint(x, y)[:2]) for x, y in square]
+    feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}}
+    path = tmp_path / "clouds.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    layer, _ = _layer(tmp_path, np.zeros((64, 64), np.uint16), "1", polygons=str(path))
+    got = layer.read(Window(0, 0, 64, 64))
+    expected = block_mask(64, 10, 25, 10, 30)  # 10 m pixels: rows 100-250 m, columns 100-300 m
+    assert (got != expected).sum() <= 4 * 15  # the same square, up to a pixel at its edges
+
+
+def test_tiled_and_untiled_runs_agree_as_closely_as_two_seeds_do(tmp_path):
+    """Tiling (with global normalisation and feathering) changes the fill no more than a new seed does."""
+    s = scene(tmp_path, size=80)
+    cloud = block_mask(80, 30, 50, 28, 52)  # in the overlap of the four tiles
+    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+    args = (str(s["target"]), CloudMask(str(mask)), [str(s["guide"])])
+    settings = {"method": "stacked", "steps": 100, "device": "cpu"}
+    for seed in (0, 1):
+        inpaint_raster(*args, str(tmp_path / f"whole{seed}.tif"), tile_size=80, tile_overlap=0, seed=seed, **settings)
+    tiled = inpaint_raster(*args, str(tmp_path / "tiled.tif"), tile_size=56, tile_overlap=24, **settings)
+    assert tiled.fitted == 4
+    whole0, whole1, parts = (raster_info(tmp_path / f"{n}.tif")["data"] for n in ("whole0", "whole1", "tiled"))
+    seeds = masked_ssim(whole1.astype(float), whole0.astype(float), cloud)
+    tiles = masked_ssim(parts.astype(float), whole0.astype(float), cloud)
+    assert tiles > seeds - 0.1, f"tiled vs untiled SSIM {tiles:.2f}, seed 1 vs seed 0 {seeds:.2f}"
+
+
+def test_the_dask_path_gives_the_output_of_the_local_path(tmp_path):
+    pytest.importorskip("distributed")
+    s = scene(tmp_path, size=64)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(64, 10, 54, 10, 30))
+    args = (str(s["target"]), CloudMask(str(mask)), [str(s["guide"])])
+    here = inpaint_raster(*args, str(tmp_path / "here.tif"), tile_size=40, tile_overlap=8, **FAST)
+    logs: list[str] = []
+    dask = inpaint_raster(
+        *args, str(tmp_path / "dask.tif"), tile_size=40, tile_overlap=8, scheduler="local:2", log=logs.append, **FAST
+    )
+    assert here.fitted == dask.fitted == 4
+    assert any("local Dask cluster of 2 worker" in line for line in logs)
+    a, b = raster_info(tmp_path / "here.tif")["data"], raster_info(tmp_path / "dask.tif")["data"]
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_cancel_stops_the_run_and_leaves_no_file(tmp_path):
+    s = scene(tmp_path, size=64)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(64, 10, 54, 10, 54))
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 30
+
+    with pytest.raises(Cancelled):
+        inpaint_raster(
+            str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out" / "o.tif"),
+            tile_size=40, tile_overlap=8, cancel=cancel, **{**FAST, "steps": 20},
+        )  # fmt: skip
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_ensemble_uncertainty_is_zero_outside_the_mask_and_positive_inside(tmp_path):
+    s = scene(tmp_path, size=48)
+    cloud = block_mask(48, 10, 30, 12, 36)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+    inpaint_raster(
+        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+        ensemble=3, uncertainty=str(tmp_path / "spread.tif"), **{**FAST, "steps": 5},
+    )  # fmt: skip
+    spread = raster_info(tmp_path / "spread.tif")
+    assert spread["size"] == (48, 48) and spread["bands"] == 3
+    assert (spread["data"][:, ~cloud] == 0).all() and (spread["data"][:, cloud] > 0).all()
+
+
+def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_factors(tmp_path, sr_scene):
+    low, guides = sr_scene["low"], [str(g) for g in sr_scene["guides"]]
+    result = super_resolve_raster(str(low), guides, str(tmp_path / "sr.tif"), tile_size=24, tile_overlap=4, **FAST)
+    assert result.tiles == result.fitted > 1
+    out, guide = raster_info(tmp_path / "sr.tif"), raster_info(guides[0])
+    assert (out["size"], out["geotransform"]) == (guide["size"], guide["geotransform"])
+    assert out["dtype"] == raster_info(low)["dtype"] and (out["data"] > 0).all()
+    b09 = crop(S2 / "2018-08-05" / "B09.tif", tmp_path / "b09_60m.tif", 70, 63, 8)  # 60 m over the 48 px guides
+    result = super_resolve_raster(str(b09), guides, str(tmp_path / "b09.tif"), tile_size=24, tile_overlap=4, **FAST)
+    assert raster_info(tmp_path / "b09.tif")["size"] == (48, 48) and result.fitted > 1
+
+
+def test_memory_does_not_grow_with_the_scene(tmp_path):
+    """A 3072 px, 3-band scene with one small cloud: peak memory stays far below the scene as float64."""
+    size = 3072
+    target = tmp_path / "big.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(target), size, size, 3, gdal.GDT_UInt16, ["TILED=YES"])
+    ds.SetGeoTransform([500000, 10, 0, 4500000, 0, -10])
+    ds.SetProjection(grid_of(str(crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "t.tif", 0, 0, 8))).crs_wkt)
+    ramp = (np.add.outer(np.arange(size), np.arange(size)) % 4000 + 100).astype(np.uint16)
+    for i in range(3):
+        ds.GetRasterBand(i + 1).WriteArray(ramp)
+    ds = None
+    del ramp
+    cloud = np.zeros((size, size), bool)
+    cloud[100:140, 20:80] = True  # inside the first tile
+    write_mask(target, tmp_path / "mask.tif", cloud)
+    del cloud
+    script = f"""
+import resource, sys
+sys.path.insert(0, {str(PLUGINS)!r})
+from mcpn.core.scene import CloudMask, inpaint_raster
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+r = inpaint_raster({str(target)!r}, CloudMask({str(tmp_path / "mask.tif")!r}), [{str(target)!r}],
+                   {str(tmp_path / "out.tif")!r}, method="stacked", steps=1, device="cpu")
+print(r.fitted, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr
+    fitted, before, after = (int(v) for v in run.stdout.split())
+    scene_mib = 3 * size * size * 8 / 2**20  # 216 MiB as float64
+    assert fitted == 1
+    assert (after - before) / 1024 < scene_mib / 2, f"peak RSS grew by {(after - before) / 1024:.0f} MiB"
