@@ -42,6 +42,7 @@ from .rasters import (
     read_window,
 )
 from .sample import Sample, domain_scalings, fit_with_fallback, make_settings
+from .self_validation import Validation, validate
 from .tiling import Window, feather, tile_windows
 
 __all__ = ["CloudMask", "SceneResult", "TileJob", "fit_tile", "inpaint_raster", "super_resolve_raster"]
@@ -49,6 +50,7 @@ __all__ = ["CloudMask", "SceneResult", "TileJob", "fit_tile", "inpaint_raster", 
 TILE_SIZE = 256
 TILE_OVERLAP = 32
 _WRITE_BLOCK = 512
+_PREVIEW_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,11 @@ class _MaskLayer:
             window.row - top : window.row - top + window.height, window.col - left : window.col - left + window.width
         ]
 
-    def read_decimated(self) -> np.ndarray:
+    def read_decimated(self, max_side: int = 1024) -> np.ndarray:
         """Cloud pixels of the whole grid subsampled like :func:`core.rasters.read_decimated` (no dilation)."""
         return self._evaluate(
-            read_decimated(self.raster) if self.raster else None,
-            read_decimated(self.polygons) if self.polygons else None,
+            read_decimated(self.raster, max_side) if self.raster else None,
+            read_decimated(self.polygons, max_side) if self.polygons else None,
         )
 
 
@@ -220,6 +222,8 @@ class SceneResult:
     trace: list[TracePoint]  # of the first fitted tile (the only one when the raster fits in one tile)
     notes: list[str] = field(default_factory=list)
     uncertainty: str | None = None
+    validation: Validation | None = None
+    previews: dict[str, np.ndarray] = field(default_factory=dict)  # caption -> image or mask, <= 256 px a side
 
 
 @dataclass
@@ -322,6 +326,7 @@ def inpaint_raster(
     scheduler: str | None = None,
     ensemble: int = 1,
     uncertainty: str | None = None,
+    self_validation: bool = False,
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
     log: Log | None = None,
@@ -337,6 +342,9 @@ def inpaint_raster(
     With ``ensemble`` K > 1 every tile is fitted K times with seeds ``seed``..
     ``seed + K - 1``: the output is their mean and ``uncertainty`` (a path)
     receives their standard deviation on the filled pixels (0 elsewhere).
+    ``self_validation`` first scores the fill on clear pixels of one cloudy
+    tile (the one most evenly split between cloud and clear ground) hidden
+    under synthetic clouds (:mod:`core.self_validation`).
     Other arguments and ``options`` are those of :func:`core.api.inpaint`.
     """
     started = time.perf_counter()
@@ -360,7 +368,7 @@ def inpaint_raster(
         )
         guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in guides)
         windows = tile_windows(grid.height, grid.width, tile_size, tile_overlap)
-        cloudy, any_known, missing_count = [], np.zeros(bands, dtype=bool), 0
+        cloudy, clear, any_known, missing_count = [], [], np.zeros(bands, dtype=bool), 0
         for window in windows:
             run.check_cancel()
             values = read_window(target, window)
@@ -368,6 +376,7 @@ def inpaint_raster(
             any_known |= known.any(axis=(1, 2))
             if not known.all():
                 cloudy.append(window)
+                clear.append(int(known.all(axis=0).sum()))
         for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
             missing_count += int((~(np.isfinite(read_window(target, window)).all(0) & ~layer.read(window))).sum())
         run.say(f"cloud mask: {missing_count} of {grid.width * grid.height} pixels to fill")
@@ -385,6 +394,11 @@ def inpaint_raster(
         tiles = f" in {len(cloudy)} of {len(windows)} tiles" if len(windows) > 1 else ""
         if cloudy:
             run.say(f"fitting MCPN {run.settings.method} for up to {run.settings.steps} steps{tiles}")
+        validation = None
+        if self_validation and cloudy:
+            balance = [min(count, w.height * w.width - count) for w, count in zip(cloudy, clear)]
+            window = cloudy[int(np.argmax(balance))]  # as much cloud shape as clear ground to hide it on
+            validation = _self_validate(run, target, layer, guide_paths, window, share=1 / (len(jobs) + 1))
         blend = _Blend(scratch, grid.height, grid.width, bands, spread=uncertainty is not None)
         fits = _fit_tiles(run, jobs, blend, tile_overlap, len(windows) > 1)
         with (
@@ -403,7 +417,50 @@ def inpaint_raster(
             if spread is not None:
                 spread.commit()
             writer.commit()
-    return _result(run, output, windows, fits, started, uncertainty=uncertainty)
+        previews = {
+            "input": read_decimated(target, _PREVIEW_SIDE),
+            "cloud mask": layer.read_decimated(_PREVIEW_SIDE),
+            "output": read_decimated(output, _PREVIEW_SIDE),
+        }
+    return _result(
+        run, output, windows, fits, started, uncertainty=uncertainty, validation=validation, previews=previews
+    )
+
+
+def _self_validate(
+    run: _Run, target: str, layer: _MaskLayer, guides: Sequence[str], window: Window, share: float
+) -> Validation:
+    """Self-validation on one cloudy tile: its clear pixels hidden under synthetic clouds, fitted as the run would."""
+    run.say(
+        f"self-validation: hiding clear pixels of the tile at row {window.row}, column {window.col} under synthetic "
+        "clouds and filling them (one extra fit)"
+    )
+    values = read_window(target, window)
+    guide_values = [read_window(path, window) for path in guides]
+
+    def fill(masked: np.ndarray, cloud: np.ndarray) -> np.ndarray:
+        known = np.isfinite(masked) & ~cloud
+        sample = Sample.prepare(masked, known, guide_values, masked.shape[1:], run.sar)
+        progress = _fraction(run.progress, 0.0, share)
+        fitted, _ = fit_with_fallback(sample.problem(), run.settings, select_device(run.device), progress, run.cancel)
+        return np.where(known, masked, sample.scaling.invert(fitted.output))
+
+    validation = validate(values, layer.read(window), fill, seed=run.settings.seed)
+    run.say(
+        f"self-validation on {validation.hidden_pixels} hidden pixels: MCPN SSIM {validation.mcpn_ssim:.3f}, "
+        f"RMSE {validation.mcpn_rmse:.4g}; GDAL Fill nodata SSIM {validation.gdal_ssim:.3f}, "
+        f"RMSE {validation.gdal_rmse:.4g}"
+    )
+    if run.progress is not None:
+        run.progress = _fraction(run.progress, share, 1.0 - share)
+    return validation
+
+
+def _fraction(progress: Progress | None, start: float, share: float) -> Progress | None:
+    """Progress of a part that runs from ``start`` to ``start + share`` of the whole (0..1)."""
+    if progress is None:
+        return None
+    return lambda step, total: progress(round(1000 * (start + share * step / max(total, 1))), 1000)
 
 
 def super_resolve_raster(
