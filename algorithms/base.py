@@ -8,11 +8,17 @@ algorithms then stop with installation instructions.
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import traceback
 from typing import Any, Callable
 
+from osgeo import gdal
 from qgis.core import (
     Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsMapLayer,
+    QgsMapLayerType,
     QgsMessageLog,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -22,6 +28,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingUtils,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QUrl
@@ -42,6 +49,7 @@ DEVICE_LABELS = ["auto", "cpu", "cuda"]
 
 # Read/prepare inputs: 0-5 %, fitting: 5-95 %, writing: 95-100 %.
 _FIT_START, _FIT_END = 5.0, 95.0
+_SUFFIX = re.compile(r"\s*\(.*\)$")  # "Target raster (cloudy image)" -> "Target raster"
 
 
 def tr(text: str) -> str:
@@ -135,6 +143,150 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
 
     def add_output(self) -> None:
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Output raster")))
+
+    # --- checks before anything is read or written -----------------------------------------
+    # QGIS calls checkParameterValues before a run (dialog, processing.run, qgis_process) and
+    # prepareAlgorithm at the start of every run (also models and alg.run()): both refuse bad
+    # input files and output paths with a message naming the problem, before any fitting.
+    def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
+        problem = self.input_problem(parameters, context)
+        if problem:
+            return False, problem
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        problem = self.output_problem(parameters, context)
+        return (False, problem) if problem else (True, "")
+
+    def prepareAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> bool:
+        problem = self.input_problem(parameters, context) or self.output_problem(parameters, context)
+        if problem:
+            raise QgsProcessingException(problem)
+        return True
+
+    def input_files(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[tuple[str, str]]:
+        """(label, file) of every raster given as input, e.g. ("Target raster, INPUT", "/data/b04.tif").
+
+        Raises QgsProcessingException when a value is a missing file, a file GDAL cannot read as a
+        raster, or a non-raster layer. Layers of other providers are skipped (raster_path refuses them).
+        """
+        files = []
+        for definition in self.parameterDefinitions():
+            if definition.type() not in ("raster", "multilayer") or definition.isDestination():
+                continue
+            value = parameters.get(definition.name())
+            if value is None or value == "":
+                continue
+            label = f"{_SUFFIX.sub('', definition.description())}, {definition.name()}"
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, QgsMapLayer):
+                    layer = item
+                elif isinstance(item, str) and item:
+                    layer = QgsProcessingUtils.mapLayerFromString(
+                        item, context, True, QgsProcessingUtils.LayerHint.Raster
+                    )
+                else:
+                    continue  # expressions, model values...: resolved and checked by QGIS
+                if layer is not None and layer.isValid() and layer.type() == QgsMapLayerType.RasterLayer:
+                    if layer.providerType() == "gdal":
+                        files.append((label, layer.source().split("|")[0]))
+                    continue
+                path = (layer.source() if layer is not None else str(item)).split("|")[0]
+                if not os.path.exists(path):
+                    raise QgsProcessingException(tr(f"The file '{path}' ({label}) does not exist."))
+                reason = open_raster(path)[1] or "QGIS did not load it as a raster layer"
+                raise QgsProcessingException(
+                    tr(f"The file '{path}' ({label}) is not a raster that GDAL can read ({reason})")
+                )
+        return files
+
+    def input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        """What is wrong with the input rasters (unreadable, rotated, CRS on some only), or None."""
+        try:
+            files = self.input_files(parameters, context)
+        except QgsProcessingException as exc:
+            return str(exc)
+        with_crs, without_crs = [], []
+        for label, path in files:
+            name = os.path.basename(path)
+            ds, reason = open_raster(path)
+            if ds is None:
+                return tr(f"The file '{path}' ({label}) is not a raster that GDAL can read ({reason})")
+            gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
+            ds = None
+            if gt[2] != 0.0 or gt[4] != 0.0:
+                return tr(
+                    f"'{name}' ({label}) has a rotated or skewed geotransform (rotation terms {gt[2]:g} and "
+                    f"{gt[4]:g}), which is not supported: warp it to a north-up grid first "
+                    "(Raster > Projections > Warp)."
+                )
+            (with_crs if wkt else without_crs).append((label, name, wkt))
+        if with_crs and without_crs:
+            label, name, _ = without_crs[0]
+            other_label, other, wkt = with_crs[0]
+            crs = QgsCoordinateReferenceSystem.fromWkt(wkt)
+            crs_name = crs.authid() or crs.description() or "a CRS"
+            return tr(
+                f"'{name}' ({label}) has no CRS but '{other}' ({other_label}) has one ({crs_name}): the rasters "
+                "cannot be aligned. Assign the right CRS to it first (Raster > Projections > Assign Projection)."
+            )
+        return None
+
+    def output_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        """What is wrong with the output path (not .tif, an input file, a folder, not writable), or None."""
+        path = self.output_path(parameters, context)
+        if not path:
+            return None
+        name = os.path.basename(path)
+        if os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+            return tr(
+                f"The output '{name}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes "
+                "GeoTIFF only (convert the result afterwards with Raster > Conversion > Translate)."
+            )
+        try:
+            inputs = self.input_files(parameters, context)
+        except QgsProcessingException:
+            inputs = []
+        for label, source in inputs:
+            if same_file(path, source):
+                return tr(
+                    f"The output '{path}' is an input file ({label}): choose another output file name "
+                    "(inputs are never overwritten)."
+                )
+        if os.path.isdir(path):
+            return tr(f"The output '{path}' is a folder: give a file name ending in .tif.")
+        folder = os.path.dirname(os.path.abspath(path))
+        existing = folder
+        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            return tr(f"Cannot write the output '{path}': '{existing}' is a file, not a folder.")
+        try:  # a real write test: permissions alone say nothing when running as root
+            handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
+            os.close(handle)
+            os.remove(probe)
+        except OSError as exc:
+            return tr(f"Cannot write the output '{path}': the folder '{existing}' is not writable ({exc.strerror}).")
+        return None
+
+    def output_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """The OUTPUT file as processAlgorithm will get it, without touching ``context``.
+
+        parameterAsOutputLayer registers the layer to load on completion (and draws a new temporary
+        name for TEMPORARY_OUTPUT), so it runs on a scratch context.
+        """
+        value = parameters.get(self.OUTPUT)
+        if value is None or value == "":
+            return ""
+        scratch = QgsProcessingContext()
+        scratch.setProject(context.project())
+        scratch.setExpressionContext(context.expressionContext())
+        try:
+            return self.parameterAsOutputLayer(parameters, self.OUTPUT, scratch) or ""
+        except QgsProcessingException:
+            return ""
 
     # --- helpers used in processAlgorithm ----------------------------------------------------
     @staticmethod
@@ -256,6 +408,34 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         if context.willLoadLayerOnCompletion(path):
             details = context.layerToLoadOnCompletionDetails(path)
             details.name = name
+
+
+def open_raster(path: str) -> tuple[Any, str]:
+    """The GDAL raster dataset at ``path`` and "", or None and GDAL's reason (with or without gdal.UseExceptions)."""
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    gdal.ErrorReset()
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_RASTER)
+        reason = "" if ds is not None else gdal.GetLastErrorMsg()
+    except RuntimeError as exc:
+        ds, reason = None, str(exc)
+    finally:
+        gdal.PopErrorHandler()
+    if ds is not None and ds.RasterCount == 0:
+        ds, reason = None, "it has no raster band"
+    if ds is None:
+        return None, reason.replace(f"`{path}' ", "").strip().rstrip(".") or "GDAL cannot open it"
+    return ds, ""
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same file (links and relative paths resolved)."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
 def report_result(result: Any, feedback: QgsProcessingFeedback) -> None:
