@@ -16,12 +16,14 @@ import torch
 from torch.nn import functional as F
 
 from .errors import Cancelled, InputError
-from .networks import MCPN
+from .networks import MCPN, Outputs
 from .patch_consistency import PatchConsistency
 from .stopping import STOPPING_RULES, StoppingRule
 
 INPUT_KINDS = ("noise", "meshgrid")
 PRECISIONS = ("fp32", "bf16", "fp16")
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+LR_SCHEDULES = ("constant", "cosine")
 NOISE_CHANNELS = 32
 # Default Adam learning rate of each variant (see benchmarks/results/learning_rates.md).
 DEFAULT_LEARNING_RATES = {"emergent": 8e-3, "direct": 8e-3, "stacked": 8e-3}
@@ -60,6 +62,9 @@ class Settings:
     input_kind: str = "noise"
     reg_noise: float = 0.0
     precision: str = "fp32"
+    memory_format: str = "channels_last"  # NHWC: faster convolutions on CPU (benchmarks/speed.py)
+    compile: bool = False  # torch.compile the networks; fitted eagerly, with a note, if compiling fails
+    lr_schedule: str = "constant"  # or "cosine": decay from the learning rate to 0 over ``steps``
     seed: int = 0
     target_weight: float = 1.0
     guide_weight: float = 1.0
@@ -76,6 +81,12 @@ class Settings:
             raise InputError(f"unknown input kind {self.input_kind!r}; expected one of {', '.join(INPUT_KINDS)}")
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if self.memory_format not in MEMORY_FORMATS:
+            formats = ", ".join(MEMORY_FORMATS)
+            raise InputError(f"unknown memory format {self.memory_format!r}; expected one of {formats}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            schedules = ", ".join(LR_SCHEDULES)
+            raise InputError(f"unknown learning-rate schedule {self.lr_schedule!r}; expected one of {schedules}")
         if self.steps < 1 or self.check_every < 1 or self.patience < 1:
             raise InputError("steps, check_every and patience must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -138,6 +149,22 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
+def _compiled(
+    model: MCPN, losses: Callable[..., tuple[torch.Tensor, ...]], notes: list[str]
+) -> Callable[[torch.Tensor], Outputs]:
+    """``torch.compile`` of ``model``, tried on one forward and backward pass; ``model`` itself if that fails."""
+    compiled = torch.compile(model)
+    try:
+        losses(compiled)[0].backward()
+    except Exception as error:  # a compiler fails in many ways: no C++ compiler, an unsupported operator, ...
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        notes.append(f"torch.compile failed ({type(error).__name__}: {reason}); fitted without compilation")
+        return model
+    finally:
+        model.zero_grad(set_to_none=True)
+    return compiled
+
+
 def fit(
     problem: Problem,
     settings: Settings,
@@ -162,8 +189,10 @@ def fit(
     # Reflection padding needs at least 2 pixels at the deepest level: pad small grids.
     height, width = problem.shape
     working = (max(height, model.size_multiple + 1), max(width, model.size_multiple + 1))
-    model.to(device).train()
+    memory_format = MEMORY_FORMATS[settings.memory_format]
+    model.to(device=device, memory_format=memory_format).train()
     z = network_input(settings.input_kind, channels, working, generator).to(device)
+    z = z.contiguous(memory_format=memory_format)
     target = problem.target.to(device)
     known = problem.target_known.to(device)
     if not problem.super_resolution:
@@ -171,6 +200,23 @@ def fit(
     guides = [_pad_to(g, working).to(device) for g in problem.guides]
     valid = [_pad_to(v, working).to(device) for v in problem.guide_valid]
     low_res_size = tuple(problem.target.shape[-2:])
+
+    def losses(forward: Callable[[torch.Tensor], Outputs]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Total loss, target loss and target output of one forward pass."""
+        inputs = z + settings.reg_noise * torch.randn_like(z) if settings.reg_noise else z
+        with _autocast(device, settings.precision):
+            out = forward(inputs)
+        output = out.target.float()
+        if problem.super_resolution:
+            target_loss = masked_mse(downsample(output[..., :height, :width], low_res_size), target, known)
+        else:
+            target_loss = masked_mse(output, target, known)
+        loss = settings.target_weight * target_loss
+        for guide_out, guide, guide_valid in zip(out.guides, guides, valid):
+            loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, guide_valid)
+        for cycle in out.cycles or []:
+            loss = loss + settings.cycle_weight * F.mse_loss(cycle.float(), out.core.float())
+        return loss, target_loss, output
 
     scorer = None
     notes: list[str] = []
@@ -183,7 +229,11 @@ def fit(
         if not scorer.usable:
             notes.append("the filled or known region is too small for patch consistency: the last step is kept")
 
+    forward = _compiled(model, losses, notes) if settings.compile else model
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    schedule = None
+    if settings.lr_schedule == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps)
     trace: list[TracePoint] = []
     snapshots: dict[int, np.ndarray] = {}
     rule = StoppingRule(settings.stopping, settings.patience)
@@ -191,24 +241,14 @@ def fit(
     for step in range(1, settings.steps + 1):
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user")
-        inputs = z + settings.reg_noise * torch.randn_like(z) if settings.reg_noise else z
-        with _autocast(device, settings.precision):
-            out = model(inputs)
-        output = out.target.float()
-        if problem.super_resolution:
-            target_loss = masked_mse(downsample(output[..., :height, :width], low_res_size), target, known)
-        else:
-            target_loss = masked_mse(output, target, known)
-        loss = settings.target_weight * target_loss
-        for guide_out, guide, guide_valid in zip(out.guides, guides, valid):
-            loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, guide_valid)
-        for cycle in out.cycles or []:
-            loss = loss + settings.cycle_weight * F.mse_loss(cycle.float(), out.core.float())
+        loss, target_loss, output = losses(forward)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        if schedule is not None:
+            schedule.step()
 
-        current = output[..., :height, :width].detach()
+        current = output[..., :height, :width].detach().contiguous()
         if settings.record_every and step % settings.record_every == 0:
             snapshots[step] = current[0].cpu().numpy()
         if step % settings.check_every == 0 or step == settings.steps:
