@@ -26,17 +26,17 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
     QgsProcessingUtils,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
-from ..core import rasters
 from ..core.errors import Cancelled, MCPNError
-from ..core.masks import MaskError
 from ..mcpn_plugin import dependencies
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,8 +47,8 @@ LOG_TAG = "MCPN"
 DEVICES = ["auto", "cpu", "cuda"]
 DEVICE_LABELS = ["auto", "cpu", "cuda"]
 
-# Read/prepare inputs: 0-5 %, fitting: 5-95 %, writing: 95-100 %.
-_FIT_START, _FIT_END = 5.0, 95.0
+# The engine's progress (its tile fits) spans 0-99 %; writing the output brings it to 100 %.
+_FIT_END = 99.0
 _SUFFIX = re.compile(r"\s*\(.*\)$")  # "Target raster (cloudy image)" -> "Target raster"
 
 
@@ -74,6 +74,9 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     SEED = "SEED"
     LEARNING_RATE = "LEARNING_RATE"
     CORE_CHANNELS = "CORE_CHANNELS"
+    TILE_SIZE = "TILE_SIZE"
+    DASK_SCHEDULER = "DASK_SCHEDULER"
+    REPORT = "REPORT"
 
     METHODS = ["emergent", "direct", "stacked"]
     METHOD_LABELS = ["Emergent", "Direct", "Stacked"]
@@ -143,6 +146,79 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
 
     def add_output(self) -> None:
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Output raster")))
+
+    def add_tiling_parameters(self) -> None:
+        """Advanced TILE_SIZE and DASK_SCHEDULER."""
+        self.add_advanced(
+            QgsProcessingParameterNumber(
+                self.TILE_SIZE,
+                tr("Tile size (pixels)"),
+                QgsProcessingParameterNumber.Integer,
+                defaultValue=256,
+                minValue=64,
+                maxValue=4096,
+            )
+        )
+        self.add_advanced(
+            QgsProcessingParameterString(
+                self.DASK_SCHEDULER,
+                tr("Dask scheduler (empty: here; local or local:N: a local cluster; tcp://host:8786)"),
+                defaultValue="",
+                optional=True,
+            )
+        )
+
+    def tiling_options(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
+        scheduler = self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip()
+        return {"tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context), "scheduler": scheduler or None}
+
+    def add_report_output(self) -> None:
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.REPORT, tr("Run report"), tr("HTML files (*.html)"), optional=True, createByDefault=False
+            )
+        )
+
+    def report_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        return self.parameterAsFileOutput(parameters, self.REPORT, context) or None
+
+    def write_report(
+        self,
+        path: str,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        result: Any,
+        feedback: QgsProcessingFeedback,
+    ) -> str:
+        """Write the HTML run report (parameters as the user gave them, traces, self-validation, previews)."""
+        from ..core.report import write_report
+
+        shown = {}
+        for definition in self.parameterDefinitions():
+            if definition.isDestination() or definition.name() not in parameters:
+                continue
+            shown[definition.description()] = definition.valueAsPythonString(parameters[definition.name()], context)
+        notes = list(result.notes)
+        if result.fitted:
+            notes.insert(0, f"{result.fitted} of {result.tiles} tile(s) fitted; the traces are those of the first.")
+        try:
+            write_report(
+                path,
+                title=f"{self.displayName()} – run report",
+                parameters=shown,
+                device=result.device,
+                seconds=result.seconds,
+                trace=result.trace,
+                chosen_step=result.chosen_steps[0] if result.chosen_steps else 0,
+                validation=result.validation,
+                previews=result.previews,
+                notes=notes,
+            )
+        except OSError as exc:
+            log_exception(f"{self.displayName()}: cannot write the report")
+            raise QgsProcessingException(tr(f"Cannot write the run report '{path}': {exc}")) from None
+        feedback.pushInfo(tr(f"Run report: {path}"))
+        return path
 
     # --- checks before anything is read or written -----------------------------------------
     # QGIS calls checkParameterValues before a run (dialog, processing.run, qgis_process) and
@@ -297,16 +373,16 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def load_engine() -> Any:
-        """Import the engine (and torch) now; a broken installation becomes a readable error."""
+        """Import the engine's raster pipeline (and torch) now; a broken installation becomes a readable error."""
         try:
-            from ..core import api
+            from ..core import scene
         except (ImportError, OSError) as exc:
             log_exception("MCPN: cannot import the engine")
             raise QgsProcessingException(
                 tr(f"The MCPN engine cannot be loaded ({type(exc).__name__}: {exc}).\n\n")
                 + dependencies.install_message(dependencies.missing_packages() or ["torch"])
             ) from None
-        return api
+        return scene
 
     def raster_path(self, layer: QgsRasterLayer | None, what: str) -> str:
         """The file a raster layer reads (GDAL provider only)."""
@@ -334,7 +410,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def callbacks(feedback: QgsProcessingFeedback) -> dict[str, Callable]:
         def progress(step: int, total: int) -> None:
             if total > 0:
-                feedback.setProgress(_FIT_START + (_FIT_END - _FIT_START) * min(step, total) / total)
+                feedback.setProgress(_FIT_END * min(step, total) / total)
 
         def log(message: str) -> None:
             feedback.pushInfo(str(message))
@@ -363,44 +439,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 tr(f"The computation failed: {type(exc).__name__}: {exc}")
                 + tr(" (details in the 'MCPN' tab of the Log Messages panel)")
             ) from None
-
-    @staticmethod
-    def guarded(what: str, function: Callable, *args: Any, **kwargs: Any) -> Any:
-        """Run a raster/mask helper, turning its user-facing errors into QgsProcessingException."""
-        try:
-            return function(*args, **kwargs)
-        except (rasters.RasterError, MaskError) as exc:
-            raise QgsProcessingException(str(exc)) from None
-        except RuntimeError as exc:  # GDAL
-            log_exception(f"{what}: GDAL error")
-            raise QgsProcessingException(tr(f"{what}: {exc}")) from None
-
-    def write_output(
-        self,
-        path: str,
-        data: Any,
-        grid: rasters.Grid,
-        template: rasters.Raster,
-        feedback: QgsProcessingFeedback,
-    ) -> str:
-        feedback.setProgress(_FIT_END)
-        try:
-            rasters.write_raster(
-                path,
-                data,
-                grid,
-                template.gdal_type,
-                template.nodata,
-                template.descriptions,
-                cancel=feedback.isCanceled,
-            )
-        except rasters.WriteCancelled:
-            raise QgsProcessingException(tr("The run was cancelled; no output was written.")) from None
-        except (rasters.RasterError, RuntimeError, OSError) as exc:
-            log_exception(f"{self.displayName()}: cannot write the output")
-            raise QgsProcessingException(tr(f"Cannot write the output raster '{path}': {exc}")) from None
-        feedback.setProgress(100)
-        return path
 
     @staticmethod
     def name_output_layer(context: QgsProcessingContext, path: str, name: str) -> None:
@@ -439,8 +477,10 @@ def same_file(a: str, b: str) -> bool:
 
 
 def report_result(result: Any, feedback: QgsProcessingFeedback) -> None:
-    """Push the engine result's device, chosen step, time and notes to the Processing log."""
-    feedback.pushInfo(tr(f"Device: {result.device}."))
-    feedback.pushInfo(tr(f"Chosen step: {result.chosen_step}; fitting took {result.seconds:.1f} s."))
+    """Push the engine result's device, tiles, chosen steps, time and notes to the Processing log."""
+    feedback.pushInfo(tr(f"Device: {result.device}; {result.fitted} of {result.tiles} tile(s) fitted."))
+    if result.chosen_steps:
+        steps = sorted(set(result.chosen_steps))
+        feedback.pushInfo(tr(f"Chosen step(s): {', '.join(map(str, steps))}; the run took {result.seconds:.1f} s."))
     for note in getattr(result, "notes", None) or []:
         feedback.pushInfo(str(note))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
@@ -12,13 +11,14 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
-from ..core import masks, rasters
 from .base import MCPNAlgorithm, report_result, tr
 
 STOPPING = ["fixed", "known_rmse", "patch_consistency"]
@@ -32,8 +32,10 @@ its output then fills the masked pixels. Clear pixels are copied unchanged from 
 <h3>Parameters</h3>
 <ul>
 <li><b>Target raster</b>: the image to repair (any number of bands). Its nodata pixels are filled too.</li>
-<li><b>Cloud mask</b>: a raster whose values mark clouds; it is resampled (nearest neighbour) to the
-target's grid when needed.</li>
+<li><b>Cloud mask raster</b>: a raster whose values mark clouds (any grid or CRS; resampled with
+nearest neighbour to the target's grid).</li>
+<li><b>Cloud polygons</b>: a polygon layer whose features are clouds (any CRS), instead of or in addition
+to the mask raster.</li>
 <li><b>Mask values meaning cloud</b>: comma-separated values (<code>1</code> for a 0/1 mask,
 <code>3,8,9,10</code> for the Sentinel-2 scene classification layer), ranges (<code>8-10</code>) or a
 threshold for probability masks (<code>&gt;=40</code>).</li>
@@ -56,10 +58,21 @@ so 4000 steps take 10 to 50 minutes per cloudy tile; a GPU is one to two orders 
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
 mask dilation in pixels (grow the clouds to cover their hazy edges), conversion of guides to
-decibels (tick it when the guides are radar backscatter in linear units) and the tile size: rasters
-larger than one tile are processed in overlapping tiles, blended without seams, and only tiles
-containing clouds are fitted.</li>
+decibels (tick it when the guides are radar backscatter in linear units), the tile size (rasters
+larger than one tile are processed in overlapping tiles, read and written window by window and
+blended without seams; only tiles containing clouds are fitted), the Dask scheduler (empty: tiles
+run here one after the other; <code>local</code> or <code>local:4</code>: a local Dask cluster;
+<code>tcp://host:8786</code>: a running Dask cluster whose workers see the same files), the number
+of ensemble fits for the uncertainty layer, and self-validation: before the real fill, clear pixels
+of one cloudy tile are hidden under synthetic clouds shaped like yours, filled with MCPN and with
+GDAL Fill nodata, and both are scored (SSIM, RMSE) against the true pixels, an estimate of the
+quality on your scene (it costs one more tile fit).</li>
 <li><b>Output</b>: a GeoTIFF with the target's grid, data type, nodata and band names.</li>
+<li><b>Uncertainty</b> (optional): per filled pixel, the standard deviation of the fills of the
+ensemble (each tile fitted K times with seeds seed..seed+K-1, the output being their mean); 0 on clear
+pixels.</li>
+<li><b>Run report</b> (optional): an HTML page with the parameters, device and time, convergence
+plots, self-validation scores and previews.</li>
 </ul>
 <p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image.</p>"""
 
@@ -67,9 +80,12 @@ containing clouds are fitted.</li>
 class GuidedCloudInpainting(MCPNAlgorithm):
     MASK = "MASK"
     MASK_VALUES = "MASK_VALUES"
+    MASK_POLYGONS = "MASK_POLYGONS"
     MASK_DILATION = "MASK_DILATION"
     SAR_GUIDES = "SAR_GUIDES"
-    TILE_SIZE = "TILE_SIZE"
+    ENSEMBLE = "ENSEMBLE"
+    SELF_VALIDATION = "SELF_VALIDATION"
+    UNCERTAINTY = "UNCERTAINTY"
 
     def name(self) -> str:
         return "guidedcloudinpainting"
@@ -85,9 +101,14 @@ class GuidedCloudInpainting(MCPNAlgorithm):
 
     def initAlgorithm(self, config: dict | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, tr("Target raster (cloudy image)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MASK, tr("Cloud mask raster")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MASK, tr("Cloud mask raster"), optional=True))
         self.addParameter(
             QgsProcessingParameterString(self.MASK_VALUES, tr("Mask values meaning cloud"), defaultValue="1")
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                self.MASK_POLYGONS, tr("Cloud polygons"), [QgsProcessing.TypeVectorPolygon], optional=True
+            )
         )
         self.addParameter(
             QgsProcessingParameterMultipleLayers(self.GUIDES, tr("Guide rasters"), layerType=QgsProcessing.TypeRaster)
@@ -114,17 +135,29 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 self.SAR_GUIDES, tr("Guides are radar backscatter: convert them to dB"), defaultValue=False
             )
         )
+        self.add_tiling_parameters()
         self.add_advanced(
             QgsProcessingParameterNumber(
-                self.TILE_SIZE,
-                tr("Tile size (pixels)"),
+                self.ENSEMBLE,
+                tr("Ensemble fits for the uncertainty layer"),
                 QgsProcessingParameterNumber.Integer,
-                defaultValue=256,
-                minValue=64,
-                maxValue=4096,
+                defaultValue=3,
+                minValue=2,
+                maxValue=20,
+            )
+        )
+        self.add_advanced(
+            QgsProcessingParameterBoolean(
+                self.SELF_VALIDATION, tr("Self-validation on synthetic clouds (one more fit)"), defaultValue=False
             )
         )
         self.add_output()
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                self.UNCERTAINTY, tr("Uncertainty (spread of the ensemble)"), optional=True, createByDefault=False
+            )
+        )
+        self.add_report_output()
 
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -134,64 +167,59 @@ class GuidedCloudInpainting(MCPNAlgorithm):
 
         target_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         target_path = self.raster_path(target_layer, "target raster")
-        mask_path = self.raster_path(self.parameterAsRasterLayer(parameters, self.MASK, context), "cloud mask")
+        mask_layer = self.parameterAsRasterLayer(parameters, self.MASK, context)
+        mask_path = self.raster_path(mask_layer, "cloud mask") if mask_layer is not None else None
+        polygons = None
+        if parameters.get(self.MASK_POLYGONS):
+            polygons = self.parameterAsCompatibleSourceLayerPath(
+                parameters, self.MASK_POLYGONS, context, ["gpkg", "shp"], "gpkg", feedback
+            )
+        if mask_path is None and polygons is None:
+            raise QgsProcessingException(tr("Give a cloud mask raster, cloud polygons or both."))
         guide_layers = self.parameterAsLayerList(parameters, self.GUIDES, context)
         if not guide_layers:
             raise QgsProcessingException(tr("Select at least one guide raster."))
         guide_paths = [self.raster_path(layer, "guide raster") for layer in guide_layers]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        mask_values = self.parameterAsString(parameters, self.MASK_VALUES, context)
-        dilation = self.parameterAsInt(parameters, self.MASK_DILATION, context)
-
-        target = self.guarded("Target raster", rasters.read_raster, target_path)
-        feedback.pushInfo(
-            tr(f"Target: {target.name}, {target.bands} band(s), {target.grid.width}x{target.grid.height} px.")
-        )
-        mask_raster = self.guarded("Cloud mask", rasters.read_on_grid, mask_path, target.grid, "near", "cloud mask")
-        mask = self.guarded("Cloud mask", masks.mask_from_values, mask_raster.data, mask_values)
-        mask = self.guarded("Cloud mask", masks.dilate, mask, dilation)
-        missing = mask | np.any(np.isnan(target.data), axis=0)
-        feedback.pushInfo(tr(f"Cloud mask: {masks.summary(mask)}."))
+        uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
+        report = self.report_path(parameters, context)
         self.name_output_layer(context, output, f"{self.displayName()} – {target_layer.name()}")
+        if uncertainty:
+            self.name_output_layer(context, uncertainty, f"Uncertainty – {target_layer.name()}")
 
-        if not missing.any():
-            feedback.pushInfo(tr("The mask marks no cloud and the target has no nodata: the input is copied."))
-            self.write_output(output, target.data, target.grid, target, feedback)
-            return {self.OUTPUT: output}
-        if missing.all():
-            raise QgsProcessingException(
-                tr("The cloud mask covers the whole target raster: there is no clear pixel to learn from.")
-            )
-        if feedback.isCanceled():
-            raise QgsProcessingException(tr("The run was cancelled; no output was written."))
-
-        guides = []
-        for path in guide_paths:
-            guide = self.guarded("Guide raster", rasters.read_on_grid, path, target.grid, "bilinear", "guide")
-            guides.append(guide.data)
-        feedback.pushInfo(tr(f"Guides: {len(guides)} raster(s), {sum(g.shape[0] for g in guides)} band(s)."))
-        feedback.setProgress(5)
-
-        api = self.load_engine()  # lazy: imports torch
-
+        scene = self.load_engine()  # lazy: imports torch
+        mask = scene.CloudMask(
+            raster=mask_path,
+            values=self.parameterAsString(parameters, self.MASK_VALUES, context),
+            polygons=polygons,
+            dilation=self.parameterAsInt(parameters, self.MASK_DILATION, context),
+        )
         options = self.engine_options(parameters, context)
         sar = self.parameterAsBoolean(parameters, self.SAR_GUIDES, context)
         method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
         stopping = STOPPING[self.parameterAsEnum(parameters, self.STOPPING, context)]
         feedback.pushInfo(tr(f"Method: {method}, stopping: {stopping}, steps: {options['steps']}."))
         result = self.run_engine(
-            api.inpaint,
+            scene.inpaint_raster,
             feedback,
-            target.data,
+            target_path,
             mask,
-            guides,
+            guide_paths,
+            output,
             method=method,
             stopping=stopping,
-            sar_guides=tuple(range(len(guides))) if sar else (),
-            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            sar_guides=tuple(range(len(guide_paths))) if sar else (),
+            ensemble=self.parameterAsInt(parameters, self.ENSEMBLE, context) if uncertainty else 1,
+            uncertainty=uncertainty,
+            self_validation=self.parameterAsBoolean(parameters, self.SELF_VALIDATION, context),
+            **self.tiling_options(parameters, context),
             **options,
             **self.callbacks(feedback),
         )
         report_result(result, feedback)
-        self.write_output(output, result.image, target.grid, target, feedback)
-        return {self.OUTPUT: output}
+        outputs = {self.OUTPUT: output}
+        if uncertainty:
+            outputs[self.UNCERTAINTY] = uncertainty
+        if report:
+            outputs[self.REPORT] = self.write_report(report, parameters, context, result, feedback)
+        return outputs

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
@@ -15,7 +14,6 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core import rasters
 from .base import MCPNAlgorithm, report_result, tr
 
 STOPPING = ["fixed", "known_rmse"]
@@ -44,9 +42,15 @@ it has not improved for 1000 steps.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
-<li><b>Advanced</b>: learning rate (0 = the method's default) and core channels (network width).</li>
+<li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width), the tile
+size in output pixels (large rasters are processed in overlapping tiles cut at low-resolution pixel
+boundaries, every tile fitted, read and written window by window and blended without seams) and
+the Dask scheduler (empty: tiles run here; <code>local</code> or <code>local:4</code>: a local Dask
+cluster; <code>tcp://host:8786</code>: a running cluster whose workers see the same files).</li>
 <li><b>Output</b>: a GeoTIFF on the first guide's grid with the input's data type, nodata and band
 names.</li>
+<li><b>Run report</b> (optional): an HTML page with the parameters, device and time, convergence
+plots and previews.</li>
 </ul>
 <p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image.</p>"""
 
@@ -80,7 +84,9 @@ class GuidedSuperResolution(MCPNAlgorithm):
             QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0)
         )
         self.add_run_parameters()
+        self.add_tiling_parameters()
         self.add_output()
+        self.add_report_output()
 
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -95,51 +101,28 @@ class GuidedSuperResolution(MCPNAlgorithm):
             raise QgsProcessingException(tr("Select at least one high-resolution guide raster."))
         guide_paths = [self.raster_path(layer, "guide raster") for layer in guide_layers]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-
-        grid = self.guarded("Guide raster", rasters.grid_of, guide_paths[0])
-        guides = []
-        for path in guide_paths:
-            guide = self.guarded("Guide raster", rasters.read_on_grid, path, grid, "bilinear", "guide")
-            guides.append(guide.data)
-        template = self.guarded("Low-resolution raster", rasters.read_raster, low_path)
-        low = self.guarded("Low-resolution raster", rasters.resample_to_extent, low_path, grid)
-        if np.all(np.isnan(low.data)):
-            raise QgsProcessingException(tr("The low-resolution raster has no valid pixel over the guides."))
-        if low.grid.width > grid.width or low.grid.height > grid.height:
-            raise QgsProcessingException(
-                tr(
-                    f"The input ({low.grid.width}x{low.grid.height} px over the guides' extent) is not coarser "
-                    f"than the first guide ({grid.width}x{grid.height} px): choose high-resolution guides."
-                )
-            )
-        feedback.pushInfo(
-            tr(
-                f"Input: {template.name}, {low.bands} band(s), {low.grid.width}x{low.grid.height} px over the "
-                f"guides' extent; output grid {grid.width}x{grid.height} px "
-                f"({grid.pixel_size[0]:g} x {grid.pixel_size[1]:g} map units)."
-            )
-        )
+        report = self.report_path(parameters, context)
         self.name_output_layer(context, output, f"{self.displayName()} – {low_layer.name()}")
-        if feedback.isCanceled():
-            raise QgsProcessingException(tr("The run was cancelled; no output was written."))
-        feedback.setProgress(5)
 
-        api = self.load_engine()  # lazy: imports torch
-
+        scene = self.load_engine()  # lazy: imports torch
         options = self.engine_options(parameters, context)
         method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
         stopping = STOPPING[self.parameterAsEnum(parameters, self.STOPPING, context)]
         feedback.pushInfo(tr(f"Method: {method}, stopping: {stopping}, steps: {options['steps']}."))
         result = self.run_engine(
-            api.super_resolve,
+            scene.super_resolve_raster,
             feedback,
-            low.data,
-            guides,
+            low_path,
+            guide_paths,
+            output,
             method=method,
             stopping=stopping,
+            **self.tiling_options(parameters, context),
             **options,
             **self.callbacks(feedback),
         )
         report_result(result, feedback)
-        self.write_output(output, result.image, grid, template, feedback)
-        return {self.OUTPUT: output}
+        outputs = {self.OUTPUT: output}
+        if report:
+            outputs[self.REPORT] = self.write_report(report, parameters, context, result, feedback)
+        return outputs

@@ -78,8 +78,13 @@ def _share(progress: Progress | None, index: int, count: int) -> Progress | None
 
 
 def _can_spawn_python() -> bool:
-    """Whether worker processes can be started from this interpreter (not inside QGIS's own executable)."""
-    return os.path.basename(sys.executable).lower().startswith("python")
+    """Whether worker processes can be started: not inside an application embedding Python, such as QGIS.
+
+    There ``sys.executable`` is the application itself or another Python than the one running, so
+    the local cluster uses threads instead (torch releases the GIL while it computes).
+    """
+    embedded = any(name == "qgis" or name.startswith("qgis.") for name in sys.modules)
+    return not embedded and os.path.basename(sys.executable).lower().startswith("python")
 
 
 @contextmanager

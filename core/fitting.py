@@ -7,6 +7,7 @@ from user arrays and converts the result back.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,6 +28,8 @@ LR_SCHEDULES = ("constant", "cosine")
 NOISE_CHANNELS = 32
 # Default Adam learning rate of each variant (see benchmarks/results/learning_rates.md).
 DEFAULT_LEARNING_RATES = {"emergent": 8e-3, "direct": 8e-3, "stacked": 8e-3}
+
+_GLOBAL_SEED = threading.Lock()
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -176,16 +179,17 @@ def fit(
     """Fit a network to ``problem`` and return the output of the step the stopping rule chose."""
     settings.validate()
     started = time.perf_counter()
-    torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     channels = NOISE_CHANNELS if settings.input_kind == "noise" else 2
-    model = MCPN(
-        channels,
-        problem.target.shape[1],
-        [g.shape[1] for g in problem.guides],
-        settings.method,
-        settings.core_channels,
-    )
+    with _GLOBAL_SEED:  # layers initialise from torch's global generator, shared by threads fitting at once
+        torch.manual_seed(settings.seed)
+        model = MCPN(
+            channels,
+            problem.target.shape[1],
+            [g.shape[1] for g in problem.guides],
+            settings.method,
+            settings.core_channels,
+        )
     # Reflection padding needs at least 2 pixels at the deepest level: pad small grids.
     height, width = problem.shape
     working = (max(height, model.size_multiple + 1), max(width, model.size_multiple + 1))

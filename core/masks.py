@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["MaskError", "parse_mask_values", "mask_from_values", "mask_from_threshold", "dilate", "summary"]
 
 
-class MaskError(ValueError):
+class MaskError(InputError):
     """The mask specification or the mask itself cannot be used; the message is for the end user."""
 
 

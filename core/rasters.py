@@ -139,7 +139,8 @@ def grid_of(path_or_ds: str | gdal.Dataset) -> Grid:
     ds = _open(path_or_ds) if isinstance(path_or_ds, (str, os.PathLike)) else path_or_ds
     gt = tuple(float(v) for v in ds.GetGeoTransform())
     if gt[2] != 0.0 or gt[4] != 0.0:
-        raise RasterError("Rotated rasters are not supported; warp the raster to a north-up grid first.")
+        name = os.path.basename(ds.GetDescription() or "the raster")
+        raise RasterError(f"'{name}': rotated rasters are not supported; warp it to a north-up grid first.")
     return Grid(ds.GetProjection() or "", gt, ds.RasterXSize, ds.RasterYSize)  # type: ignore[arg-type]
 
 
@@ -305,6 +306,8 @@ def low_res_grid(path: str, extent_grid: Grid) -> Grid:
     if not overlaps(extent_grid, own):
         raise RasterError(f"The raster '{os.path.basename(str(path))}' does not overlap the guide rasters.")
     px, py = own.pixel_size
+    if bool(own.crs_wkt) != bool(extent_grid.crs_wkt):
+        raise RasterError(f"'{os.path.basename(str(path))}' and the guides must both have a CRS, or both none.")
     if not _same_crs(own.crs_wkt, extent_grid.crs_wkt):
         # the raster's pixel size expressed in the extent's CRS (from its reprojected footprint)
         b = _bounds_in(own, extent_grid.crs_wkt)

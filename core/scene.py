@@ -234,7 +234,7 @@ class _Run:
     device: str
     sar: tuple[int, ...]
     tile_size: int
-    tile_overlap: int
+    tile_overlap: int  # by default TILE_OVERLAP, at most a quarter of the tile
     scheduler: str | None
     members: int
     progress: Progress | None
@@ -244,6 +244,8 @@ class _Run:
     @classmethod
     def make(cls, method: str, stopping: str, steps: int, device: str, seed: int, **kwargs) -> _Run:
         options = kwargs.pop("options")
+        if kwargs["tile_overlap"] is None:
+            kwargs["tile_overlap"] = min(TILE_OVERLAP, kwargs["tile_size"] // 4)
         settings = make_settings(method, stopping, steps, seed, options)
         select_device(device)  # a missing device is an error before any work
         if kwargs["tile_size"] < 16 or not 0 <= kwargs["tile_overlap"] < kwargs["tile_size"] // 2:
@@ -322,7 +324,7 @@ def inpaint_raster(
     seed: int = 0,
     sar_guides: Sequence[int] = (),
     tile_size: int = TILE_SIZE,
-    tile_overlap: int = TILE_OVERLAP,
+    tile_overlap: int | None = None,
     scheduler: str | None = None,
     ensemble: int = 1,
     uncertainty: str | None = None,
@@ -367,7 +369,7 @@ def inpaint_raster(
             grid.width,
         )
         guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in guides)
-        windows = tile_windows(grid.height, grid.width, tile_size, tile_overlap)
+        windows = tile_windows(grid.height, grid.width, run.tile_size, run.tile_overlap)
         cloudy, clear, any_known, missing_count = [], [], np.zeros(bands, dtype=bool), 0
         for window in windows:
             run.check_cancel()
@@ -400,7 +402,7 @@ def inpaint_raster(
             window = cloudy[int(np.argmax(balance))]  # as much cloud shape as clear ground to hide it on
             validation = _self_validate(run, target, layer, guide_paths, window, share=1 / (len(jobs) + 1))
         blend = _Blend(scratch, grid.height, grid.width, bands, spread=uncertainty is not None)
-        fits = _fit_tiles(run, jobs, blend, tile_overlap, len(windows) > 1)
+        fits = _fit_tiles(run, jobs, blend, run.tile_overlap, len(windows) > 1)
         with (
             RasterWriter(output, grid, bands, **meta) as writer,
             _uncertainty_writer(uncertainty, grid, bands) as spread,
@@ -475,7 +477,7 @@ def super_resolve_raster(
     seed: int = 0,
     sar_guides: Sequence[int] = (),
     tile_size: int = TILE_SIZE,
-    tile_overlap: int = TILE_OVERLAP,
+    tile_overlap: int | None = None,
     scheduler: str | None = None,
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
@@ -510,7 +512,7 @@ def super_resolve_raster(
     with tempfile.TemporaryDirectory(prefix="mcpn-", dir=_scratch_parent(output, [low_res, *guides])) as scratch:
         low_path = _low_res_path(low_res, low_grid, scratch)
         guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in guides)
-        pairs = _low_res_tiles(low_grid, grid, scale, tile_size, tile_overlap)
+        pairs = _low_res_tiles(low_grid, grid, scale, run.tile_size, run.tile_overlap)
         scalings = _scalings(low_path, None, guide_paths, run.sar)
         jobs = [
             TileJob(i, high, low_path, low, guide_paths, None, scalings, run.sar, run.settings, run.device)
@@ -518,7 +520,7 @@ def super_resolve_raster(
         ]
         run.say(f"fitting MCPN {run.settings.method} for up to {run.settings.steps} steps in {len(jobs)} tile(s)")
         blend = _Blend(scratch, grid.height, grid.width, bands, spread=False)
-        overlap = max(1, round(tile_overlap)) if len(jobs) > 1 else 0
+        overlap = max(1, run.tile_overlap) if len(jobs) > 1 else 0
         fits = _fit_tiles(run, jobs, blend, overlap, len(jobs) > 1)
         with RasterWriter(output, grid, bands, **meta) as writer:
             for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):

@@ -33,7 +33,7 @@ class MCPNProvider(QgsProcessingProvider):
         return ICON_PATH
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:
-        return ["tif"]
+        return ["tif", "tiff"]
 
     def defaultRasterFileExtension(self) -> str:
         return "tif"

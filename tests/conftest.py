@@ -7,6 +7,7 @@ added here so a plain ``python -m pytest`` after ``make deploy`` works.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,14 @@ def require_data() -> None:
 
 
 _PLUGINS: list = []  # keep the plugin objects alive
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage():
+    """Free refused runs now: a caught exception's traceback keeps its Processing context (and the layers it
+    loaded) in a reference cycle; freed by the garbage collector only after QGIS has exited, it segfaults."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

@@ -11,22 +11,18 @@ from mcpn.mcpn_plugin import dependencies
 from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
 
 INPAINT_PARAMS = [
-    "INPUT", "MASK", "MASK_VALUES", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED",
-    "LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE", "OUTPUT",
+    "INPUT", "MASK", "MASK_VALUES", "MASK_POLYGONS", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED",
+    "LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE", "DASK_SCHEDULER", "ENSEMBLE",
+    "SELF_VALIDATION", "OUTPUT", "UNCERTAINTY", "REPORT",
 ]  # fmt: skip
 SR_PARAMS = [
-    "INPUT",
-    "GUIDES",
-    "METHOD",
-    "STOPPING",
-    "STEPS",
-    "DEVICE",
-    "SEED",
-    "LEARNING_RATE",
-    "CORE_CHANNELS",
-    "OUTPUT",
-]
-ADVANCED = {"LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE"}
+    "INPUT", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED", "LEARNING_RATE", "CORE_CHANNELS",
+    "TILE_SIZE", "DASK_SCHEDULER", "OUTPUT", "REPORT",
+]  # fmt: skip
+ADVANCED = {
+    "LEARNING_RATE", "CORE_CHANNELS", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE", "DASK_SCHEDULER", "ENSEMBLE",
+    "SELF_VALIDATION",
+}  # fmt: skip
 
 
 def test_provider_and_algorithms(mcpn_provider):

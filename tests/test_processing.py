@@ -109,7 +109,7 @@ def test_inpainting_direct_with_patch_consistency(mcpn_provider, s2_scene):
     run(INPAINT, {**params, **FAST, "METHOD": 1, "STOPPING": 2, "OUTPUT": str(out)}, feedback)
     assert_same_grid(out, s2_scene["target"])
     assert any(m.startswith("Device: cpu") for m in messages), messages
-    assert any(m.startswith("Chosen step:") for m in messages), messages
+    assert any(m.startswith("Chosen step(s):") for m in messages), messages
 
 
 def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene):
@@ -121,7 +121,7 @@ def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene):
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(clear), "GUIDES": [str(s2_scene["guide"])]}
     run(INPAINT, {**params, **FAST, "OUTPUT": str(out)}, feedback)
     np.testing.assert_array_equal(raster_info(out)["data"], raster_info(s2_scene["target"])["data"])
-    assert any("input is copied" in m for m in messages), messages
+    assert any("target is copied" in m for m in messages), messages
 
 
 @pytest.mark.parametrize("case", ["all_cloud", "no_overlap", "bad_values"])
@@ -136,7 +136,7 @@ def test_inpainting_bad_inputs_raise_readable_errors(mcpn_provider, s2_scene, ca
     }
     if case == "all_cloud":
         params["MASK"] = str(write_mask(s2_scene["target"], tmp / "all.tif", np.ones((48, 48), bool)))
-        expected = "no clear pixel"
+        expected = "no pixel of the target is known"
     elif case == "no_overlap":
         far = tmp / "far.tif"
         gdal.Translate(str(far), str(s2_scene["guide"]), outputBounds=[100000, 4100000, 100480, 4099520])
@@ -164,8 +164,8 @@ def test_broken_engine_import_message(mcpn_provider, s2_scene, monkeypatch):
 
     import mcpn.core
 
-    monkeypatch.delattr(mcpn.core, "api", raising=False)
-    monkeypatch.setitem(sys.modules, "mcpn.core.api", None)  # any import of it now fails
+    monkeypatch.delattr(mcpn.core, "scene", raising=False)
+    monkeypatch.setitem(sys.modules, "mcpn.core.scene", None)  # any import of it now fails
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
     with pytest.raises(QgsProcessingException, match="engine cannot be loaded"):
         run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
@@ -252,9 +252,11 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
     for child in (sr, inpaint):
         for name, value in {"METHOD": 1, "STOPPING": 0, **FAST, "LEARNING_RATE": 0, "CORE_CHANNELS": 8}.items():
             static(child, name, value)
+        static(child, "TILE_SIZE", 256)
     static(inpaint, "MASK_DILATION", 0)
     static(inpaint, "SAR_GUIDES", False)
-    static(inpaint, "TILE_SIZE", 256)
+    static(inpaint, "ENSEMBLE", 3)
+    static(inpaint, "SELF_VALIDATION", False)
     output = QgsProcessingModelOutput("result", "result")
     output.setChildId("inpaint")
     output.setChildOutputName("OUTPUT")
@@ -299,3 +301,49 @@ def test_inpainting_warps_mask_and_guides_on_other_grids(mcpn_provider, s2_scene
     truth = raster_info(s2_scene["target"])["data"]
     np.testing.assert_array_equal(got["data"][:, ~fine], truth[:, ~fine])
     assert not np.array_equal(got["data"][:, fine], truth[:, fine])
+
+
+def test_polygon_mask_uncertainty_self_validation_and_report(mcpn_provider, s2_scene):
+    """Clouds drawn as a polygon in EPSG:4326 (a memory layer), an uncertainty layer and an HTML report."""
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsFeature,
+        QgsGeometry,
+        QgsProject,
+        QgsRectangle,
+        QgsVectorLayer,
+    )
+
+    tmp = s2_scene["tmp"]
+    x0, _, _, y0, _, _ = raster_info(s2_scene["target"])["geotransform"]
+    square = QgsGeometry.fromRect(QgsRectangle(x0 + 100, y0 - 300, x0 + 250, y0 - 150))  # rows 15-30, cols 10-25
+    utm, wgs84 = QgsCoordinateReferenceSystem("EPSG:32630"), QgsCoordinateReferenceSystem("EPSG:4326")
+    square.transform(QgsCoordinateTransform(utm, wgs84, QgsProject.instance()))
+    clouds = QgsVectorLayer("Polygon?crs=EPSG:4326", "clouds", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(square)
+    clouds.dataProvider().addFeatures([feature])
+    out, spread, report = tmp / "filled.tif", tmp / "spread.tif", tmp / "report.html"
+    params = {"INPUT": str(s2_scene["target"]), "MASK_POLYGONS": clouds, "GUIDES": [str(s2_scene["guide"])]}
+    result = run(
+        INPAINT,
+        {**params, **FAST, "ENSEMBLE": 2, "SELF_VALIDATION": True, "OUTPUT": str(out), "UNCERTAINTY": str(spread),
+         "REPORT": str(report)},
+    )  # fmt: skip
+    assert result == {"OUTPUT": str(out), "UNCERTAINTY": str(spread), "REPORT": str(report)}
+    cloud = block_mask(48, 15, 30, 10, 25)
+    values = raster_info(spread)["data"]
+    assert (values[:, ~cloud] == 0).all()
+    assert (values[:, cloud] > 0).mean() > 0.9  # the polygon's pixels, up to its edges
+    np.testing.assert_array_equal(
+        raster_info(out)["data"][:, ~cloud], raster_info(s2_scene["target"])["data"][:, ~cloud]
+    )
+    page = report.read_text()
+    assert "Self-validation" in page and "GDAL Fill nodata" in page and "data:image/png;base64" in page
+
+
+def test_inpainting_needs_a_mask_raster_or_polygons(mcpn_provider, s2_scene):
+    params = {"INPUT": str(s2_scene["target"]), "GUIDES": [str(s2_scene["guide"])]}
+    with pytest.raises(QgsProcessingException, match="cloud mask raster, cloud polygons or both"):
+        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
