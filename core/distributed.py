@@ -127,7 +127,7 @@ def _client(scheduler: str, log: Log | None) -> Iterator[Any]:
     if log:
         log(f"sending the tiles to the Dask scheduler at {scheduler}")
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout="5s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
     with client:

@@ -267,3 +267,15 @@ print(r.fitted, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     scene_mib = 3 * size * size * 8 / 2**20  # 216 MiB as float64
     assert fitted == 1
     assert (after - before) / 1024 < scene_mib / 2, f"peak RSS grew by {(after - before) / 1024:.0f} MiB"
+
+
+def test_an_unreachable_dask_scheduler_is_a_clear_error(tmp_path):
+    pytest.importorskip("distributed")
+    s = scene(tmp_path, size=48)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 20, 10, 20))
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        inpaint_raster(
+            str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+            scheduler="tcp://127.0.0.1:9", **FAST,
+        )  # fmt: skip
+    assert not (tmp_path / "o.tif").exists()
