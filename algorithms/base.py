@@ -195,9 +195,13 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
 
         shown = {}
         for definition in self.parameterDefinitions():
-            if definition.isDestination() or definition.name() not in parameters:
+            if definition.isDestination():
                 continue
-            shown[definition.description()] = definition.valueAsPythonString(parameters[definition.name()], context)
+            value = parameters.get(definition.name(), definition.defaultValue())
+            if isinstance(definition, QgsProcessingParameterEnum) and value is not None:
+                shown[definition.description()] = definition.options()[int(value)]
+            else:
+                shown[definition.description()] = definition.valueAsPythonString(value, context)
         notes = list(result.notes)
         if result.fitted:
             notes.insert(0, f"{result.fitted} of {result.tiles} tile(s) fitted; the traces are those of the first.")
