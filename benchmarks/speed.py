@@ -1,20 +1,36 @@
-"""Speed of one optimiser step of each variant: ms/step, GFLOP/step, GFLOP/s, peak memory.
+"""Speed of one optimiser step of each variant: ms/step, GFLOP/step, GFLOP/s and its share of the peak, memory.
 
-Each configuration runs in a fresh subprocess so its peak memory (VmHWM) is its
-own. The step is the engine's real training step (``core.fitting.fit`` with
-one target and one guide of 4 bands); the time per step is the median over
-``--steps`` steps after ``--warmup`` steps, from the fit's own wall time.
+The step is the engine's real training step (``core.fitting.fit`` with one
+4-band target and one 4-band guide); its time is the median over ``--steps``
+steps after ``--warmup`` steps, from the fit's own progress callbacks. Every
+configuration (method x size x precision x memory format) runs in a fresh
+subprocess, ``--repeats`` times in interleaved rounds so that a burst of load
+on the machine does not hit one configuration only; the table gives the median
+over repeats. FLOP are counted once per method and size with
+``torch.utils.flop_counter`` (forward and backward of the networks).
 
-    .venv/bin/python benchmarks/speed.py                     # 128/256 px, fp32 and bf16
-    .venv/bin/python benchmarks/speed.py --sizes 128 256 512 --precisions fp32 bf16
+Peak memory is the growth of the resident set during the fit: the peak RSS
+counter is reset (``/proc/self/clear_refs``) just before it and read after
+(on CUDA: ``torch.cuda.max_memory_allocated``).
+
+The CPU peak is cores x clock x FLOP per cycle per core. The clock is the
+nominal one of ``/proc/cpuinfo`` (boost clocks make the true peak higher); FLOP
+per cycle come from the instruction set (:func:`flop_per_cycle`), and bf16 runs
+are compared with the bf16 peak (twice FP32 with AVX-512 BF16 dot products).
+
+    .venv/bin/python benchmarks/speed.py                    # full table (long): run it on a quiet machine
+    .venv/bin/python benchmarks/speed.py --sizes 64 --repeats 2 --out benchmarks/out/speed  # smoke test
+    .venv/bin/python benchmarks/speed.py --profile stacked 256 fp32 channels_last            # top operators
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -25,14 +41,14 @@ import torch
 
 _mcpn.ensure_package()
 from mcpn.core.device import select_device  # noqa: E402
-from mcpn.core.fitting import NOISE_CHANNELS, Problem, Settings, fit  # noqa: E402
+from mcpn.core.fitting import MEMORY_FORMATS, NOISE_CHANNELS, PRECISIONS, Problem, Settings, fit  # noqa: E402
 from mcpn.core.networks import MCPN  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-FLOP_PER_CYCLE_FP32 = 32  # AVX-512 / 2x256-bit FMA: 16 multiply-adds per cycle per core
+BANDS = 4
 
 
-def _problem(size: int, bands: int = 4) -> Problem:
+def _problem(size: int, bands: int = BANDS) -> Problem:
     generator = torch.Generator().manual_seed(0)
     known = (torch.rand(1, 1, size, size, generator=generator) > 0.2).float().expand(1, bands, size, size)
     return Problem(
@@ -44,12 +60,13 @@ def _problem(size: int, bands: int = 4) -> Problem:
     )
 
 
-def _flop_per_step(method: str, size: int) -> float:
-    """Forward + backward FLOP of the networks for one step (torch.utils.flop_counter)."""
+def flop_per_step(method: str, size: int) -> float:
+    """Forward + backward FLOP of the networks for one step, on the working grid ``fit`` uses."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = MCPN(NOISE_CHANNELS, 4, [4], method)
-    z = torch.rand(1, NOISE_CHANNELS, size, size)
+    model = MCPN(NOISE_CHANNELS, BANDS, [BANDS], method)
+    working = max(size, model.size_multiple + 1)
+    z = torch.rand(1, NOISE_CHANNELS, working, working)
     with FlopCounterMode(display=False) as counter:
         out = model(z)
         loss = out.target.square().mean() + sum(g.square().mean() for g in out.guides)
@@ -59,90 +76,216 @@ def _flop_per_step(method: str, size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def _peak_rss_mib() -> float:
+def _status_kib(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+        if line.startswith(key + ":"):
+            return float(line.split()[1])
     return float("nan")
 
 
-def measure_one(method: str, size: int, precision: str, steps: int, warmup: int, device: str) -> dict:
+def _reset_peak_rss() -> bool:
+    """Reset the peak-RSS counter (VmHWM) to the current RSS; False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _settings(method: str, precision: str, memory_format: str, steps: int) -> Settings:
+    return Settings(method=method, steps=steps, precision=precision, memory_format=memory_format, check_every=10**9)
+
+
+def measure_one(
+    method: str, size: int, precision: str, memory_format: str, steps: int, warmup: int, device: str
+) -> dict:
     """Time ``steps`` steps after ``warmup`` steps in this process."""
     torch_device = select_device(device)
+    problem = _problem(size)
     stamps: list[float] = []
-    settings = Settings(method=method, steps=warmup + steps, precision=precision, check_every=10**9)
-    fit(_problem(size), settings, torch_device, progress=lambda s, n: stamps.append(time.perf_counter()))
+    rss_before = _status_kib("VmRSS")
+    exact_peak = _reset_peak_rss()
+    settings = _settings(method, precision, memory_format, warmup + steps)
+    fit(problem, settings, torch_device, progress=lambda s, n: stamps.append(time.perf_counter()))
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
+        memory = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        memory = (_status_kib("VmHWM") - (rss_before if exact_peak else 0.0)) / 1024
     gaps = sorted(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :]))
-    ms = 1000 * gaps[len(gaps) // 2]
-    gflop = _flop_per_step(method, size) / 1e9
-    memory = torch.cuda.max_memory_allocated() / 2**20 if torch_device.type == "cuda" else _peak_rss_mib()
     return {
         "method": method,
         "size": size,
         "precision": precision,
+        "memory_format": memory_format,
         "device": str(torch_device),
-        "ms_per_step": ms,
-        "gflop_per_step": gflop,
-        "gflop_per_s": gflop / (ms / 1000),
+        "ms_per_step": 1000 * gaps[len(gaps) // 2],
         "peak_mib": memory,
+        "peak_is_delta": exact_peak or torch_device.type == "cuda",
         "threads": torch.get_num_threads(),
     }
 
 
-def cpu_peak_gflops() -> float:
-    """FP32 peak of the cores torch uses at the nominal clock (assumes FLOP_PER_CYCLE_FP32)."""
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    mhz = [float(line.split(":")[1]) for line in cpuinfo if line.startswith("cpu MHz")]
-    return torch.get_num_threads() * FLOP_PER_CYCLE_FP32 * (max(mhz) if mhz else float("nan")) / 1000
+def _cpu_flags() -> tuple[str, int, set[str], float]:
+    """Vendor, family, feature flags and nominal clock (GHz) from /proc/cpuinfo."""
+    info: dict[str, str] = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return (
+        info.get("vendor_id", ""),
+        int(info.get("cpu family", "0") or 0),
+        set(info.get("flags", "").split()),
+        float(info.get("cpu MHz", "nan")) / 1000,
+    )
+
+
+def flop_per_cycle(vendor: str, family: int, flags: set[str]) -> tuple[int, str]:
+    """FP32 FLOP per cycle per core (2 FLOP per fused multiply-add lane) and how it was decided."""
+    if "avx512f" in flags and vendor == "AuthenticAMD" and family < 26:
+        return 32, "AMD Zen 4: AVX-512 on two 256-bit FMA pipes = 16 FP32 FMA/cycle"
+    if "avx512f" in flags:
+        return 64, "AVX-512 with two 512-bit FMA units = 32 FP32 FMA/cycle"
+    if "avx2" in flags and "fma" in flags:
+        return 32, "AVX2 with two 256-bit FMA units = 16 FP32 FMA/cycle"
+    return 16, "no FMA vector extension found: 4-wide SSE multiply and add = 16 FLOP/cycle (assumed)"
+
+
+def cpu_peak(threads: int) -> dict:
+    """FP32 and bf16 peaks (GFLOP/s) of ``threads`` cores at the nominal clock, with the reasoning."""
+    vendor, family, flags, ghz = _cpu_flags()
+    per_cycle, how = flop_per_cycle(vendor, family, flags)
+    bf16_factor = 2 if "avx512_bf16" in flags else 1
+    fp32 = threads * ghz * per_cycle
+    how = f"{threads} core(s) x {ghz:.2f} GHz (nominal, /proc/cpuinfo) x {per_cycle} FLOP/cycle ({how})"
+    if bf16_factor == 2:
+        how += "; bf16 peak x2 (AVX-512 BF16 dot products: two multiply-adds per FP32 lane)"
+    if "amx_bf16" in flags:
+        how += "; AMX tiles are not modelled (their bf16 peak is higher still)"
+    return {"fp32": fp32, "bf16": fp32 * bf16_factor, "fp16": fp32, "how": how}
+
+
+def profile(method: str, size: int, precision: str, memory_format: str, device: str, steps: int = 5) -> str:
+    """The operators that dominate a step (torch.profiler, self CPU time over ``steps`` steps)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    torch_device = select_device(device)
+    fit(_problem(size), _settings(method, precision, memory_format, 2), torch_device)  # warm-up
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        fit(_problem(size), _settings(method, precision, memory_format, steps), torch_device)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+
+
+def _median_rows(rows: list[dict]) -> list[dict]:
+    """One row per configuration: the median step time over repeats (and the largest memory)."""
+    merged: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["method"], row["size"], row["precision"], row["memory_format"])
+        merged.setdefault(key, {**row, "repeats_ms": []})["repeats_ms"].append(row["ms_per_step"])
+        merged[key]["peak_mib"] = max(merged[key]["peak_mib"], row["peak_mib"])
+    for row in merged.values():
+        row["ms_per_step"] = statistics.median(row["repeats_ms"])
+    return list(merged.values())
+
+
+def table(rows: list[dict], peak: dict | None, args: argparse.Namespace) -> str:
+    """Markdown report: one row per configuration, with speed-up and growth with pixels."""
+    flops = {(m, s): flop_per_step(m, s) / 1e9 for m, s in {(r["method"], r["size"]) for r in rows}}
+    by_key = {(r["method"], r["size"], r["precision"], r["memory_format"]): r for r in rows}
+    first = rows[0]
+    lines = [
+        "# Speed of one optimiser step",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{first['threads']} thread(s), device {first['device']}. Median of {args.steps} steps after {args.warmup} "
+        f"warm-up steps, median over {args.repeats} repeats in fresh processes. "
+        f"Command: `benchmarks/speed.py {' '.join(sys.argv[1:])}`.",
+        "",
+        (
+            f"Peak: FP32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s = {peak['how']}. "
+            if peak
+            else "No peak is modelled for this device (% of peak: -). "
+        )
+        + "GFLOP/step: forward + backward of the networks (torch.utils.flop_counter). Speed-up: against FP32 "
+        "contiguous of the same method and size. ns/px: step time per output pixel; growth: step time ratio to "
+        "the previous size (linear in pixels = the pixel ratio, 4.0 for each doubling of the side; the networks "
+        "work on at least 65 x 65 px, so smaller sizes cost the same). Memory: "
+        "growth of the resident set during the fit"
+        + (" (peak RSS counter reset before the fit)." if all(r["peak_is_delta"] for r in rows) else "."),
+        "",
+        "| method | px | precision | memory format | ms/step | speed-up | GFLOP/step | GFLOP/s | % of peak "
+        "| peak memory (MiB) | ns/px | growth |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    sizes = sorted({r["size"] for r in rows})
+    for r in sorted(rows, key=lambda r: (args.methods.index(r["method"]), r["size"])):
+        gflop = flops[(r["method"], r["size"])]
+        gflops = gflop / (r["ms_per_step"] / 1000)
+        base = by_key.get((r["method"], r["size"], "fp32", "contiguous"))
+        speedup = f"{base['ms_per_step'] / r['ms_per_step']:.2f}x" if base else "-"
+        index = sizes.index(r["size"])
+        previous = by_key.get((r["method"], sizes[index - 1], r["precision"], r["memory_format"])) if index else None
+        growth = "-"
+        if previous:
+            growth = f"{r['ms_per_step'] / previous['ms_per_step']:.1f} (px x{(r['size'] / previous['size']) ** 2:.0f})"
+        share = f"{100 * gflops / peak[r['precision']]:.0f} %" if peak else "-"
+        lines.append(
+            f"| {r['method']} | {r['size']} | {r['precision']} | {r['memory_format']} | {r['ms_per_step']:.1f} "
+            f"| {speedup} | {gflop:.1f} | {gflops:.0f} | {share} "
+            f"| {r['peak_mib']:.0f} | {1e6 * r['ms_per_step'] / r['size'] ** 2:.0f} "
+            f"| {growth} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["stacked", "emergent", "direct"])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 512])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
+    parser.add_argument("--memory-formats", nargs="+", default=list(MEMORY_FORMATS), choices=list(MEMORY_FORMATS))
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="fresh-process measurements per configuration")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--one", nargs=3, metavar=("METHOD", "SIZE", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--profile", nargs=4, metavar=("METHOD", "SIZE", "PRECISION", "FORMAT"))
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.one:
-        method, size, precision = args.one
-        print(json.dumps(measure_one(method, int(size), precision, args.steps, args.warmup, args.device)))
+        method, size, precision, memory_format = args.one
+        row = measure_one(method, int(size), precision, memory_format, args.steps, args.warmup, args.device)
+        print(json.dumps(row))
         return
+    if args.profile:
+        method, size, precision, memory_format = args.profile
+        print(profile(method, int(size), precision, memory_format, args.device))
+        return
+    configs = list(itertools.product(args.sizes, args.methods, args.precisions, args.memory_formats))
     rows = []
-    for size in args.sizes:
-        for method in args.methods:
-            for precision in args.precisions:
-                command = [sys.executable, __file__, "--one", method, str(size), precision]
-                command += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
-                row = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-                rows.append(row)
-                print(f"{method:9s} {size:4d} px {precision:5s} {row['ms_per_step']:8.1f} ms/step", flush=True)
-    peak = cpu_peak_gflops()
-    lines = [
-        "# Speed of one optimiser step",
-        "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{rows[0]['threads']} threads, device {rows[0]['device']}. FP32 peak assumed "
-        f"{peak:.0f} GFLOP/s ({FLOP_PER_CYCLE_FP32} FLOP/cycle/core at the nominal clock). "
-        f"Median of {args.steps} steps after {args.warmup} warm-up steps. Run: `benchmarks/speed.py`.",
-        "",
-        "| method | px | precision | ms/step | GFLOP/step | GFLOP/s | % of FP32 peak | peak memory (MiB) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['method']} | {r['size']} | {r['precision']} | {r['ms_per_step']:.1f} | {r['gflop_per_step']:.1f} "
-            f"| {r['gflop_per_s']:.0f} | {100 * r['gflop_per_s'] / peak:.0f} % | {r['peak_mib']:.0f} |"
-        )
+    for repeat in range(args.repeats):
+        for size, method, precision, memory_format in configs:
+            command = [sys.executable, __file__, "--one", method, str(size), precision, memory_format]
+            command += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
+            command += ["--threads", str(args.threads)]
+            row = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            rows.append(row)
+            print(
+                f"[{repeat + 1}/{args.repeats}] {method:9s} {size:4d} px {precision:5s} {memory_format:13s} "
+                f"{row['ms_per_step']:8.1f} ms/step",
+                flush=True,
+            )
+    merged = _median_rows(rows)
+    peak = cpu_peak(merged[0]["threads"]) if merged[0]["device"] == "cpu" else None
+    report = table(merged, peak, args)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.md").write_text("\n".join(lines) + "\n")
-    (args.out / "speed.json").write_text(json.dumps(rows, indent=2))
-    print("\n".join(lines))
+    (args.out / "speed.md").write_text(report)
+    (args.out / "speed.json").write_text(json.dumps({"peak": peak, "rows": merged, "runs": rows}, indent=2))
+    print(report)
 
 
 if __name__ == "__main__":
