@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Callable
 
 from .errors import Cancelled, InputError
@@ -31,28 +32,32 @@ _POLL_SECONDS = 0.2
 
 def run_tiles(
     jobs: Sequence[Any],
-    fit: Callable[..., Any],
+    fit: Callable[..., list[Any]],
     done: Callable[[Any], None],
     *,
+    group_size: int = 1,
     scheduler: str | None = None,
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
     log: Log | None = None,
 ) -> None:
-    """Call ``fit(job)`` for every job and ``done(result)`` here as each result arrives.
+    """Call ``fit(group_of_jobs)`` over all jobs and ``done(result)`` here as each result arrives.
 
-    Here, ``fit`` also gets per-step progress, the cancel check and the log;
-    on Dask, progress counts finished tiles and a cancel cancels the tasks
+    Here, jobs go to ``fit`` ``group_size`` at a time (fitted together where it
+    can), with per-step progress, the cancel check and the log. On Dask each job
+    is one task; progress counts finished tiles and a cancel cancels the tasks
     still queued or running.
     """
     if not jobs:
         return
     if not scheduler:
-        for index, job in enumerate(jobs):
-            done(fit(job, _share(progress, index, len(jobs)), cancel, log))
+        groups = [list(jobs[i : i + group_size]) for i in range(0, len(jobs), max(1, group_size))]
+        for index, group in enumerate(groups):
+            for result in fit(group, _share(progress, index, len(groups)), cancel, log):
+                done(result)
         return
     with _client(scheduler, log) as client:
-        pending = client.map(fit, list(jobs), pure=False)
+        pending = client.map(partial(_fit_one, fit), list(jobs), pure=False)
         finished = 0
         while pending:
             if cancel is not None and cancel():
@@ -70,8 +75,13 @@ def run_tiles(
                     progress(finished, len(jobs))
 
 
+def _fit_one(fit: Callable[..., list[Any]], job: Any) -> Any:
+    """One Dask task: the fit of one job."""
+    return fit([job])[0]
+
+
 def _share(progress: Progress | None, index: int, count: int) -> Progress | None:
-    """Progress of job ``index`` of ``count`` as steps of the whole run."""
+    """Progress of group ``index`` of ``count`` as steps of the whole run."""
     if progress is None:
         return None
     return lambda step, total: progress(index * total + step, count * total)

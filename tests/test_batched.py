@@ -1,0 +1,83 @@
+"""Several tiles fitted together (core.batched) and its use by the tiled pipeline, on the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import block_mask, raster_info, write_mask
+from mcpn.core import scene
+from mcpn.core.batched import batchable, fit_batch
+from mcpn.core.fitting import Problem, Settings, fit
+from mcpn.core.scene import CloudMask, inpaint_raster
+from test_scene import FAST
+from test_scene import scene as make_scene
+
+CPU = torch.device("cpu")
+
+
+def problems(count: int, super_resolution: bool = False) -> list[Problem]:
+    generator = torch.Generator().manual_seed(1)
+    made = []
+    for _ in range(count):
+        target = torch.rand(1, 3, 40, 40, generator=generator)
+        known = (torch.rand(1, 3, 40, 40, generator=generator) > 0.3).float()
+        if super_resolution:
+            target, known = target[..., :20, :20], torch.ones(1, 3, 20, 20)
+        guides = [torch.rand(1, 2, 40, 40, generator=generator)]
+        made.append(Problem(target * known, known, guides, [torch.ones(1, 2, 40, 40)], (40, 40)))
+    return made
+
+
+@pytest.mark.parametrize("method", ["stacked", "emergent", "direct"])
+@pytest.mark.parametrize("super_resolution", [False, True])
+def test_a_batch_starts_exactly_like_fits_one_by_one(method, super_resolution):
+    batch = problems(3, super_resolution)
+    settings = Settings(method=method, steps=1)
+    together = fit_batch(batch, settings, CPU)
+    alone = [fit(p, settings, CPU) for p in batch]
+    for a, b in zip(together, alone):
+        assert a.output.shape == b.output.shape
+        np.testing.assert_allclose(a.output, b.output, atol=1e-3)
+
+
+def test_a_batch_fits_as_well_as_fits_one_by_one():
+    """Later steps differ by floating-point order (batch norm over tiny maps amplifies it), not in quality."""
+    batch = problems(2)
+    settings = Settings(method="stacked", steps=40, check_every=20)
+    together = fit_batch(batch, settings, CPU)
+    alone = [fit(p, settings, CPU) for p in batch]
+    for a, b in zip(together, alone):
+        assert [p.step for p in a.trace] == [20, 40] and a.chosen_step == 40
+        assert a.trace[-1].known_rmse < 1.2 * b.trace[-1].known_rmse
+
+
+def test_patch_consistency_and_mixed_shapes_are_not_batched():
+    batch = problems(2)
+    assert batchable(batch, Settings())
+    assert not batchable(batch, Settings(stopping="patch_consistency"))
+    assert not batchable([batch[0], problems(1, super_resolution=True)[0]], Settings())
+
+
+def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full(tmp_path, monkeypatch):
+    s = make_scene(tmp_path, size=64)
+    cloud = block_mask(64, 10, 54, 10, 54)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+    sizes = []
+
+    def fit_batch_with_little_memory(batch, *args, **kwargs):
+        sizes.append(len(batch))
+        if len(batch) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return fit_batch(batch, *args, **kwargs)
+
+    monkeypatch.setattr(scene, "fit_batch", fit_batch_with_little_memory)
+    logs: list[str] = []
+    result = inpaint_raster(
+        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+        tile_size=40, tile_overlap=8, batch_size=4, log=logs.append, **FAST,
+    )  # fmt: skip
+    assert result.fitted == 4 and sizes == [4, 2, 2]
+    assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
+    out, target = raster_info(tmp_path / "o.tif")["data"], raster_info(s["target"])["data"]
+    assert np.array_equal(out[:, ~cloud], target[:, ~cloud]) and (out[:, cloud] > 0).all()
