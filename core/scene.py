@@ -323,7 +323,7 @@ def _scalings(
     return tuple(domain_scalings(values, known, [read_decimated(path) for path in guides], sar))
 
 
-def _fit_tiles(run: _Run, jobs: list[TileJob], blend: _Blend, overlap: int, tiled: bool) -> list[TileFit]:
+def _fit_and_blend(run: _Run, jobs: list[TileJob], blend: _Blend, overlap: int, tiled: bool) -> list[TileFit]:
     """Fit the jobs (here or on Dask) and blend each tile as it comes back."""
     fits: list[TileFit] = []
 
@@ -457,7 +457,7 @@ def inpaint_raster(
             window = cloudy[int(np.argmax(balance))]  # as much cloud shape as clear ground to hide it on
             validation = _self_validate(run, target, layer, guide_paths, window, share=1 / (len(jobs) + 1))
         blend = _Blend(scratch, grid.height, grid.width, bands, spread=uncertainty is not None)
-        fits = _fit_tiles(run, jobs, blend, run.tile_overlap, len(windows) > 1)
+        fits = _fit_and_blend(run, jobs, blend, run.tile_overlap, len(windows) > 1)
         with (
             RasterWriter(output, grid, bands, **meta) as writer,
             _uncertainty_writer(uncertainty, grid, bands) as spread,
@@ -578,7 +578,7 @@ def super_resolve_raster(
         run.say(f"fitting MCPN {run.settings.method} for up to {run.settings.steps} steps in {len(jobs)} tile(s)")
         blend = _Blend(scratch, grid.height, grid.width, bands, spread=False)
         overlap = max(1, run.tile_overlap) if len(jobs) > 1 else 0
-        fits = _fit_tiles(run, jobs, blend, overlap, len(jobs) > 1)
+        fits = _fit_and_blend(run, jobs, blend, overlap, len(jobs) > 1)
         with RasterWriter(output, grid, bands, **meta) as writer:
             for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
                 run.check_cancel()
