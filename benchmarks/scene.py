@@ -184,7 +184,7 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     gdal.Translate(str(b08), str(S2 / "2018-08-05" / "B08.tif"), srcWin=[x, y, size, size])
     b08_20 = WORK / "b08_20m.tif"
     gdal.Translate(str(b08_20), str(b08), width=size // 2, height=size // 2, resampleAlg="average")
-    common = {"method": args.sr_method, "steps": args.steps, "device": "cpu", "tile_size": args.tile}
+    common = {"method": args.sr_method, "steps": args.sr_steps or args.steps, "device": "cpu", "tile_size": args.tile}
     started = time.perf_counter()
     result = super_resolve_raster(str(b08_20), [str(guides)], str(WORK / "b08_sr.tif"), **common)
     wall = time.perf_counter() - started
@@ -194,6 +194,7 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     bicubic = upsample_bicubic(low, truth.shape[1:])
     results["super_resolution_b08_20m"] = {
         "size_10m": size,
+        "steps": common["steps"],
         "tiles": result.tiles,
         "wall_s": wall,
         "ssim_mcpn": masked_ssim(sharpened, truth, every),
@@ -243,7 +244,8 @@ def markdown(results: dict) -> str:
         [
             "# Real-scene benchmark (tiled file pipeline)",
             "",
-            f"Command: `{results['command']}`; {results['machine']}; load average {results['load']}.",
+            f"Commands: {'; '.join(f'`{c}`' for c in results['commands'])}; {results['machine']}; load average "
+            f"{results['load']} (each part's parameters in scene.json).",
             "",
             f"## Inpainting, 1068 x 1068 px, 4 bands, cloud cover {100 * i['cloud_cover']:.1f} %",
             "",
@@ -286,12 +288,15 @@ def markdown(results: dict) -> str:
             f"| SSIM | {r['ssim_mcpn']:.3f} | {r['ssim_bicubic']:.3f} |",
             f"| RMSE | {r['rmse_mcpn']:.0f} | {r['rmse_bicubic']:.0f} |",
             "",
-            f"{r['tiles']} tiles, {r['wall_s']:.0f} s, method {results['sr_method']}.",
+            f"{r['tiles']} tile(s), {r['steps']} steps, {r['wall_s']:.0f} s, method {results['sr_method']}.",
             "",
             "![B09 and B8A to 10 m](scene_sr.png)",
             "",
         ]
     )
+
+
+PARTS = {"inpainting": inpainting, "seams": seams, "sr": super_resolution}
 
 
 def main() -> None:
@@ -301,11 +306,15 @@ def main() -> None:
     parser.add_argument("--sr-method", default="direct")
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--sr-size", type=int, default=256)
+    parser.add_argument("--sr-steps", type=int, default=0, help="steps of the super-resolution runs (default: --steps)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="rerun only these parts")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    results = {
-        "command": "python " + " ".join(sys.argv),
+    previous = RESULTS / "scene.json"
+    results = json.loads(previous.read_text()) if set(args.parts) != set(PARTS) and previous.exists() else {}
+    results.setdefault("commands", []).append("python " + " ".join(sys.argv))
+    results |= {
         "machine": f"{os.cpu_count()} CPU cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
         "load": [round(v, 2) for v in os.getloadavg()],
         "steps": args.steps,
@@ -313,9 +322,8 @@ def main() -> None:
         "sr_method": args.sr_method,
         "tile": args.tile,
     }
-    inpainting(args, results)
-    seams(args, results)
-    super_resolution(args, results)
+    for part in args.parts:
+        PARTS[part](args, results)
     results["load_end"] = [round(v, 2) for v in os.getloadavg()]
     results["self_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (RESULTS / "scene.json").write_text(json.dumps(results, indent=1))
