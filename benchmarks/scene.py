@@ -210,10 +210,12 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     for name, path in (("b09", b09), ("b8a", b8a)):
         super_resolve_raster(str(path), [str(guides)], str(WORK / f"{name}_sr.tif"), **common)
     figure([read(b09), read(WORK / "b09_sr.tif"), read(b8a), read(WORK / "b8a_sr.tif")],
-           ["B09 60 m", "B09 to 10 m (MCPN)", "B8A 20 m", "B8A to 10 m (MCPN)"], RESULTS / "scene_sr.png")  # fmt: skip
+           ["B09 60 m", "B09 to 10 m (MCPN)", "B8A 20 m", "B8A to 10 m (MCPN)"], RESULTS / "scene_sr.png",
+           shared=False)  # fmt: skip
 
 
-def figure(images: list[np.ndarray], titles: list[str], path: Path, mask=None, tiles=None) -> None:
+def figure(images: list[np.ndarray], titles: list[str], path: Path, mask=None, tiles=None, shared=True) -> None:
+    """Images side by side, stretched by the first image's 1-99 % range (``shared``) or each by its own."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,7 +224,7 @@ def figure(images: list[np.ndarray], titles: list[str], path: Path, mask=None, t
     fig, axes = plt.subplots(1, len(images), figsize=(4 * len(images), 4.2))
     for ax, image, title in zip(axes, images, titles):
         shown = image[:3] if image.shape[0] >= 3 else image[:1]
-        lo, hi = np.nanpercentile(images[0][: shown.shape[0]], (1, 99))
+        lo, hi = np.nanpercentile((images[0] if shared else image)[: shown.shape[0]], (1, 99))
         rgb = np.clip((np.moveaxis(shown, 0, -1) - lo) / (hi - lo), 0, 1)
         ax.imshow(rgb[..., 0] if rgb.shape[-1] == 1 else rgb, cmap="gray", interpolation="nearest")
         if mask is not None:
