@@ -187,14 +187,14 @@ def test_super_resolution_rejects_coarse_guides(mcpn_provider, sr_scene):
 
 
 class CancelOnProgress(QgsProcessingFeedback):
-    """Cancels as soon as the fitting starts (progress reaches 5 %): the engine must stop at its next check."""
+    """Cancels as soon as the fitting reports progress: the engine must stop at its next check."""
 
     def __init__(self):
         super().__init__()
         self.progressChanged.connect(self._on_progress)
 
     def _on_progress(self, value):
-        if value >= 5:
+        if value > 0:
             self.cancel()
 
 
