@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -37,3 +38,12 @@ def module(name: str) -> ModuleType:
     """Import ``mcpn.<name>`` (e.g. ``"core.api"``, ``"core.metrics"``)."""
     ensure_package()
     return importlib.import_module(f"mcpn.{name}")
+
+
+def git_commit() -> str:
+    """The checkout's short commit hash, recorded with results ("unknown" outside git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -362,14 +361,6 @@ def figure_convergence(cases: list[Case], records: list[dict[str, Any]], path: P
     plt.close(fig)
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=_mcpn.REPO, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=4000, help="optimisation steps per fit (default 4000)")
@@ -438,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "snapshot interval": record_every_for(args.steps, args.record_every),
         "device": ", ".join(sorted(devices)) or "-",
         "total wall time (s)": round(time.perf_counter() - started, 1),
-        "git commit": _git_commit(),
+        "git commit": _mcpn.git_commit(),
         "python / numpy": f"{platform.python_version()} / {np.__version__}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }

@@ -286,16 +286,6 @@ def figure_case(case: Case, results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _git_commit() -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=_mcpn.REPO, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def _load() -> str:
     return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -323,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("an ensemble needs at least two seeds")
     import torch
 
-    load_start, started, commit = _load(), time.perf_counter(), _git_commit()  # the code that runs
+    load_start, started, commit = _load(), time.perf_counter(), _mcpn.git_commit()  # the code that runs
     cases = build_cases(args.data, args.size, args.cases)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
