@@ -425,7 +425,7 @@ def inpaint_raster(
         )
         guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in guides)
         windows = tile_windows(grid.height, grid.width, run.tile_size, run.tile_overlap)
-        cloudy, clear, any_known, missing_count = [], [], np.zeros(bands, dtype=bool), 0
+        cloudy, clear, any_known = [], [], np.zeros(bands, dtype=bool)
         for window in windows:
             run.check_cancel()
             values = read_window(target, window)
@@ -434,9 +434,6 @@ def inpaint_raster(
             if not known.all():
                 cloudy.append(window)
                 clear.append(int(known.all(axis=0).sum()))
-        for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
-            missing_count += int((~(np.isfinite(read_window(target, window)).all(0) & ~layer.read(window))).sum())
-        run.say(f"cloud mask: {missing_count} of {grid.width * grid.height} pixels to fill")
         if not cloudy:
             run.say("the mask marks no pixel as missing and the target has no nodata: the target is copied")
         elif not any_known.all():
@@ -458,6 +455,7 @@ def inpaint_raster(
             validation = _self_validate(run, target, layer, guide_paths, window, share=1 / (len(jobs) + 1))
         blend = _Blend(scratch, grid.height, grid.width, bands, spread=uncertainty is not None)
         fits = _fit_and_blend(run, jobs, blend, run.tile_overlap, len(windows) > 1)
+        filled = 0
         with (
             RasterWriter(output, grid, bands, **meta) as writer,
             _uncertainty_writer(uncertainty, grid, bands) as spread,
@@ -466,10 +464,12 @@ def inpaint_raster(
                 run.check_cancel()
                 values = read_window(target, window)
                 known = np.isfinite(values) & ~layer.read(window)
+                filled += int((~known.all(axis=0)).sum())
                 mean, deviation = blend.read(window)
                 writer.write(window, np.where(known, values, mean))
                 if spread is not None:
                     spread.write(window, np.where(known, 0.0, deviation))
+            run.say(f"{filled} of {grid.width * grid.height} pixels filled (clouds and nodata)")
             blend.ds = None
             if spread is not None:
                 spread.commit()
