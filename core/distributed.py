@@ -25,7 +25,7 @@ from typing import Any, Callable
 from .errors import Cancelled, InputError
 from .fitting import CancelCheck, Log, Progress
 
-__all__ = ["run_tiles"]
+__all__ = ["run_tiles", "share_progress"]
 
 _POLL_SECONDS = 0.2
 
@@ -53,7 +53,7 @@ def run_tiles(
     if not scheduler:
         groups = [list(jobs[i : i + group_size]) for i in range(0, len(jobs), max(1, group_size))]
         for index, group in enumerate(groups):
-            for result in fit(group, _share(progress, index, len(groups)), cancel, log):
+            for result in fit(group, share_progress(progress, index, len(groups)), cancel, log):
                 done(result)
         return
     with _client(scheduler, log) as client:
@@ -80,8 +80,8 @@ def _fit_one(fit: Callable[..., list[Any]], job: Any) -> Any:
     return fit([job])[0]
 
 
-def _share(progress: Progress | None, index: int, count: int) -> Progress | None:
-    """Progress of group ``index`` of ``count`` as steps of the whole run."""
+def share_progress(progress: Progress | None, index: int, count: int) -> Progress | None:
+    """Progress of part ``index`` of ``count`` equal parts (tiles, groups, members) as steps of the whole."""
     if progress is None:
         return None
     return lambda step, total: progress(index * total + step, count * total)

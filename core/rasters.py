@@ -43,7 +43,6 @@ __all__ = [
     "rasterise",
     "to_dtype",
     "write_raster",
-    "copy_raster",
 ]
 
 
@@ -476,8 +475,3 @@ def write_raster(
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.remove(path)
-
-
-def copy_raster(raster: Raster, path: str) -> str:
-    """Write a read raster back unchanged (same grid, type, nodata, descriptions), atomically."""
-    return write_raster(path, raster.data, raster.grid, raster.gdal_type, raster.nodata, raster.descriptions)

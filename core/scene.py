@@ -28,7 +28,7 @@ from osgeo import gdal
 from . import masks
 from .batched import batchable, fit_batch
 from .device import select_device
-from .distributed import run_tiles
+from .distributed import run_tiles, share_progress
 from .errors import Cancelled, InputError
 from .fitting import CancelCheck, Log, Progress, Settings, TracePoint
 from .normalisation import BandScaling
@@ -146,7 +146,7 @@ def fit_tile(
     device = select_device(job.device)
     outputs = []
     for member in range(job.members):
-        member_progress = _part_progress(progress, member, job.members)
+        member_progress = share_progress(progress, member, job.members)
         settings = replace(job.settings, seed=job.settings.seed + member)
         run, device = fit_with_fallback(sample.problem(), settings, device, member_progress, cancel, log)
         outputs.append(sample.scaling.invert(run.output).astype(np.float32))
@@ -170,13 +170,13 @@ def fit_tiles(
     tile at a time (which falls back to the CPU with a warning).
     """
     if len(jobs) == 1 or any(job.members > 1 for job in jobs):
-        return [fit_tile(job, _part_progress(progress, i, len(jobs)), cancel, log) for i, job in enumerate(jobs)]
+        return [fit_tile(job, share_progress(progress, i, len(jobs)), cancel, log) for i, job in enumerate(jobs)]
     started = time.perf_counter()
     samples, warnings = zip(*(_read_tile(job) for job in jobs))
     problems = [sample.problem() for sample in samples]
     settings = jobs[0].settings
     if not batchable(problems, settings):
-        return [fit_tile(job, _part_progress(progress, i, len(jobs)), cancel, log) for i, job in enumerate(jobs)]
+        return [fit_tile(job, share_progress(progress, i, len(jobs)), cancel, log) for i, job in enumerate(jobs)]
     device = select_device(jobs[0].device)
     try:
         fits = fit_batch(problems, settings, device, progress, cancel)
@@ -209,13 +209,6 @@ def _read_tile(job: TileJob) -> tuple[Sample, list[str]]:
         )
     shape = (job.window.height, job.window.width)
     return Sample.prepare(target, known, guides, shape, job.sar, job.scalings), warnings
-
-
-def _part_progress(progress: Progress | None, index: int, count: int) -> Progress | None:
-    """Progress of part ``index`` of ``count`` equal parts, as steps of the whole."""
-    if progress is None:
-        return None
-    return lambda step, total: progress(index * total + step, count * total)
 
 
 class _Blend:
