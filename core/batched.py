@@ -23,8 +23,6 @@ from torch.nn import functional as F
 
 from .errors import Cancelled, InputError
 from .fitting import (
-    _GLOBAL_SEED,
-    NOISE_CHANNELS,
     CancelCheck,
     Fit,
     Problem,
@@ -33,7 +31,9 @@ from .fitting import (
     TracePoint,
     _autocast,
     _pad_to,
+    build_model,
     downsample,
+    make_optimiser,
     network_input,
 )
 from .networks import MCPN
@@ -52,12 +52,9 @@ def batchable(problems: Sequence[Problem], settings: Settings) -> bool:
     return settings.stopping != "patch_consistency" and all(signature(p) == signature(first) for p in problems)
 
 
-def _member(problem: Problem, settings: Settings, channels: int) -> MCPN:
+def _member(problem: Problem, settings: Settings) -> MCPN:
     """The network a single fit would start from, with batch-norm running statistics off (training mode only)."""
-    with _GLOBAL_SEED:
-        torch.manual_seed(settings.seed)
-        model = MCPN(channels, problem.target.shape[1], [g.shape[1] for g in problem.guides], settings.method,
-                     settings.core_channels)  # fmt: skip
+    model = build_model(problem, settings)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.track_running_stats = False
@@ -85,8 +82,8 @@ def fit_batch(
     settings.validate()
     started = time.perf_counter()
     first = problems[0]
-    channels = NOISE_CHANNELS if settings.input_kind == "noise" else 2
-    members = [_member(p, settings, channels) for p in problems]
+    members = [_member(p, settings) for p in problems]
+    channels = members[0].core.in_channels
     height, width = first.shape
     multiple = members[0].size_multiple
     working = (max(height, multiple + 1), max(width, multiple + 1))
@@ -112,10 +109,7 @@ def fit_batch(
     known = stacked([p.target_known for p in problems], not sr)
     guides = [stacked([p.guides[i] for p in problems], True) for i in range(len(first.guides))]
     valid = [stacked([p.guide_valid[i] for p in problems], True) for i in range(len(first.guides))]
-    optimiser = torch.optim.Adam(params.values(), lr=settings.lr)
-    schedule = None
-    if settings.lr_schedule == "cosine":
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps)
+    optimiser, schedule = make_optimiser(params.values(), settings, device)
     rules = [StoppingRule(settings.stopping, settings.patience) for _ in problems]
     traces: list[list[TracePoint]] = [[] for _ in problems]
     best: list[torch.Tensor | None] = [None] * len(problems)

@@ -103,6 +103,7 @@ class SkipNetwork(nn.Module):
             )
         self.body = level
         self.head = nn.Conv2d(channels_up[0], out_channels, 1)
+        self.in_channels = in_channels
         self.depth = len(channels_down)
         self.stride = stride
 
@@ -139,6 +140,10 @@ class MCPN(nn.Module):
     - ``direct``: the core network outputs the target itself; heads (stride 1)
       map it to every guide and cycle heads map each guide back to the target.
     - ``stacked``: the core network alone outputs all domains stacked.
+
+    ``up_kernel`` is the kernel size of the core network's up-sampling
+    convolutions: 3 by default; the Stacked network of Czerkawski et al.'s
+    reference code uses 5.
     """
 
     def __init__(
@@ -148,6 +153,7 @@ class MCPN(nn.Module):
         guide_bands: Sequence[int],
         variant: str = "emergent",
         core_channels: int = 8,
+        up_kernel: int = 3,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -156,14 +162,14 @@ class MCPN(nn.Module):
         self.target_bands = target_bands
         self.guide_bands = list(guide_bands)
         if variant == "stacked":
-            self.core = SkipNetwork(input_channels, target_bands + sum(self.guide_bands))
+            self.core = SkipNetwork(input_channels, target_bands + sum(self.guide_bands), kernel_up=up_kernel)
             self.heads = self.cycle_heads = nn.ModuleList()
             return
         if variant == "emergent":
             core_out, head_stride, domains = core_channels, 2, [target_bands, *self.guide_bands]
         else:
             core_out, head_stride, domains = target_bands, 1, self.guide_bands
-        self.core = SkipNetwork(input_channels, core_out)
+        self.core = SkipNetwork(input_channels, core_out, kernel_up=up_kernel)
         self.heads = nn.ModuleList(domain_head(core_out, bands, head_stride) for bands in domains)
         self.cycle_heads = nn.ModuleList(domain_head(bands, core_out, head_stride) for bands in domains)
 
