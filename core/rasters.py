@@ -31,13 +31,11 @@ __all__ = [
     "RasterError",
     "WriteCancelled",
     "read_raster",
-    "read_on_grid",
     "read_window",
     "read_decimated",
     "aligned_path",
     "RasterWriter",
     "grid_of",
-    "resample_to_extent",
     "low_res_grid",
     "overlaps",
     "rasterise",
@@ -205,26 +203,6 @@ def _warp(path: str, grid: Grid, resampling: str, what: str, destination: str, f
         raise RasterError(f"Cannot align the {what} '{path}' with the input raster: {exc}") from exc
 
 
-def read_on_grid(path: str, grid: Grid, resampling: str = "bilinear", what: str = "raster") -> Raster:
-    """Read a raster on the given grid, warping it when its own grid differs.
-
-    Pixels outside the raster's coverage (and its nodata) become NaN.
-    ``resampling`` is a gdal.Warp resampling name: "bilinear" for guides,
-    "near" for masks.
-    """
-    if grid_of(path).same_as(grid):
-        return read_raster(path)
-    warped = _warp(path, grid, resampling, what, "", "MEM")
-    raster = _dataset_to_raster(warped, path)
-    src = _open(path)
-    raster.gdal_type = src.GetRasterBand(1).DataType
-    raster.descriptions = [src.GetRasterBand(i + 1).GetDescription() or "" for i in range(src.RasterCount)]
-    raster.nodata = [src.GetRasterBand(i + 1).GetNoDataValue() for i in range(src.RasterCount)]
-    if np.all(np.isnan(raster.data)):
-        raise RasterError(f"The {what} '{os.path.basename(str(path))}' has no valid pixel over the input raster.")
-    return raster
-
-
 def aligned_path(path: str, grid: Grid, folder: str, resampling: str = "bilinear", what: str = "raster") -> str:
     """A raster readable on ``grid``: ``path`` itself when aligned, else a warped VRT written in ``folder``.
 
@@ -316,17 +294,6 @@ def low_res_grid(path: str, extent_grid: Grid) -> Grid:
     height = max(1, int(round((ymax - ymin) / py)))
     geotransform = (xmin, (xmax - xmin) / width, 0.0, ymax, 0.0, -(ymax - ymin) / height)
     return Grid(extent_grid.crs_wkt, geotransform, width, height)
-
-
-def resample_to_extent(path: str, extent_grid: Grid) -> Raster:
-    """Read a (low-resolution) raster over another grid's extent and CRS at its own pixel size.
-
-    When the raster already covers exactly that extent in that CRS it is read as is.
-    """
-    target = low_res_grid(path, extent_grid)
-    if grid_of(path).same_as(target, tolerance=1e-3):
-        return read_raster(path)
-    return read_on_grid(path, target, resampling="average", what="low-resolution raster")
 
 
 def _bounds_in(grid: Grid, crs_wkt: str) -> tuple[float, float, float, float]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import S2, crop, raster_info, require_data
 from mcpn.core import rasters
+from mcpn.core.tiling import Window
 from osgeo import gdal, osr
 
 UTM30 = osr.SpatialReference()
@@ -69,41 +70,45 @@ def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.tif"]
 
 
-def test_read_on_grid_warps_and_marks_outside_as_nan(tmp_path):
+def _read_aligned(path: str, grid: rasters.Grid, folder, resampling: str = "bilinear") -> np.ndarray:
+    """The whole of ``path`` on ``grid``, through the engine's lazy warp."""
+    aligned = rasters.aligned_path(path, grid, str(folder), resampling, what="guide")
+    return rasters.read_window(aligned, Window(0, 0, grid.height, grid.width))
+
+
+def test_aligned_path_warps_and_marks_outside_as_nan(tmp_path):
     coarse = rasters.Grid(GRID.crs_wkt, (500000.0, 20.0, 0.0, 4000000.0, 0.0, -20.0), 2, 2)
     src = _write(tmp_path / "coarse.tif", np.array([[[1.0, 2.0], [3.0, 4.0]]]), gdal.GDT_Float32, grid=coarse)
-    same = rasters.read_on_grid(src, coarse)
-    np.testing.assert_array_equal(same.data[0], [[1, 2], [3, 4]])
-    near = rasters.read_on_grid(src, GRID, "near")
-    assert near.data.shape == (1, 6, 8)
-    assert near.data[0, 0, 0] == 1 and near.data[0, 3, 3] == 4
-    assert np.isnan(near.data[0, 5, 7])  # outside the 40 m x 40 m coverage
+    assert rasters.aligned_path(src, coarse, str(tmp_path)) == src  # already aligned: read as is
+    near = _read_aligned(src, GRID, tmp_path, "near")
+    assert near.shape == (1, 6, 8)
+    assert near[0, 0, 0] == 1 and near[0, 3, 3] == 4
+    assert np.isnan(near[0, 5, 7])  # outside the 40 m x 40 m coverage
 
 
-def test_read_on_grid_other_crs_and_no_overlap(tmp_path):
+def test_aligned_path_other_crs_and_no_overlap(tmp_path):
     wgs = osr.SpatialReference()
     wgs.ImportFromEPSG(4326)
     lon_lat = rasters.Grid(wgs.ExportToWkt(), (-3.1, 0.001, 0.0, 36.2, 0.0, -0.001), 200, 200)
     path = _write(tmp_path / "wgs.tif", np.ones((1, 200, 200)), gdal.GDT_Byte, grid=lon_lat)
     far = rasters.Grid(GRID.crs_wkt, (700000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0), 8, 6)
     with pytest.raises(rasters.RasterError, match="does not overlap"):
-        rasters.read_on_grid(path, far, what="guide")
-    got = rasters.read_on_grid(path, GRID)  # (500 km E, 4000 km N) is about (3 W, 36.1 N)
-    assert got.data.shape == (1, 6, 8) and np.all(got.data == 1)
+        rasters.aligned_path(path, far, str(tmp_path), what="guide")
+    got = _read_aligned(path, GRID, tmp_path)  # (500 km E, 4000 km N) is about (3 W, 36.1 N)
+    assert got.shape == (1, 6, 8) and np.all(got == 1)
 
 
-def test_resample_to_extent_is_noop_when_aligned(tmp_path):
+def test_low_res_grid_keeps_an_aligned_raster_and_follows_a_shifted_extent(tmp_path):
     require_data()
     low = crop(S2 / "2018-08-05" / "B11.tif", tmp_path / "b11.tif", 100, 100, 16)
     high = crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "b04.tif", 200, 200, 32)
-    grid = rasters.grid_of(str(high))
-    got = rasters.resample_to_extent(str(low), grid)
-    np.testing.assert_array_equal(got.data, rasters.read_raster(str(low)).data)
-    # a guide extent shifted by one low-res pixel: resampled to that extent at 20 m
+    assert rasters.low_res_grid(str(low), rasters.grid_of(str(high))).same_as(rasters.grid_of(str(low)))
+    # a guide extent shifted by one low-res pixel: the same 20 m pixels, one pixel further
     shifted = crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "b04s.tif", 202, 202, 32)
-    moved = rasters.resample_to_extent(str(low), rasters.grid_of(str(shifted)))
-    assert moved.data.shape == (1, 16, 16)
-    np.testing.assert_array_equal(moved.data[0, :15, :15], got.data[0, 1:, 1:])
+    moved = rasters.low_res_grid(str(low), rasters.grid_of(str(shifted)))
+    assert (moved.width, moved.height) == (16, 16)
+    got = _read_aligned(str(low), moved, tmp_path, "average")
+    np.testing.assert_array_equal(got[0, :15, :15], rasters.read_raster(str(low)).data[0, 1:, 1:])
 
 
 def test_unreadable_raster(tmp_path):
@@ -113,15 +118,16 @@ def test_unreadable_raster(tmp_path):
         rasters.read_raster(str(bad))
 
 
-def test_resample_to_extent_other_crs(tmp_path):
+def test_low_res_grid_in_another_crs(tmp_path):
     """A low-resolution raster in lon/lat is read over a UTM extent at about its own pixel size."""
     wgs = osr.SpatialReference()
     wgs.ImportFromEPSG(4326)
     lon_lat = rasters.Grid(wgs.ExportToWkt(), (-3.01, 0.0005, 0.0, 36.15, 0.0, -0.0005), 40, 40)
     path = _write(tmp_path / "wgs.tif", np.full((1, 40, 40), 7.0), gdal.GDT_Float32, grid=lon_lat)
     extent = rasters.Grid(GRID.crs_wkt, (499500.0, 10.0, 0.0, 4000500.0, 0.0, -10.0), 40, 40)  # 400 m box
-    got = rasters.resample_to_extent(path, extent)
-    assert got.grid.bounds == pytest.approx(extent.bounds)
-    assert 6 <= got.grid.width <= 12 and 6 <= got.grid.height <= 12  # ~45-55 m pixels
-    finite = np.isfinite(got.data)
-    assert finite.mean() > 0.5 and np.allclose(got.data[finite], 7.0)
+    grid = rasters.low_res_grid(path, extent)
+    assert grid.bounds == pytest.approx(extent.bounds)
+    assert 6 <= grid.width <= 12 and 6 <= grid.height <= 12  # ~45-55 m pixels
+    got = _read_aligned(path, grid, tmp_path, "average")
+    finite = np.isfinite(got)
+    assert finite.mean() > 0.5 and np.allclose(got[finite], 7.0)
