@@ -66,7 +66,7 @@ def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene):
 
 
 def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene):
-    """Stacked method, known-RMSE stopping, SCL-like mask values, dilation, a target nodata value."""
+    """Stacked method, known-RMSE stopping, bf16, SCL-like mask values, dilation, a target nodata value."""
     tmp = s2_scene["tmp"]
     target = tmp / "target_nd.tif"
     gdal.Translate(str(target), str(s2_scene["target"]), noData=0)
@@ -86,10 +86,13 @@ def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene):
         "METHOD": 2,
         "STOPPING": 1,
         "MASK_DILATION": 1,
+        "PRECISION": 1,
         "OUTPUT": str(out),
         **FAST,
     }
-    run(INPAINT, params)
+    feedback = QgsProcessingFeedback()
+    run(INPAINT, params, feedback)
+    assert "precision: bf16" in feedback.textLog()
     got = assert_same_grid(out, target)
     assert got["nodata"] == 0
     truth = raster_info(target)["data"]
