@@ -7,7 +7,8 @@ configuration (method x size x precision x memory format) runs in a fresh
 subprocess, ``--repeats`` times in interleaved rounds so that a burst of load
 on the machine does not hit one configuration only; the table gives the median
 over repeats. FLOP are counted once per method and size with
-``torch.utils.flop_counter`` (forward and backward of the networks).
+``torch.utils.flop_counter`` (forward and backward of the networks). A rerun
+rewrites the table of ``speed.md`` and keeps its "Profiling notes" section.
 
 Peak memory is the growth of the resident set during the fit: the peak RSS
 counter is reset (``/proc/self/clear_refs``) just before it and read after
@@ -21,6 +22,9 @@ are compared with the bf16 peak (twice FP32 with AVX-512 BF16 dot products).
     .venv/bin/python benchmarks/speed.py                    # full table (long): run it on a quiet machine
     .venv/bin/python benchmarks/speed.py --sizes 64 --repeats 2 --out benchmarks/out/speed  # smoke test
     .venv/bin/python benchmarks/speed.py --profile stacked 256 fp32 channels_last            # top operators
+    .venv/bin/python benchmarks/speed.py --adam emergent --threads 2                          # optimiser step
+    .venv/bin/python benchmarks/speed.py --methods stacked --sizes 256 --precisions fp32 --memory-formats \
+        channels_last --batches 1 8 --device cuda                                            # batched tiles
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ import _mcpn
 import torch
 
 _mcpn.ensure_package()
+from mcpn.core.batched import fit_batch  # noqa: E402
 from mcpn.core.device import select_device  # noqa: E402
 from mcpn.core.fitting import MEMORY_FORMATS, PRECISIONS, Problem, Settings, build_model, fit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BANDS = 4
+NOTES_HEADING = "## Profiling notes"
 # What each benchmarked method is; "stacked-reference" is the network of the issue's reference code
 # (Czerkawski et al.'s Stacked baseline: 5x5 up-sampling kernels, 2-channel coordinate-grid input).
 METHODS = {
@@ -55,8 +61,9 @@ METHODS = {
 }
 
 
-def _problem(size: int, bands: int = BANDS) -> Problem:
-    generator = torch.Generator().manual_seed(0)
+def _problem(size: int, seed: int = 0) -> Problem:
+    bands = BANDS
+    generator = torch.Generator().manual_seed(seed)
     known = (torch.rand(1, 1, size, size, generator=generator) > 0.2).float().expand(1, bands, size, size)
     return Problem(
         target=torch.rand(1, bands, size, size, generator=generator) * known,
@@ -104,16 +111,19 @@ def _settings(method: str, precision: str, memory_format: str, steps: int) -> Se
 
 
 def measure_one(
-    method: str, size: int, precision: str, memory_format: str, steps: int, warmup: int, device: str
+    method: str, size: int, precision: str, memory_format: str, steps: int, warmup: int, device: str, batch: int = 1
 ) -> dict:
-    """Time ``steps`` steps after ``warmup`` steps in this process."""
+    """Time ``steps`` steps after ``warmup`` steps in this process (of ``batch`` tiles in one vectorised fit)."""
     torch_device = select_device(device)
-    problem = _problem(size)
     stamps: list[float] = []
     rss_before = _status_kib("VmRSS")
     exact_peak = _reset_peak_rss()
     settings = _settings(method, precision, memory_format, warmup + steps)
-    fit(problem, settings, torch_device, progress=lambda s, n: stamps.append(time.perf_counter()))
+    progress = lambda s, n: stamps.append(time.perf_counter())  # noqa: E731
+    if batch > 1:
+        fit_batch([_problem(size, seed) for seed in range(batch)], settings, torch_device, progress=progress)
+    else:
+        fit(_problem(size), settings, torch_device, progress=progress)
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
         memory = torch.cuda.max_memory_allocated() / 2**20
@@ -125,6 +135,7 @@ def measure_one(
         "size": size,
         "precision": precision,
         "memory_format": memory_format,
+        "batch": batch,
         "device": str(torch_device),
         "ms_per_step": 1000 * gaps[len(gaps) // 2],
         "peak_mib": memory,
@@ -184,11 +195,28 @@ def profile(method: str, size: int, precision: str, memory_format: str, device: 
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
+def adam_step_ms(method: str, repeats: int = 30) -> dict[str, float]:
+    """Time of one Adam step over the method's parameters (random gradients): loop, foreach and fused kernels."""
+    model = build_model(_problem(256), _settings(method, "fp32", "contiguous", 1))
+    for parameter in model.parameters():
+        parameter.grad = torch.rand_like(parameter)
+    times = {}
+    for name, options in {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}.items():
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3, **options)
+        gaps = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            optimiser.step()
+            gaps.append(time.perf_counter() - start)
+        times[name] = 1000 * statistics.median(gaps)
+    return times
+
+
 def _median_rows(rows: list[dict]) -> list[dict]:
     """One row per configuration: the median step time over repeats (and the largest memory)."""
     merged: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["method"], row["size"], row["precision"], row["memory_format"])
+        key = (row["method"], row["size"], row["precision"], row["memory_format"], row["batch"])
         merged.setdefault(key, {**row, "repeats_ms": []})["repeats_ms"].append(row["ms_per_step"])
         merged[key]["peak_mib"] = max(merged[key]["peak_mib"], row["peak_mib"])
     for row in merged.values():
@@ -197,7 +225,9 @@ def _median_rows(rows: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict], peak: dict | None, args: argparse.Namespace) -> str:
-    """Markdown report: one row per configuration, with speed-up and growth with pixels."""
+    """Markdown report: one row per configuration, with speed-up and growth with pixels; then batches."""
+    batches = [r for r in rows if r["batch"] > 1]
+    rows = [r for r in rows if r["batch"] == 1]
     flops = {(m, s): flop_per_step(m, s) / 1e9 for m, s in {(r["method"], r["size"]) for r in rows}}
     by_key = {(r["method"], r["size"], r["precision"], r["memory_format"]): r for r in rows}
     first = rows[0]
@@ -243,7 +273,41 @@ def table(rows: list[dict], peak: dict | None, args: argparse.Namespace) -> str:
             f"| {r['peak_mib']:.0f} | {1e6 * r['ms_per_step'] / r['size'] ** 2:.0f} "
             f"| {growth} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _batch_table(batches, by_key)) + "\n"
+
+
+def _batch_table(batches: list[dict], singles: dict[tuple, dict]) -> list[str]:
+    """Tiles fitted at once (``core.batched.fit_batch``): step time, tiles per minute at 4000 steps, gain."""
+    if not batches:
+        return []
+    lines = [
+        "",
+        "## Batched tiles",
+        "",
+        "N tiles of the same size fitted in one vectorised step (one network each, `core.batched.fit_batch`). "
+        "Tiles/min: N x 60 s / (4000 steps x the batch's step time). Gain: tiles/min against single fits of "
+        "the row's memory format (the vectorised networks themselves always use the contiguous layout).",
+        "",
+        "| method | px | precision | memory format | tiles | ms/step (batch) | ms/step per tile | tiles/min "
+        "(4000 steps) | gain |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(batches, key=lambda r: (r["method"], r["size"], r["precision"], r["batch"])):
+        single = singles.get((r["method"], r["size"], r["precision"], r["memory_format"]))
+        per_tile = r["ms_per_step"] / r["batch"]
+        gain = f"{single['ms_per_step'] / per_tile:.2f}x" if single else "-"
+        lines.append(
+            f"| {r['method']} | {r['size']} | {r['precision']} | {r['memory_format']} | {r['batch']} "
+            f"| {r['ms_per_step']:.1f} | {per_tile:.1f} | {60_000 / (4000 * per_tile):.2f} | {gain} |"
+        )
+    return lines
+
+
+def _kept_notes(path: Path) -> str:
+    """The hand-written profiling notes of an earlier report (from ``NOTES_HEADING`` on), kept on a rerun."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(NOTES_HEADING)
+    return "\n" + text[start:] if start >= 0 else ""
 
 
 def main() -> None:
@@ -259,38 +323,46 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--profile", nargs=4, metavar=("METHOD", "SIZE", "PRECISION", "FORMAT"))
-    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--adam", metavar="METHOD", help="time the Adam step alone (loop, foreach, fused)")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1], help="tiles per vectorised fit, e.g. 1 8")
+    parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:
-        method, size, precision, memory_format = args.one
-        row = measure_one(method, int(size), precision, memory_format, args.steps, args.warmup, args.device)
+        method, size, precision, memory_format, batch = args.one
+        row = measure_one(method, int(size), precision, memory_format, args.steps, args.warmup, args.device, int(batch))
         print(json.dumps(row))
+        return
+    if args.adam:
+        model = build_model(_problem(256), _settings(args.adam, "fp32", "contiguous", 1))
+        tensors = list(model.parameters())
+        times = ", ".join(f"{name} {ms:.2f} ms" for name, ms in adam_step_ms(args.adam).items())
+        print(f"Adam step, {args.adam} ({len(tensors)} tensors, {sum(t.numel() for t in tensors)} weights): {times}")
         return
     if args.profile:
         method, size, precision, memory_format = args.profile
         print(profile(method, int(size), precision, memory_format, args.device))
         return
-    configs = list(itertools.product(args.sizes, args.methods, args.precisions, args.memory_formats))
+    configs = list(itertools.product(args.sizes, args.methods, args.precisions, args.memory_formats, args.batches))
     rows = []
     for repeat in range(args.repeats):
-        for size, method, precision, memory_format in configs:
-            command = [sys.executable, __file__, "--one", method, str(size), precision, memory_format]
+        for size, method, precision, memory_format, batch in configs:
+            command = [sys.executable, __file__, "--one", method, str(size), precision, memory_format, str(batch)]
             command += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
             command += ["--threads", str(args.threads)]
             row = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             rows.append(row)
             print(
                 f"[{repeat + 1}/{args.repeats}] {method:9s} {size:4d} px {precision:5s} {memory_format:13s} "
-                f"{row['ms_per_step']:8.1f} ms/step",
+                f"x{batch} {row['ms_per_step']:8.1f} ms/step",
                 flush=True,
             )
     merged = _median_rows(rows)
     peak = cpu_peak(merged[0]["threads"]) if merged[0]["device"] == "cpu" else None
     report = table(merged, peak, args)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.md").write_text(report)
+    (args.out / "speed.md").write_text(report + _kept_notes(args.out / "speed.md"))
     (args.out / "speed.json").write_text(json.dumps({"peak": peak, "rows": merged, "runs": rows}, indent=2))
     print(report)
 
