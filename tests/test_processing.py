@@ -253,7 +253,14 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
     from_input(inpaint, "GUIDES", "guides")
     static(inpaint, "MASK_VALUES", "1")
     for child in (sr, inpaint):
-        for name, value in {"METHOD": 1, "STOPPING": 0, **FAST, "LEARNING_RATE": 0, "CORE_CHANNELS": 8}.items():
+        for name, value in {
+            "METHOD": 1,
+            "STOPPING": 0,
+            **FAST,
+            "LEARNING_RATE": 0,
+            "CORE_CHANNELS": 8,
+            "PRECISION": 0,
+        }.items():
             static(child, name, value)
         static(child, "TILE_SIZE", 256)
     static(inpaint, "MASK_DILATION", 0)
