@@ -53,11 +53,12 @@ region has the texture statistics (Fr&eacute;chet distance of low-level image fe
 the clear region's.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.
 On a 2-core CPU one step of a 256&times;256 px tile takes about 0.6 s (Emergent) or 0.15 s (Stacked),
-so 4000 steps take 10 to 50 minutes per cloudy tile; a GPU is one to two orders of magnitude faster.</li>
+so 4000 steps take 10 to 50 minutes per cloudy tile; use a GPU for whole scenes (GPU speed is not
+measured yet; see the README).</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
-arithmetic precision (bf16 is 1.3-1.7x faster on CPUs with AVX-512 BF16 and on GPUs; its masked SSIM
+arithmetic precision (bf16 is about 1.4x faster on CPUs with AVX-512 BF16 and on GPUs; its masked SSIM
 differed from FP32 by no more than the seed-to-seed spread in our benchmark),
 mask dilation in pixels (grow the clouds to cover their hazy edges), conversion of guides to
 decibels (tick it when the guides are radar backscatter in linear units), the tile size (rasters

@@ -162,8 +162,8 @@ def make_optimiser(
 ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LRScheduler | None]:
     """Adam at the settings' learning rate, and the learning-rate schedule (None for a constant rate).
 
-    The fused Adam kernel updates all parameters in one pass: 5x faster than the
-    per-tensor loop on CPU (8 -> 1.6 ms per step for the Stacked network).
+    The fused Adam kernel updates all parameters in one pass: 3-4x faster than the
+    per-tensor loop on CPU (6-12 -> 2-3 ms per step, ``benchmarks/speed.py --adam``).
     """
     optimiser = torch.optim.Adam(parameters, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     if settings.lr_schedule == "cosine":

@@ -387,7 +387,8 @@ def inpaint_raster(
     target's grid, data type, nodata and band names, and its clear pixels.
     ``scheduler`` runs the tiles on Dask (see :func:`core.distributed.run_tiles`);
     here, ``batch_size`` tiles are fitted together (default: 8 on a CUDA GPU,
-    where that is several times faster, 1 on a CPU, where it is not).
+    where one step of N small networks should cost little more than one (not yet
+    measured), 1 on a CPU, where a batch is slower than single fits).
     With ``ensemble`` K > 1 every tile is fitted K times with seeds ``seed``..
     ``seed + K - 1``: the output is their mean and ``uncertainty`` (a path)
     receives their standard deviation on the filled pixels (0 elsewhere).
