@@ -43,13 +43,14 @@ __all__ = ["batchable", "fit_batch"]
 
 
 def batchable(problems: Sequence[Problem], settings: Settings) -> bool:
-    """Whether the problems can share one vectorised fit: same shapes and bands, and a batchable stopping rule."""
+    """Whether the problems can share one vectorised fit: same shapes, a batchable stopping rule, no coarse steps."""
     first = problems[0]
 
     def signature(p: Problem) -> tuple:
         return (tuple(p.target.shape), p.shape, tuple(tuple(g.shape) for g in p.guides))
 
-    return settings.stopping != "patch_consistency" and all(signature(p) == signature(first) for p in problems)
+    same = all(signature(p) == signature(first) for p in problems)
+    return settings.stopping != "patch_consistency" and not settings.coarse_steps and same
 
 
 def _member(problem: Problem, settings: Settings) -> MCPN:

@@ -70,6 +70,7 @@ class Settings:
     memory_format: str = "channels_last"  # NHWC: faster convolutions on CPU (benchmarks/speed.py)
     compile: bool = False  # torch.compile the networks; fitted eagerly, with a note, if compiling fails
     lr_schedule: str = "constant"  # or "cosine": decay from the learning rate to 0 over ``steps``
+    coarse_steps: int = 0  # inpainting: steps on the sample averaged 2 x 2, before ``steps`` at full resolution
     seed: int = 0
     target_weight: float = 1.0
     guide_weight: float = 1.0
@@ -92,6 +93,8 @@ class Settings:
         if self.lr_schedule not in LR_SCHEDULES:
             schedules = ", ".join(LR_SCHEDULES)
             raise InputError(f"unknown learning-rate schedule {self.lr_schedule!r}; expected one of {schedules}")
+        if self.coarse_steps < 0:
+            raise InputError("the number of coarse steps cannot be negative")
         if self.steps < 1 or self.check_every < 1 or self.patience < 1:
             raise InputError("steps, check_every and patience must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -126,6 +129,40 @@ class Fit:
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+@dataclass
+class _Level:
+    """The tensors one resolution of the fit works on (on the network's working grid)."""
+
+    z: torch.Tensor
+    target: torch.Tensor
+    known: torch.Tensor
+    guides: list[torch.Tensor]
+    valid: list[torch.Tensor]
+
+    def coarse(self, minimum: int) -> _Level:
+        """The level averaged 2 x 2: a pixel counts as known only if its four pixels are; ``z`` is subsampled."""
+
+        def halve(values: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            full = (F.avg_pool2d(weight, 2) > 0.999).to(values.dtype)
+            return F.avg_pool2d(values, 2) * full, full
+
+        size = tuple(max(n // 2, minimum) for n in self.z.shape[-2:])
+        target, known = halve(self.target, self.known)
+        halves = [halve(g, v) for g, v in zip(self.guides, self.valid)]
+        return _Level(
+            _pad_to(self.z[..., ::2, ::2], size).contiguous(memory_format=_memory_format(self.z)),
+            _pad_to(target, size),
+            _pad_to(known, size),
+            [_pad_to(g, size) for g, _ in halves],
+            [_pad_to(v, size) for _, v in halves],
+        )
+
+
+def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    channels_last = tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def network_input(kind: str, channels: int, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
@@ -226,22 +263,32 @@ def fit(
     known = problem.target_known.to(device)
     if not problem.super_resolution:
         target, known = _pad_to(target, working), _pad_to(known, working)
-    guides = [_pad_to(g, working).to(device) for g in problem.guides]
-    valid = [_pad_to(v, working).to(device) for v in problem.guide_valid]
+    full = _Level(
+        z,
+        target,
+        known,
+        [_pad_to(g, working).to(device) for g in problem.guides],
+        [_pad_to(v, working).to(device) for v in problem.guide_valid],
+    )
     low_res_size = tuple(problem.target.shape[-2:])
+    if settings.coarse_steps and problem.super_resolution:
+        raise InputError("coarse-to-fine fitting is for inpainting; set coarse_steps to 0 for super-resolution")
 
-    def losses(forward: Callable[[torch.Tensor], Outputs]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def losses(
+        forward: Callable[[torch.Tensor], Outputs], level: _Level = full
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Total loss, target loss and target output of one forward pass."""
+        z = level.z
         inputs = z + settings.reg_noise * torch.randn_like(z) if settings.reg_noise else z
         with _autocast(device, settings.precision):
             out = forward(inputs)
         output = out.target.float()
         if problem.super_resolution:
-            target_loss = masked_mse(downsample(output[..., :height, :width], low_res_size), target, known)
+            target_loss = masked_mse(downsample(output[..., :height, :width], low_res_size), level.target, level.known)
         else:
-            target_loss = masked_mse(output, target, known)
+            target_loss = masked_mse(output, level.target, level.known)
         loss = settings.target_weight * target_loss
-        for guide_out, guide, guide_valid in zip(out.guides, guides, valid):
+        for guide_out, guide, guide_valid in zip(out.guides, level.guides, level.valid):
             loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, guide_valid)
         for cycle in out.cycles or []:
             loss = loss + settings.cycle_weight * F.mse_loss(cycle.float(), out.core.float())
@@ -264,6 +311,13 @@ def fit(
     snapshots: dict[int, np.ndarray] = {}
     rule = StoppingRule(settings.stopping, settings.patience)
     best = None
+    coarse = full.coarse(model.size_multiple + 1) if settings.coarse_steps else None
+    for _ in range(settings.coarse_steps):  # coarse-to-fine: the same network first learns the sample at half size
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled by the user")
+        optimiser.zero_grad(set_to_none=True)
+        losses(forward, coarse)[0].backward()
+        optimiser.step()
     for step in range(1, settings.steps + 1):
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from mcpn.core.errors import InputError
-from mcpn.core.fitting import Fit, Problem, Settings, build_model, fit, make_optimiser
+from mcpn.core.fitting import Fit, Problem, Settings, _Level, build_model, fit, make_optimiser
 
 CPU = torch.device("cpu")
 
@@ -142,3 +142,42 @@ def test_fused_adam_takes_the_same_steps_as_the_loop_implementation():
     for a, b, s in zip(fused, loop, start):
         assert not torch.equal(a, s)
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_full_resolution_fit_goes_on_learning_after_coarse_steps():
+    # 160 px: the coarse level (80 px) is above the networks' 65 px minimum, so it is a real half-size sample.
+    # Coarse-to-fine did not pay (benchmarks/results/coarse_to_fine.md); this checks that the option works.
+    ys, xs = torch.meshgrid(torch.linspace(0, 3, 160), torch.linspace(0, 3, 160), indexing="ij")
+    base = torch.stack([torch.sin(xs + k) * torch.cos(ys - k) for k in range(2)])[None]
+    known = torch.ones_like(base)
+    known[..., 50:100, 40:110] = 0
+    problem = Problem(base * known, known, [base[:, :1] + 0.1], [torch.ones_like(base[:, :1])], (160, 160))
+    settings = Settings(method="stacked", steps=40, coarse_steps=40, check_every=1)
+    trace = fit(problem, settings, CPU).trace
+    assert len(trace) == 40 and trace[0].step == 1
+    assert trace[-1].known_rmse < 0.5 * trace[0].known_rmse
+
+
+def test_coarse_level_averages_fully_known_blocks_only():
+    known = torch.ones(1, 1, 4, 4)
+    known[..., 0, 0] = 0
+    target = torch.arange(16.0).reshape(1, 1, 4, 4) * known
+    level = _Level(torch.rand(1, 2, 4, 4), target, known, [target.clone()], [torch.ones_like(known)])
+    coarse = level.coarse(minimum=2)
+    assert coarse.known.flatten().tolist() == [0, 1, 1, 1]
+    assert coarse.target.flatten().tolist() == [0, (2 + 3 + 6 + 7) / 4, (8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4]
+    assert torch.equal(coarse.z, level.z[..., ::2, ::2])
+    assert coarse.guides[0][0, 0, 1, 1] == (10 + 11 + 14 + 15) / 4
+
+
+@pytest.mark.parametrize("option", [{"coarse_steps": -1}], ids=str)
+def test_negative_coarse_steps_are_refused(option):
+    with pytest.raises(InputError, match="coarse"):
+        Settings(**option).validate()
+
+
+def test_coarse_steps_are_refused_for_super_resolution():
+    low = torch.rand(1, 1, 16, 16)
+    problem = Problem(low, torch.ones_like(low), [torch.rand(1, 2, 32, 32)], [torch.ones(1, 2, 32, 32)], (32, 32))
+    with pytest.raises(InputError, match="inpainting"):
+        fit(problem, Settings(method="direct", steps=1, coarse_steps=5), CPU)
