@@ -1,4 +1,4 @@
-"""Import the plugin's engine as the package ``mcpn`` from a source checkout.
+"""Import the plugin's engine as the package ``mcpn`` from a source checkout; write result files.
 
 The plugin root is a Python package whose modules use relative imports
 (``mcpn.core.api`` inside QGIS). A checkout directory is not necessarily named
@@ -9,6 +9,7 @@ git-ignored) and ``.build/pkg`` is put on ``sys.path``.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -47,3 +48,28 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
+
+
+def write_results(out: Path, name: str, report: str, data: dict) -> None:
+    """Write ``name``.md (the report) and ``name``.json (the raw data) in ``out``, and print the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(report)
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2))
+    print(report)
+
+
+def run_header(started: float, workers: str, **fields: object) -> dict:
+    """What a result file records about its run: command, commit, ``fields``, machine, wall time and date."""
+    import platform
+    import time
+
+    import torch
+
+    return {
+        "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+        "commit": git_commit(),
+        **fields,
+        "machine": f"{platform.machine()}, torch {torch.__version__}, {workers}",
+        "total wall time (s)": round(time.perf_counter() - started),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }

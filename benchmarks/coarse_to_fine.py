@@ -18,10 +18,7 @@ Writes ``coarse_to_fine.md`` and ``coarse_to_fine.json`` in ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import platform
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -111,21 +108,14 @@ def main() -> None:
         ]
         rows = [{**future.result(), "reference": index < len(args.cases)} for index, future in enumerate(futures)]
     rows.sort(key=lambda r: (r["case"], not r["reference"], r["coarse"]))
-    header = {
-        "command": "python benchmarks/coarse_to_fine.py " + " ".join(sys.argv[1:]),
-        "commit": _mcpn.git_commit(),
-        "method": LABELS[args.method],
-        "crop size": args.size,
-        "seed": args.seed,
-        "step times (s, full / coarse)": {case: [round(t, 4) for t in times] for case, times in timing.items()},
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {args.jobs} worker(s) x 1 thread",
-        "total wall time (s)": round(time.perf_counter() - started),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "coarse_to_fine.md").write_text(markdown(rows, header))
-    (args.out / "coarse_to_fine.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2))
-    print(markdown(rows, header))
+    header = _mcpn.run_header(
+        started,
+        f"{args.jobs} worker(s) x 1 thread",
+        method=LABELS[args.method],
+        **{"crop size": args.size, "seed": args.seed},
+        **{"step times (s, full / coarse)": {case: [round(t, 4) for t in ts] for case, ts in timing.items()}},
+    )
+    _mcpn.write_results(args.out, "coarse_to_fine", markdown(rows, header), {"header": header, "rows": rows})
 
 
 if __name__ == "__main__":

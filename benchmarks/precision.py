@@ -17,12 +17,9 @@ Writes ``precision.md`` and ``precision.json`` in ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
-import platform
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -117,20 +114,13 @@ def main() -> None:
             runs.append(future.result())
             run = runs[-1]
             print(f"{run['case']} {run['method']} {run['precision']} seed {run['seed']}: {run['last']:.3f}", flush=True)
-    header = {
-        "command": "python benchmarks/precision.py " + " ".join(sys.argv[1:]),
-        "commit": _mcpn.git_commit(),
-        "steps": args.steps,
-        "crop size": args.size,
-        "seeds": args.seeds,
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {args.jobs} worker(s) x 1 thread",
-        "total wall time (s)": round(time.perf_counter() - started),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "precision.md").write_text(markdown(runs, header))
-    (args.out / "precision.json").write_text(json.dumps({"header": header, "runs": runs}, indent=2))
-    print(markdown(runs, header))
+    header = _mcpn.run_header(
+        started,
+        f"{args.jobs} worker(s) x 1 thread",
+        steps=args.steps,
+        **{"crop size": args.size, "seeds": args.seeds},
+    )
+    _mcpn.write_results(args.out, "precision", markdown(runs, header), {"header": header, "runs": runs})
 
 
 if __name__ == "__main__":
