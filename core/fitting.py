@@ -141,8 +141,8 @@ class _Level:
     guides: list[torch.Tensor]
     valid: list[torch.Tensor]
 
-    def coarse(self, minimum: int) -> _Level:
-        """The level averaged 2 x 2: a pixel counts as known only if its four pixels are; ``z`` is subsampled."""
+    def coarse(self, minimum: int, memory_format: torch.memory_format) -> _Level:
+        """The level averaged 2 x 2 (at least ``minimum`` px): known where all four pixels are; ``z`` subsampled."""
 
         def halve(values: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             full = (F.avg_pool2d(weight, 2) > 0.999).to(values.dtype)
@@ -152,17 +152,12 @@ class _Level:
         target, known = halve(self.target, self.known)
         halves = [halve(g, v) for g, v in zip(self.guides, self.valid)]
         return _Level(
-            _pad_to(self.z[..., ::2, ::2], size).contiguous(memory_format=_memory_format(self.z)),
+            _pad_to(self.z[..., ::2, ::2], size).contiguous(memory_format=memory_format),
             _pad_to(target, size),
             _pad_to(known, size),
             [_pad_to(g, size) for g, _ in halves],
             [_pad_to(v, size) for _, v in halves],
         )
-
-
-def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
-    channels_last = tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def network_input(kind: str, channels: int, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
@@ -311,7 +306,7 @@ def fit(
     snapshots: dict[int, np.ndarray] = {}
     rule = StoppingRule(settings.stopping, settings.patience)
     best = None
-    coarse = full.coarse(model.size_multiple + 1) if settings.coarse_steps else None
+    coarse = full.coarse(model.size_multiple + 1, memory_format) if settings.coarse_steps else None
     for _ in range(settings.coarse_steps):  # coarse-to-fine: the same network first learns the sample at half size
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user")

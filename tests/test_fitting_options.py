@@ -163,7 +163,7 @@ def test_coarse_level_averages_fully_known_blocks_only():
     known[..., 0, 0] = 0
     target = torch.arange(16.0).reshape(1, 1, 4, 4) * known
     level = _Level(torch.rand(1, 2, 4, 4), target, known, [target.clone()], [torch.ones_like(known)])
-    coarse = level.coarse(minimum=2)
+    coarse = level.coarse(2, torch.contiguous_format)
     assert coarse.known.flatten().tolist() == [0, 1, 1, 1]
     assert coarse.target.flatten().tolist() == [0, (2 + 3 + 6 + 7) / 4, (8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4]
     assert torch.equal(coarse.z, level.z[..., ::2, ::2])
