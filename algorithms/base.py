@@ -82,7 +82,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     METHODS = ["emergent", "direct", "stacked"]
     METHOD_LABELS = ["Emergent", "Direct", "Stacked"]
     PRECISIONS = ["fp32", "bf16"]
-    PRECISION_LABELS = ["FP32 (default)", "bf16 (faster on CPUs with AVX-512 BF16 or AMX, and on GPUs)"]
+    PRECISION_LABELS = ["FP32 (default)", "bf16 (faster on CPUs with AVX-512 BF16 or AMX)"]
 
     # --- identity --------------------------------------------------------------------------
     def createInstance(self) -> MCPNAlgorithm:

@@ -58,8 +58,9 @@ measured yet; see the README).</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
-arithmetic precision (bf16 is about 1.4x faster on CPUs with AVX-512 BF16 and on GPUs; its masked SSIM
-differed from FP32 by no more than the seed-to-seed spread in our benchmark),
+arithmetic precision (bf16 took about 1/1.4 of the FP32 time on a CPU with AVX-512 BF16, and its
+masked SSIM differed from FP32 by no more than the seed-to-seed spread in our benchmark; on CPUs
+without bf16 instructions it may be slower),
 mask dilation in pixels (grow the clouds to cover their hazy edges), conversion of guides to
 decibels (tick it when the guides are radar backscatter in linear units), the tile size (rasters
 larger than one tile are processed in overlapping tiles, read and written window by window and

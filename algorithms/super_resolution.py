@@ -43,7 +43,7 @@ it has not improved for 1000 steps.</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
-arithmetic precision (FP32, or bf16: faster on CPUs with AVX-512 BF16 and on GPUs), the tile
+arithmetic precision (FP32, or bf16: faster on CPUs with AVX-512 BF16), the tile
 size in output pixels (large rasters are processed in overlapping tiles cut at low-resolution pixel
 boundaries, every tile fitted, read and written window by window and blended without seams) and
 the Dask scheduler (empty: tiles run here; <code>local</code> or <code>local:4</code>: a local Dask
