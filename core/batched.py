@@ -25,6 +25,7 @@ from .errors import Cancelled, InputError
 from .fitting import (
     CancelCheck,
     Fit,
+    OutputAverage,
     Problem,
     Progress,
     Settings,
@@ -110,22 +111,27 @@ def fit_batch(
     known = stacked([p.target_known for p in problems], not sr)
     guides = [stacked([p.guides[i] for p in problems], True) for i in range(len(first.guides))]
     valid = [stacked([p.guide_valid[i] for p in problems], True) for i in range(len(first.guides))]
+
+    def target_error(output: torch.Tensor) -> torch.Tensor:
+        """Per-member masked MSE of target outputs against the known target pixels (after downsampling, for SR)."""
+        if not sr:
+            return _masked_mse(output, target, known)
+        flat = output[..., :height, :width].flatten(0, 1)
+        low = downsample(flat, tuple(first.target.shape[-2:])).unflatten(0, output.shape[:2])
+        return _masked_mse(low, target, known)
+
     optimiser, schedule = make_optimiser(params.values(), settings, device)
     rules = [StoppingRule(settings.stopping, settings.patience) for _ in problems]
     traces: list[list[TracePoint]] = [[] for _ in problems]
     best: list[torch.Tensor | None] = [None] * len(problems)
+    average = OutputAverage(settings.output_average)
     for step in range(1, settings.steps + 1):
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user")
         with _autocast(device, settings.precision):
             out_target, out_guides, core, cycles = batched(params, buffers, z)
         output = out_target.float()
-        if sr:
-            flat = output[..., :height, :width].flatten(0, 1)
-            low = downsample(flat, tuple(first.target.shape[-2:])).unflatten(0, output.shape[:2])
-            target_loss = _masked_mse(low, target, known)
-        else:
-            target_loss = _masked_mse(output, target, known)
+        target_loss = target_error(output)
         loss = settings.target_weight * target_loss
         for guide_out, guide, guide_valid in zip(out_guides, guides, valid):
             loss = loss + settings.guide_weight * _masked_mse(guide_out.float(), guide, guide_valid)
@@ -137,10 +143,12 @@ def fit_batch(
         optimiser.step()
         if schedule is not None:
             schedule.step()
+        kept = average.update(output)
         if step % settings.check_every == 0 or step == settings.steps:
-            current = output[..., :height, :width].detach()
+            current = kept[..., :height, :width]
+            error = target_error(kept) if settings.output_average else target_loss
             for index, rule in enumerate(rules):
-                point = TracePoint(step, loss[index].item(), math.sqrt(target_loss[index].item()))
+                point = TracePoint(step, loss[index].item(), math.sqrt(error[index].item()))
                 traces[index].append(point)
                 if rule.update(step, point.known_rmse):
                     best[index] = current[index].clone()

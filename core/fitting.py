@@ -71,6 +71,7 @@ class Settings:
     compile: bool = False  # torch.compile the networks; fitted eagerly, with a note, if compiling fails
     lr_schedule: str = "constant"  # or "cosine": decay from the learning rate to 0 over ``steps``
     coarse_steps: int = 0  # inpainting: steps on the sample averaged 2 x 2, before ``steps`` at full resolution
+    output_average: float = 0.0  # decay of the moving average of the output over steps (0 = last step's output)
     seed: int = 0
     target_weight: float = 1.0
     guide_weight: float = 1.0
@@ -93,6 +94,8 @@ class Settings:
         if self.lr_schedule not in LR_SCHEDULES:
             schedules = ", ".join(LR_SCHEDULES)
             raise InputError(f"unknown learning-rate schedule {self.lr_schedule!r}; expected one of {schedules}")
+        if not 0 <= self.output_average < 1:
+            raise InputError("the output-averaging decay must be at least 0 and below 1")
         if self.coarse_steps < 0:
             raise InputError("the number of coarse steps cannot be negative")
         if self.steps < 1 or self.check_every < 1 or self.patience < 1:
@@ -117,6 +120,29 @@ class TracePoint:
     loss: float
     known_rmse: float
     patch_consistency: float | None = None
+
+
+class OutputAverage:
+    """Exponential moving average of the network's output over the steps (Deep Image Prior's smoothing).
+
+    The fit's output wanders from step to step around what the network has
+    learnt; the average keeps the learnt part. ``decay`` 0 keeps the last output.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.value: torch.Tensor | None = None
+
+    def update(self, output: torch.Tensor) -> torch.Tensor:
+        """Add one step's output; return the current average (``output`` itself when averaging is off)."""
+        output = output.detach()
+        if not self.decay:
+            return output
+        if self.value is None:
+            self.value = output.clone()
+        else:
+            self.value.lerp_(output, 1 - self.decay)
+        return self.value
 
 
 @dataclass
@@ -269,6 +295,12 @@ def fit(
     if settings.coarse_steps and problem.super_resolution:
         raise InputError("coarse-to-fine fitting is for inpainting; set coarse_steps to 0 for super-resolution")
 
+    def target_error(output: torch.Tensor, level: _Level = full) -> torch.Tensor:
+        """Masked MSE of a target output against the known target pixels (after downsampling, for SR)."""
+        if problem.super_resolution:
+            return masked_mse(downsample(output[..., :height, :width], low_res_size), level.target, level.known)
+        return masked_mse(output, level.target, level.known)
+
     def losses(
         forward: Callable[[torch.Tensor], Outputs], level: _Level = full
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -278,10 +310,7 @@ def fit(
         with _autocast(device, settings.precision):
             out = forward(inputs)
         output = out.target.float()
-        if problem.super_resolution:
-            target_loss = masked_mse(downsample(output[..., :height, :width], low_res_size), level.target, level.known)
-        else:
-            target_loss = masked_mse(output, level.target, level.known)
+        target_loss = target_error(output, level)
         loss = settings.target_weight * target_loss
         for guide_out, guide, guide_valid in zip(out.guides, level.guides, level.valid):
             loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, guide_valid)
@@ -305,6 +334,7 @@ def fit(
     trace: list[TracePoint] = []
     snapshots: dict[int, np.ndarray] = {}
     rule = StoppingRule(settings.stopping, settings.patience)
+    average = OutputAverage(settings.output_average)
     best = None
     coarse = full.coarse(model.size_multiple + 1, memory_format) if settings.coarse_steps else None
     for _ in range(settings.coarse_steps):  # coarse-to-fine: the same network first learns the sample at half size
@@ -323,17 +353,19 @@ def fit(
         if schedule is not None:
             schedule.step()
 
-        current = output[..., :height, :width].detach().contiguous()
+        kept = average.update(output)
+        current = kept[..., :height, :width].clone()
         if settings.record_every and step % settings.record_every == 0:
             snapshots[step] = current[0].cpu().numpy()
         if step % settings.check_every == 0 or step == settings.steps:
-            point = TracePoint(step, loss.item(), math.sqrt(target_loss.item()))
+            error = target_error(kept) if settings.output_average else target_loss
+            point = TracePoint(step, loss.item(), math.sqrt(error.item()))
             if scorer is not None:
                 point.patch_consistency = scorer(current)
             trace.append(point)
             score = point.patch_consistency if settings.stopping == "patch_consistency" else point.known_rmse
             if rule.update(step, score):
-                best = current.clone()
+                best = current
             elif rule.should_stop(step):
                 if log:
                     log(f"no improvement for {step - rule.best_step} steps: stopped at step {step}")

@@ -81,3 +81,12 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
     assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
     out, target = raster_info(tmp_path / "o.tif")["data"], raster_info(s["target"])["data"]
     assert np.array_equal(out[:, ~cloud], target[:, ~cloud]) and (out[:, cloud] > 0).all()
+
+
+def test_a_batch_keeps_each_members_moving_average():
+    batch = problems(2)
+    first, second = (fit_batch(batch, Settings(method="stacked", steps=n), CPU) for n in (1, 2))
+    averaged = fit_batch(batch, Settings(method="stacked", steps=2, output_average=0.5), CPU)
+    for a, one, two in zip(averaged, first, second):
+        np.testing.assert_allclose(a.output, 0.5 * one.output + 0.5 * two.output, atol=1e-5)
+        assert a.trace[-1].known_rmse != pytest.approx(two.trace[-1].known_rmse, rel=1e-3)

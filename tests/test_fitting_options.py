@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from mcpn.core.errors import InputError
-from mcpn.core.fitting import Fit, Problem, Settings, _Level, build_model, fit, make_optimiser
+from mcpn.core.fitting import Fit, OutputAverage, Problem, Settings, _Level, build_model, fit, make_optimiser
 
 CPU = torch.device("cpu")
 
@@ -181,3 +181,33 @@ def test_coarse_steps_are_refused_for_super_resolution():
     problem = Problem(low, torch.ones_like(low), [torch.rand(1, 2, 32, 32)], [torch.ones(1, 2, 32, 32)], (32, 32))
     with pytest.raises(InputError, match="inpainting"):
         fit(problem, Settings(method="direct", steps=1, coarse_steps=5), CPU)
+
+
+def test_output_average_is_a_moving_average_that_leaves_its_inputs_alone():
+    first, second = torch.zeros(2), torch.ones(2)
+    average = OutputAverage(0.75)
+    assert torch.equal(average.update(first), first)
+    assert torch.equal(average.update(second), torch.full((2,), 0.25))
+    assert torch.equal(first, torch.zeros(2))
+    assert torch.equal(OutputAverage(0.0).update(second), second)
+
+
+def test_averaged_fit_keeps_the_moving_average_of_the_same_trajectory(problem):
+    """Averaging changes what is kept, not what is learnt: the same steps, averaged; the rules score the average."""
+    raw = _fit(problem, steps=6, method="stacked", record_every=1, check_every=3)
+    kept = _fit(problem, steps=6, method="stacked", record_every=1, check_every=3, output_average=0.5)
+    expected = raw.snapshots[1]
+    for step in range(2, 7):
+        expected = 0.5 * expected + 0.5 * raw.snapshots[step]
+        np.testing.assert_allclose(kept.snapshots[step], expected, atol=1e-5)
+    np.testing.assert_allclose(kept.output, expected, atol=1e-5)
+    known = problem.target_known[0].numpy()
+    rmse = np.sqrt((((expected - problem.target[0].numpy()) * known) ** 2).sum() / known.sum())
+    assert kept.trace[-1].known_rmse == pytest.approx(rmse, rel=1e-4)
+    assert kept.trace[-1].known_rmse != pytest.approx(raw.trace[-1].known_rmse, rel=1e-4)
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_output_average_decays_outside_0_to_1_are_refused(decay):
+    with pytest.raises(InputError, match="averag"):
+        Settings(output_average=decay).validate()
