@@ -27,6 +27,17 @@ def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> list[n
     ]
 
 
+def _channels_last(gradient: torch.Tensor) -> torch.Tensor:
+    """The gradient as a dense channels-last tensor.
+
+    The up-sampled signal is concatenated with the skip branch, so its gradient
+    arrives as a channel slice of the concatenation's: not dense, which sends
+    the bilinear backward pass on CPU to a path 10-25x slower than its
+    channels-last kernel (``benchmarks/results/speed.md``, profiling notes).
+    """
+    return gradient.contiguous(memory_format=torch.channels_last)
+
+
 class _Level(nn.Module):
     """One level of the skip network: skip branch, down branch, deeper levels, up branch."""
 
@@ -60,6 +71,8 @@ class _Level(nn.Module):
             y = self.deeper(y)
         if self.stride > 1:
             y = nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            if y.requires_grad and y.is_contiguous(memory_format=torch.channels_last):
+                y.register_hook(_channels_last)
         if self.skip is not None:
             y = torch.cat([self.skip(x), y], dim=1)
         return self.up(y)

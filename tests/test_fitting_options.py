@@ -11,8 +11,10 @@ import functools
 import numpy as np
 import pytest
 import torch
+from mcpn.core import networks
 from mcpn.core.errors import InputError
 from mcpn.core.fitting import Fit, OutputAverage, Problem, Settings, _Level, build_model, fit, make_optimiser
+from mcpn.core.networks import MCPN
 
 CPU = torch.device("cpu")
 
@@ -43,6 +45,23 @@ def test_channels_last_computes_the_same_network(problem, method):
     channels_last = _fit(problem, method=method, memory_format="channels_last").output
     assert channels_last.shape == contiguous.shape == (4, 32, 32)
     assert np.allclose(channels_last, contiguous, atol=1e-3)
+
+
+def test_dense_up_sampling_gradients_change_the_layout_not_the_values(monkeypatch):
+    """The hook that makes channels-last up-sampling gradients dense (for speed) leaves the gradients as they were."""
+    torch.manual_seed(0)
+    model = MCPN(2, 3, [2], "stacked", up_kernel=5).to(memory_format=torch.channels_last)
+    z = torch.rand(1, 2, 72, 72).contiguous(memory_format=torch.channels_last)
+
+    def gradients() -> list[torch.Tensor]:
+        model.zero_grad()
+        model.core(z).square().mean().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    hooked = gradients()
+    monkeypatch.setattr(networks, "_channels_last", lambda gradient: gradient)
+    for a, b in zip(gradients(), hooked):
+        torch.testing.assert_close(b, a, atol=1e-7, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
