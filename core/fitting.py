@@ -126,11 +126,14 @@ class OutputAverage:
     """Exponential moving average of the network's output over the steps (Deep Image Prior's smoothing).
 
     The fit's output wanders from step to step around what the network has
-    learnt; the average keeps the learnt part. ``decay`` 0 keeps the last output.
+    learnt; the average keeps the learnt part. Its window, ``1 / (1 - decay)``
+    steps, is at most a tenth of the steps so far, so that the first, poor
+    outputs weigh nothing in a short fit. ``decay`` 0 keeps the last output.
     """
 
     def __init__(self, decay: float) -> None:
         self.decay = decay
+        self.steps = 0
         self.value: torch.Tensor | None = None
 
     def update(self, output: torch.Tensor) -> torch.Tensor:
@@ -138,10 +141,12 @@ class OutputAverage:
         output = output.detach()
         if not self.decay:
             return output
+        self.steps += 1
+        decay = min(self.decay, max(0.0, 1 - 10 / self.steps))
         if self.value is None:
             self.value = output.clone()
         else:
-            self.value.lerp_(output, 1 - self.decay)
+            self.value.lerp_(output, 1 - decay)
         return self.value
 
 

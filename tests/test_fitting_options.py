@@ -202,26 +202,36 @@ def test_coarse_steps_are_refused_for_super_resolution():
         fit(problem, Settings(method="direct", steps=1, coarse_steps=5), CPU)
 
 
+def _moving_average(outputs: list, decay: float) -> list:
+    """The averages ``OutputAverage`` should give: the window grows with the steps up to 1 / (1 - decay)."""
+    averages = [outputs[0]]
+    for step, output in enumerate(outputs[1:], start=2):
+        weight = min(decay, max(0.0, 1 - 10 / step))
+        averages.append(weight * averages[-1] + (1 - weight) * output)
+    return averages
+
+
 def test_output_average_is_a_moving_average_that_leaves_its_inputs_alone():
-    first, second = torch.zeros(2), torch.ones(2)
-    average = OutputAverage(0.75)
-    assert torch.equal(average.update(first), first)
-    assert torch.equal(average.update(second), torch.full((2,), 0.25))
-    assert torch.equal(first, torch.zeros(2))
-    assert torch.equal(OutputAverage(0.0).update(second), second)
+    outputs = [torch.full((2,), float(k)) for k in range(300)]
+    average = OutputAverage(0.99)
+    got = [average.update(o).clone() for o in outputs]
+    for a, b in zip(got, _moving_average(outputs, 0.99)):
+        torch.testing.assert_close(a, b)
+    assert got[9][0] == 9 and 9 < got[20][0] < 20 and 299 - 100 < got[-1][0] < 299 - 10  # lags up to ~100 steps
+    assert torch.equal(outputs[5], torch.full((2,), 5.0))
+    assert torch.equal(OutputAverage(0.0).update(outputs[3]), outputs[3])
 
 
 def test_averaged_fit_keeps_the_moving_average_of_the_same_trajectory(problem):
     """Averaging changes what is kept, not what is learnt: the same steps, averaged; the rules score the average."""
-    raw = _fit(problem, steps=6, method="stacked", record_every=1, check_every=3)
-    kept = _fit(problem, steps=6, method="stacked", record_every=1, check_every=3, output_average=0.5)
-    expected = raw.snapshots[1]
-    for step in range(2, 7):
-        expected = 0.5 * expected + 0.5 * raw.snapshots[step]
-        np.testing.assert_allclose(kept.snapshots[step], expected, atol=1e-5)
-    np.testing.assert_allclose(kept.output, expected, atol=1e-5)
+    raw = _fit(problem, steps=30, method="stacked", record_every=1, check_every=15)
+    kept = _fit(problem, steps=30, method="stacked", record_every=1, check_every=15, output_average=0.5)
+    expected = _moving_average([raw.snapshots[step] for step in range(1, 31)], 0.5)
+    for step in range(1, 31):
+        np.testing.assert_allclose(kept.snapshots[step], expected[step - 1], atol=1e-5)
+    np.testing.assert_allclose(kept.output, expected[-1], atol=1e-5)
     known = problem.target_known[0].numpy()
-    rmse = np.sqrt((((expected - problem.target[0].numpy()) * known) ** 2).sum() / known.sum())
+    rmse = np.sqrt((((expected[-1] - problem.target[0].numpy()) * known) ** 2).sum() / known.sum())
     assert kept.trace[-1].known_rmse == pytest.approx(rmse, rel=1e-4)
     assert kept.trace[-1].known_rmse != pytest.approx(raw.trace[-1].known_rmse, rel=1e-4)
 
