@@ -8,6 +8,7 @@ git-ignored) and ``.build/pkg`` is put on ``sys.path``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -41,8 +42,9 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(f"mcpn.{name}")
 
 
+@functools.cache
 def git_commit() -> str:
-    """The checkout's short commit hash, recorded with results ("unknown" outside git)."""
+    """The checkout's short commit hash when first asked (the code a run started with; "unknown" outside git)."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
         return out.stdout.strip() or "unknown"
@@ -58,8 +60,19 @@ def write_results(out: Path, name: str, report: str, data: dict) -> None:
     print(report)
 
 
+def start() -> float:
+    """Note the commit a run starts from (for :func:`run_header`); return the start time."""
+    import time
+
+    git_commit()
+    return time.perf_counter()
+
+
 def run_header(started: float, workers: str, **fields: object) -> dict:
-    """What a result file records about its run: command, commit, ``fields``, machine, wall time and date."""
+    """What a result file records about its run: command, commit, ``fields``, machine, wall time and date.
+
+    The commit is the one :func:`start` noted, not one made while a long run went on.
+    """
     import platform
     import time
 

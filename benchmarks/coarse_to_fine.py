@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -89,7 +88,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
     parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
     args = parser.parse_args()
-    started = time.perf_counter()
+    started = _mcpn.start()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
         timing = {case: pool.submit(step_seconds, args.data, args.size, case, args.method) for case in args.cases}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -151,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     steps = parse_steps(args.steps, args.methods)
     seeds = parse_seeds(args.seeds, args.methods)
-    started = time.perf_counter()
+    started = _mcpn.start()
     jobs = [
         (args.data, args.size, case, method, seed, steps[method], args.record_every, decay)
         for method in args.methods

@@ -20,7 +20,6 @@ import argparse
 import math
 import multiprocessing
 import statistics
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -98,7 +97,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
     parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
     args = parser.parse_args()
-    started = time.perf_counter()
+    started = _mcpn.start()
     jobs = [
         (args.data, args.size, case, method, precision, seed, args.steps)
         for method in args.methods  # the slowest method first
