@@ -71,7 +71,7 @@ class Settings:
     compile: bool = False  # torch.compile the networks; fitted eagerly, with a note, if compiling fails
     lr_schedule: str = "constant"  # or "cosine": decay from the learning rate to 0 over ``steps``
     coarse_steps: int = 0  # inpainting: steps on the sample averaged 2 x 2, before ``steps`` at full resolution
-    output_average: float = 0.0  # decay of the moving average of the output over steps (0 = last step's output)
+    output_average: float = 0.99  # decay of the moving average of the output kept (0 = the last step's output)
     seed: int = 0
     target_weight: float = 1.0
     guide_weight: float = 1.0

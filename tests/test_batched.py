@@ -86,7 +86,7 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
 def test_a_batch_keeps_each_members_moving_average():
     batch = problems(2)
     # Up to step 10 the average is the output; step 11 weighs the average by 1 - 10 / 11 and its output by 10 / 11.
-    first, second = (fit_batch(batch, Settings(method="stacked", steps=n), CPU) for n in (10, 11))
+    first, second = (fit_batch(batch, Settings(method="stacked", steps=n, output_average=0), CPU) for n in (10, 11))
     averaged = fit_batch(batch, Settings(method="stacked", steps=11, output_average=0.5), CPU)
     for a, one, two, problem in zip(averaged, first, second, batch):
         np.testing.assert_allclose(a.output, one.output / 11 + two.output * 10 / 11, atol=1e-5)

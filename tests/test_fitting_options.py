@@ -224,7 +224,7 @@ def test_output_average_is_a_moving_average_that_leaves_its_inputs_alone():
 
 def test_averaged_fit_keeps_the_moving_average_of_the_same_trajectory(problem):
     """Averaging changes what is kept, not what is learnt: the same steps, averaged; the rules score the average."""
-    raw = _fit(problem, steps=30, method="stacked", record_every=1, check_every=15)
+    raw = _fit(problem, steps=30, method="stacked", record_every=1, check_every=15, output_average=0)
     kept = _fit(problem, steps=30, method="stacked", record_every=1, check_every=15, output_average=0.5)
     expected = _moving_average([raw.snapshots[step] for step in range(1, 31)], 0.5)
     for step in range(1, 31):
