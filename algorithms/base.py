@@ -75,6 +75,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     LEARNING_RATE = "LEARNING_RATE"
     CORE_CHANNELS = "CORE_CHANNELS"
     PRECISION = "PRECISION"
+    OUTPUT_AVERAGE = "OUTPUT_AVERAGE"
     TILE_SIZE = "TILE_SIZE"
     DASK_SCHEDULER = "DASK_SCHEDULER"
     REPORT = "REPORT"
@@ -83,6 +84,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     METHOD_LABELS = ["Emergent", "Direct", "Stacked"]
     PRECISIONS = ["fp32", "bf16"]
     PRECISION_LABELS = ["FP32 (default)", "bf16 (faster on CPUs with AVX-512 BF16 or AMX)"]
+    OUTPUT_AVERAGE_DEFAULT = 0.99  # the engine's default (core.fitting.Settings; a test keeps them equal)
 
     # --- identity --------------------------------------------------------------------------
     def createInstance(self) -> MCPNAlgorithm:
@@ -105,7 +107,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
 
     # --- parameters ------------------------------------------------------------------------
     def add_run_parameters(self) -> None:
-        """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION."""
+        """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.STEPS,
@@ -145,6 +147,16 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         self.add_advanced(
             QgsProcessingParameterEnum(
                 self.PRECISION, tr("Arithmetic precision"), options=self.PRECISION_LABELS, defaultValue=0
+            )
+        )
+        self.add_advanced(
+            QgsProcessingParameterNumber(
+                self.OUTPUT_AVERAGE,
+                tr("Output averaging over the steps (decay of the moving average; 0 = the last step's output)"),
+                QgsProcessingParameterNumber.Double,
+                defaultValue=self.OUTPUT_AVERAGE_DEFAULT,
+                minValue=0.0,
+                maxValue=0.999,
             )
         )
 
@@ -417,7 +429,16 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             "seed": self.parameterAsInt(parameters, self.SEED, context),
             "precision": self.PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
+            "output_average": self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
         }
+
+    @staticmethod
+    def log_run(feedback: QgsProcessingFeedback, method: str, stopping: str, options: dict[str, Any]) -> None:
+        """Say in the log how the network is fitted."""
+        feedback.pushInfo(
+            tr(f"Method: {method}, stopping: {stopping}, steps: {options['steps']}, ")
+            + tr(f"precision: {options['precision']}, output averaging: {options['output_average']:g}.")
+        )
 
     @staticmethod
     def callbacks(feedback: QgsProcessingFeedback) -> dict[str, Callable]:

@@ -52,15 +52,17 @@ early when it has not improved for 1000 steps; <i>Patch consistency</i> keeps th
 region has the texture statistics (Fr&eacute;chet distance of low-level image features) closest to
 the clear region's.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.
-On a 2-core CPU one step of a 256&times;256 px tile takes about 0.6 s (Emergent) or 0.15 s (Stacked),
-so 4000 steps take 10 to 50 minutes per cloudy tile; use a GPU for whole scenes (GPU speed is not
+On a 2-core CPU one step of a 256&times;256 px tile takes about 0.5 s (Emergent) or 0.12 s (Stacked),
+so 4000 steps take 8 to 35 minutes per cloudy tile; use a GPU for whole scenes (GPU speed is not
 measured yet; see the README).</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
 arithmetic precision (bf16 took about 1/1.4 of the FP32 time on a CPU with AVX-512 BF16, and its
 masked SSIM differed from FP32 by no more than the seed-to-seed spread in our benchmark; on CPUs
-without bf16 instructions it may be slower),
+without bf16 instructions it may be slower), output averaging (the image kept is a moving average of
+the network's outputs over about the last 100 steps, which removes their step-to-step wander; 0 keeps
+the last step's output),
 mask dilation in pixels (grow the clouds to cover their hazy edges), conversion of guides to
 decibels (tick it when the guides are radar backscatter in linear units), the tile size (rasters
 larger than one tile are processed in overlapping tiles, read and written window by window and
@@ -202,9 +204,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         sar = self.parameterAsBoolean(parameters, self.SAR_GUIDES, context)
         method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
         stopping = STOPPING[self.parameterAsEnum(parameters, self.STOPPING, context)]
-        feedback.pushInfo(
-            tr(f"Method: {method}, stopping: {stopping}, steps: {options['steps']}, precision: {options['precision']}.")
-        )
+        self.log_run(feedback, method, stopping, options)
         result = self.run_engine(
             scene.inpaint_raster,
             feedback,

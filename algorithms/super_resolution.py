@@ -43,7 +43,9 @@ it has not improved for 1000 steps.</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
-arithmetic precision (FP32, or bf16: faster on CPUs with AVX-512 BF16), the tile
+arithmetic precision (FP32, or bf16: faster on CPUs with AVX-512 BF16), output averaging (the image
+kept is a moving average of the network's outputs over about the last 100 steps; 0 keeps the last
+step's output), the tile
 size in output pixels (large rasters are processed in overlapping tiles cut at low-resolution pixel
 boundaries, every tile fitted, read and written window by window and blended without seams) and
 the Dask scheduler (empty: tiles run here; <code>local</code> or <code>local:4</code>: a local Dask
@@ -109,9 +111,7 @@ class GuidedSuperResolution(MCPNAlgorithm):
         options = self.engine_options(parameters, context)
         method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
         stopping = STOPPING[self.parameterAsEnum(parameters, self.STOPPING, context)]
-        feedback.pushInfo(
-            tr(f"Method: {method}, stopping: {stopping}, steps: {options['steps']}, precision: {options['precision']}.")
-        )
+        self.log_run(feedback, method, stopping, options)
         result = self.run_engine(
             scene.super_resolve_raster,
             feedback,

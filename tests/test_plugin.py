@@ -7,21 +7,22 @@ import sys
 
 import mcpn
 from conftest import PLUGINS, remove_provider
+from mcpn.core.fitting import Settings
 from mcpn.mcpn_plugin import dependencies
 from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
 
 INPAINT_PARAMS = [
     "INPUT", "MASK", "MASK_VALUES", "MASK_POLYGONS", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED",
-    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE", "DASK_SCHEDULER",
-    "ENSEMBLE", "SELF_VALIDATION", "OUTPUT", "UNCERTAINTY", "REPORT",
+    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE",
+    "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION", "OUTPUT", "UNCERTAINTY", "REPORT",
 ]  # fmt: skip
 SR_PARAMS = [
     "INPUT", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED", "LEARNING_RATE", "CORE_CHANNELS",
-    "PRECISION", "TILE_SIZE", "DASK_SCHEDULER", "OUTPUT", "REPORT",
+    "PRECISION", "OUTPUT_AVERAGE", "TILE_SIZE", "DASK_SCHEDULER", "OUTPUT", "REPORT",
 ]  # fmt: skip
 ADVANCED = {
-    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE", "DASK_SCHEDULER",
-    "ENSEMBLE", "SELF_VALIDATION",
+    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE",
+    "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION",
 }  # fmt: skip
 
 
@@ -58,6 +59,8 @@ def test_enum_defaults_and_options(mcpn_provider):
     assert sr.parameterDefinition("STOPPING").options() == ["Fixed number of steps", "Low-resolution RMSE"]
     assert inpaint.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
     assert inpaint.parameterDefinition("MASK_VALUES").defaultValue() == "1"
+    for alg in (inpaint, sr):
+        assert alg.parameterDefinition("OUTPUT_AVERAGE").defaultValue() == Settings().output_average
 
 
 def test_class_factory_load_unload_reload(qgis_app, qgis_iface):

@@ -87,12 +87,13 @@ def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene):
         "STOPPING": 1,
         "MASK_DILATION": 1,
         "PRECISION": 1,
+        "OUTPUT_AVERAGE": 0.5,
         "OUTPUT": str(out),
         **FAST,
     }
     feedback = QgsProcessingFeedback()
     run(INPAINT, params, feedback)
-    assert "precision: bf16" in feedback.textLog()
+    assert "precision: bf16, output averaging: 0.5." in feedback.textLog()
     got = assert_same_grid(out, target)
     assert got["nodata"] == 0
     truth = raster_info(target)["data"]
@@ -260,6 +261,7 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
             "LEARNING_RATE": 0,
             "CORE_CHANNELS": 8,
             "PRECISION": 0,
+            "OUTPUT_AVERAGE": 0.99,
         }.items():
             static(child, name, value)
         static(child, "TILE_SIZE", 256)
