@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 PKG_DIR = REPO / ".build" / "pkg"
@@ -58,6 +59,20 @@ def write_results(out: Path, name: str, report: str, data: dict) -> None:
     (out / f"{name}.md").write_text(report)
     (out / f"{name}.json").write_text(json.dumps(data, indent=2))
     print(report)
+
+
+def run_in_workers(function: Callable[..., dict], jobs: list[tuple], workers: int, describe: Callable[[dict], str]):
+    """``function(*job)`` for every job in ``workers`` fresh processes; the results in job order, each printed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            print(describe(results[-1]), flush=True)
+    return results
 
 
 def start() -> float:

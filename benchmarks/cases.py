@@ -7,9 +7,11 @@ by degrading a real high-resolution band (antialiased bilinear downsampling).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _mcpn
 import numpy as np
 from baselines import downsample
 from osgeo import gdal
@@ -181,3 +183,12 @@ def build_cases(data_dir: Path, size: int, names: list[str]) -> list[Case]:
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; expected some of {sorted(known)}")
     return out
+
+
+def add_inpainting_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cases``, ``--size``, ``--jobs``, ``--data`` and ``--out``, taken by every multi-fit inpainting benchmark."""
+    parser.add_argument("--cases", nargs="+", default=list(INPAINT_CASES), choices=INPAINT_CASES)
+    parser.add_argument("--size", type=int, default=128, help="crop size in pixels (default 128)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
+    parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")

@@ -23,23 +23,20 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import _mcpn
-import torch
-from cases import INPAINT_CASES, build_cases
-from quality import ENGINE_METHODS, LABELS, key_ssim, run_engine
+from cases import add_inpainting_arguments
+from quality import ENGINE_METHODS, LABELS, fit_in_worker
 
 CALIBRATION_STEPS = 40
 
 
 def fit_case(data: Path, size: int, case_name: str, method: str, seed: int, steps: int, coarse: int) -> dict:
     """One fit (``coarse`` steps at half size, then ``steps``); masked SSIM of its last step and its time."""
-    torch.set_num_threads(1)
-    case = build_cases(data, size, [case_name])[0]
-    record, _ = run_engine(case, method, seed, steps, steps, log=lambda _: None, coarse_steps=coarse)
+    record, key = fit_in_worker(data, size, case_name, method, seed, steps, steps, coarse_steps=coarse)
     return {
         "case": case_name,
         "coarse": coarse,
         "steps": steps,
-        "ssim": record["stopping"]["fixed"][key_ssim(case)],
+        "ssim": record["stopping"]["fixed"][key],
         "seconds": record["seconds"],
     }
 
@@ -78,15 +75,11 @@ def markdown(rows: list[dict], header: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=list(INPAINT_CASES), choices=INPAINT_CASES)
+    add_inpainting_arguments(parser)
     parser.add_argument("--method", default="stacked", choices=ENGINE_METHODS)
     parser.add_argument("--reference-steps", type=int, default=4000)
     parser.add_argument("--coarse", nargs="+", type=int, default=[0, 1000, 2000, 3000], help="coarse steps to try")
-    parser.add_argument("--size", type=int, default=128, help="crop size in pixels (default 128)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
-    parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
-    parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
     args = parser.parse_args()
     started = _mcpn.start()
     context = multiprocessing.get_context("spawn")

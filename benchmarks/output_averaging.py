@@ -27,16 +27,13 @@ Writes ``output_averaging.md`` and ``output_averaging.json`` in ``--out``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import _mcpn
-import torch
-from cases import INPAINT_CASES, build_cases
-from quality import ENGINE_METHODS, LABELS, key_ssim, run_engine
+from cases import add_inpainting_arguments
+from quality import ENGINE_METHODS, LABELS, case_method_groups, fit_in_worker
 from time_to_result import STEP_COST, parse_steps
 
 DECAY = 0.99  # Deep Image Prior's averaging weight: a window of about 100 steps
@@ -58,10 +55,7 @@ def parse_seeds(values: list[str], methods: list[str]) -> dict[str, list[int]]:
 
 def run_one(data: Path, size: int, case_name: str, method: str, seed: int, steps: int, every: int, decay: float):
     """One fit; its masked-SSIM curve, the SSIM known-region-RMSE stopping keeps, and its seconds per step."""
-    torch.set_num_threads(1)
-    case = build_cases(data, size, [case_name])[0]
-    record, _ = run_engine(case, method, seed, steps, every, log=lambda _: None, output_average=decay)
-    key = key_ssim(case)
+    record, key = fit_in_worker(data, size, case_name, method, seed, steps, every, output_average=decay)
     return {
         "case": case_name,
         "method": method,
@@ -119,8 +113,7 @@ def markdown(runs: list[dict], header: dict[str, Any]) -> str:
         "| averaged | difference | reached at | wander: plain | averaged |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    groups = sorted({(r["case"], r["method"]) for r in runs}, key=lambda g: (g[0], ENGINE_METHODS.index(g[1])))
-    for case, method in groups:
+    for case, method in case_method_groups(runs):
         mine = [r for r in runs if (r["case"], r["method"]) == (case, method)]
         seeds = sorted({r["seed"] for r in mine})
         fits = {(r["seed"], r["output_average"]): r for r in mine}
@@ -138,15 +131,11 @@ def markdown(runs: list[dict], header: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=list(INPAINT_CASES), choices=INPAINT_CASES)
+    add_inpainting_arguments(parser)
     parser.add_argument("--methods", nargs="+", default=list(ENGINE_METHODS), choices=ENGINE_METHODS)
     parser.add_argument("--steps", nargs="+", default=["2000"], help="N, or METHOD=N per method")
     parser.add_argument("--seeds", nargs="+", default=["0"], help="seeds, or METHOD=S1,S2,... per method")
     parser.add_argument("--record-every", type=int, default=100)
-    parser.add_argument("--size", type=int, default=128, help="crop size in pixels (default 128)")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
-    parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
-    parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
     args = parser.parse_args()
     steps = parse_steps(args.steps, args.methods)
     seeds = parse_seeds(args.seeds, args.methods)
@@ -159,17 +148,13 @@ def main() -> None:
         for decay in (0.0, DECAY)
     ]
     jobs.sort(key=lambda job: -STEP_COST[job[3]] * job[5])  # the longest fits first
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_one, *job) for job in jobs]
-        runs = []
-        for future in futures:
-            runs.append(future.result())
-            run = runs[-1]
-            print(
-                f"{run['case']} {run['method']} seed {run['seed']} average {run['output_average']}: "
-                f"last {run['curve'][-1][1]:.3f}, {run['ms_per_step']:.0f} ms/step",
-                flush=True,
-            )
+    runs = _mcpn.run_in_workers(
+        run_one,
+        jobs,
+        args.jobs,
+        lambda run: f"{run['case']} {run['method']} seed {run['seed']} average {run['output_average']}: "
+        f"last {run['curve'][-1][1]:.3f}, {run['ms_per_step']:.0f} ms/step",
+    )
     header = _mcpn.run_header(
         started, f"{args.jobs} worker(s) x 1 thread", **{"crop size": args.size, "record every": args.record_every}
     )

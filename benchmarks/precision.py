@@ -18,26 +18,20 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import statistics
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import _mcpn
-import torch
-from cases import INPAINT_CASES, build_cases
-from quality import ENGINE_METHODS, LABELS, key_ssim, run_engine
+from cases import add_inpainting_arguments
+from quality import ENGINE_METHODS, LABELS, case_method_groups, fit_in_worker
 
 TOLERANCE = 0.005  # issue #7: bf16 must keep the masked SSIM within this of FP32
 
 
 def run_one(data: Path, size: int, case_name: str, method: str, precision: str, seed: int, steps: int) -> dict:
     """One fit; the masked SSIM of its last and best recorded steps, and its seconds per step."""
-    torch.set_num_threads(1)
-    case = build_cases(data, size, [case_name])[0]
-    record, _ = run_engine(case, method, seed, steps, max(1, steps // 5), log=lambda _: None, precision=precision)
-    key = key_ssim(case)
+    record, key = fit_in_worker(data, size, case_name, method, seed, steps, max(1, steps // 5), precision=precision)
     return {
         "case": case_name,
         "method": method,
@@ -73,8 +67,7 @@ def markdown(runs: list[dict], header: dict[str, Any]) -> str:
         "| SSIM bf16 (best) | difference (best) | ms/step FP32 | ms/step bf16 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    groups = sorted({(r["case"], r["method"]) for r in runs}, key=lambda g: (g[0], ENGINE_METHODS.index(g[1])))
-    for case, method in groups:
+    for case, method in case_method_groups(runs):
         cells = []
         for metric in ("last", "peak"):
             m32, s32, n32 = _summary(_select(runs, case, method, "fp32", metric))
@@ -88,14 +81,10 @@ def markdown(runs: list[dict], header: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=list(INPAINT_CASES), choices=INPAINT_CASES)
+    add_inpainting_arguments(parser)
     parser.add_argument("--methods", nargs="+", default=["stacked", "emergent"], choices=ENGINE_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--size", type=int, default=128, help="crop size in pixels (default 128)")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
-    parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
-    parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
     args = parser.parse_args()
     started = _mcpn.start()
     jobs = [
@@ -106,13 +95,12 @@ def main() -> None:
         for precision in ("fp32", "bf16")
     ]
     jobs.sort(key=lambda job: job[3] == "stacked")
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_one, *job) for job in jobs]
-        runs = []
-        for future in futures:
-            runs.append(future.result())
-            run = runs[-1]
-            print(f"{run['case']} {run['method']} {run['precision']} seed {run['seed']}: {run['last']:.3f}", flush=True)
+    runs = _mcpn.run_in_workers(
+        run_one,
+        jobs,
+        args.jobs,
+        lambda run: f"{run['case']} {run['method']} {run['precision']} seed {run['seed']}: {run['last']:.3f}",
+    )
     header = _mcpn.run_header(
         started,
         f"{args.jobs} worker(s) x 1 thread",

@@ -134,6 +134,11 @@ def _baseline_guides(case: Case) -> np.ndarray:
     return np.concatenate(bands)
 
 
+def case_method_groups(runs: list[dict]) -> list[tuple[str, str]]:
+    """The (case, method) pairs of ``runs``: by case, then in the order of ``ENGINE_METHODS``."""
+    return sorted({(r["case"], r["method"]) for r in runs}, key=lambda g: (g[0], ENGINE_METHODS.index(g[1])))
+
+
 def record_every_for(steps: int, wanted: int) -> int:
     """The largest divisor of ``steps`` not above ``wanted`` (so the last step is recorded)."""
     wanted = max(1, min(wanted, steps))
@@ -211,6 +216,18 @@ def run_engine(
     }
     final = res.snapshots.get(last, res.image)
     return record, composite(case, final)
+
+
+def fit_in_worker(
+    data: Path, size: int, case_name: str, method: str, seed: int, steps: int, record_every: int, **options: Any
+) -> tuple[dict[str, Any], str]:
+    """One fit in a one-thread benchmark worker: the :func:`run_engine` record and the key of the case's SSIM."""
+    import torch
+
+    torch.set_num_threads(1)
+    case = build_cases(data, size, [case_name])[0]
+    record, _ = run_engine(case, method, seed, steps, record_every, log=lambda _: None, **options)
+    return record, key_ssim(case)
 
 
 # --------------------------------------------------------------------------- reporting

@@ -39,13 +39,12 @@ import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import _mcpn
 import numpy as np
 import torch
-from cases import INPAINT_CASES, Case, build_cases
+from cases import Case, add_inpainting_arguments, build_cases
 from quality import ENGINE_METHODS, LABELS, composite, scores
 
 RULES = ("known_rmse", "patch_consistency")
@@ -243,17 +242,13 @@ def markdown(summaries: list[dict[str, Any]], header: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", nargs="+", default=list(INPAINT_CASES), choices=INPAINT_CASES)
+    add_inpainting_arguments(parser)
     parser.add_argument("--methods", nargs="+", default=list(ENGINE_METHODS), choices=ENGINE_METHODS)
     parser.add_argument("--steps", nargs="+", default=["4000"], help="N, or METHOD=N per method")
-    parser.add_argument("--size", type=int, default=128, help="crop size in pixels (default 128)")
     parser.add_argument("--record-every", type=int, default=100)
     parser.add_argument("--patience", nargs="+", type=int, default=[500, 1000])
     parser.add_argument("--short", nargs="*", default=["cosine", "cosine:2"], help="SCHEDULE[:LR_FACTOR]")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR)
-    parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
     return parser.parse_args(argv)
 
 
