@@ -146,7 +146,7 @@ def fit_batch(
         kept = average.update(output)
         if step % settings.check_every == 0 or step == settings.steps:
             current = kept[..., :height, :width]
-            error = target_error(kept) if settings.output_average else target_loss
+            error = target_error(kept)  # the kept output: the average, or this step's
             for index, rule in enumerate(rules):
                 point = TracePoint(step, loss[index].item(), math.sqrt(error[index].item()))
                 traces[index].append(point)

@@ -363,7 +363,7 @@ def fit(
         if settings.record_every and step % settings.record_every == 0:
             snapshots[step] = current[0].cpu().numpy()
         if step % settings.check_every == 0 or step == settings.steps:
-            error = target_error(kept) if settings.output_average else target_loss
+            error = target_error(kept)  # the kept output: the average, or this step's
             point = TracePoint(step, loss.item(), math.sqrt(error.item()))
             if scorer is not None:
                 point.patch_consistency = scorer(current)
