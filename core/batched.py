@@ -6,7 +6,10 @@ normalisation uses each member's own statistics, as in training mode alone.
 Members start like :func:`core.fitting.fit` with the same settings, so a batch
 gives the fits one by one would (up to floating-point order). On a GPU one step
 of N small networks costs little more than one; on a CPU it costs about N steps,
-so batching pays on GPUs. Patch-consistency stopping is not batched.
+so batching pays on GPUs. Each member keeps its own stopping rule: a member
+whose patience has run out keeps the step it chose and stops recording, while
+the others go on. Patch-consistency stopping, input noise (``reg_noise``),
+coarse-to-fine steps, compilation and snapshots are not batched.
 """
 
 from __future__ import annotations
@@ -44,14 +47,15 @@ __all__ = ["batchable", "fit_batch"]
 
 
 def batchable(problems: Sequence[Problem], settings: Settings) -> bool:
-    """Whether the problems can share one vectorised fit: same shapes, a batchable stopping rule, no coarse steps."""
+    """Whether the problems can share one vectorised fit: same shapes and settings :func:`fit_batch` reproduces."""
     first = problems[0]
 
     def signature(p: Problem) -> tuple:
         return (tuple(p.target.shape), p.shape, tuple(tuple(g.shape) for g in p.guides))
 
     same = all(signature(p) == signature(first) for p in problems)
-    return settings.stopping != "patch_consistency" and not settings.coarse_steps and same
+    unbatched = (settings.coarse_steps, settings.reg_noise, settings.compile, settings.record_every)
+    return settings.stopping != "patch_consistency" and not any(unbatched) and same
 
 
 def _member(problem: Problem, settings: Settings) -> MCPN:
@@ -80,7 +84,10 @@ def fit_batch(
 ) -> list[Fit]:
     """Fit one network per problem in one vectorised loop; the same :class:`Fit` list as fitting them one by one."""
     if not problems or not batchable(problems, settings):
-        raise InputError("a batch needs samples of one shape and a stopping rule other than patch consistency")
+        raise InputError(
+            "a batch needs samples of one shape, a stopping rule other than patch consistency, and no input noise, "
+            "coarse steps, compilation or snapshots"
+        )
     settings.validate()
     started = time.perf_counter()
     first = problems[0]
@@ -124,6 +131,7 @@ def fit_batch(
     rules = [StoppingRule(settings.stopping, settings.patience) for _ in problems]
     traces: list[list[TracePoint]] = [[] for _ in problems]
     best: list[torch.Tensor | None] = [None] * len(problems)
+    stopped = [False] * len(problems)
     average = OutputAverage(settings.output_average)
     for step in range(1, settings.steps + 1):
         if cancel is not None and cancel():
@@ -148,11 +156,14 @@ def fit_batch(
             current = kept[..., :height, :width]
             error = target_error(kept)  # the kept output: the average, or this step's
             for index, rule in enumerate(rules):
+                if stopped[index]:
+                    continue
                 point = TracePoint(step, loss[index].item(), math.sqrt(error[index].item()))
                 traces[index].append(point)
                 if rule.update(step, point.known_rmse):
                     best[index] = current[index].clone()
-            if all(rule.should_stop(step) for rule in rules):
+                stopped[index] = rule.should_stop(step)
+            if all(stopped):
                 break
         if progress is not None:
             progress(step, settings.steps)

@@ -10,6 +10,7 @@ from mcpn.core import scene
 from mcpn.core.batched import batchable, fit_batch
 from mcpn.core.fitting import Problem, Settings, fit
 from mcpn.core.scene import CloudMask, inpaint_raster
+from mcpn.core.stopping import StoppingRule
 from test_scene import FAST
 from test_scene import scene as make_scene
 
@@ -52,11 +53,24 @@ def test_a_batch_fits_as_well_as_fits_one_by_one():
         assert a.trace[-1].known_rmse < 1.2 * b.trace[-1].known_rmse
 
 
-def test_patch_consistency_and_mixed_shapes_are_not_batched():
+def test_settings_a_batch_cannot_reproduce_and_mixed_shapes_are_not_batched():
     batch = problems(2)
     assert batchable(batch, Settings())
-    assert not batchable(batch, Settings(stopping="patch_consistency"))
+    for option in ({"stopping": "patch_consistency"}, {"reg_noise": 0.05}, {"coarse_steps": 5}, {"record_every": 5}):
+        assert not batchable(batch, Settings(**option)), option
     assert not batchable([batch[0], problems(1, super_resolution=True)[0]], Settings())
+
+
+def test_each_member_stops_on_its_own_patience():
+    """A member whose rule says stop keeps its chosen step and records no more, as a fit alone would."""
+    batch = problems(3)
+    fits = fit_batch(batch, Settings(method="stacked", steps=80, stopping="known_rmse", check_every=1, patience=3), CPU)
+    assert len({len(f.trace) for f in fits}) > 1  # the members stopped at different steps
+    for fitted in fits:
+        replay = StoppingRule("known_rmse", 3)
+        stops = [not replay.update(p.step, p.known_rmse) and replay.should_stop(p.step) for p in fitted.trace]
+        assert not any(stops[:-1]) and (stops[-1] or fitted.trace[-1].step == 80)
+        assert fitted.chosen_step == replay.best_step
 
 
 def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full(tmp_path, monkeypatch):
