@@ -104,8 +104,8 @@ class Settings:
             raise InputError("the learning rate must be positive")
         if self.core_channels < 1:
             raise InputError("the core signal needs at least one channel")
-        if self.up_kernel < 1 or self.up_kernel % 2 == 0:
-            raise InputError("the up-sampling kernel size must be a positive odd number")
+        if self.up_kernel not in (1, 3, 5):  # 7 and more: reflection padding wider than the deepest level
+            raise InputError("the up-sampling kernel size must be 1, 3 or 5")
 
     @property
     def lr(self) -> float:
@@ -276,6 +276,7 @@ def fit(
     settings.validate()
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(settings.seed)
+    noise = torch.Generator(device=device).manual_seed(settings.seed + 1)  # another stream than z's
     model = build_model(problem, settings)
     channels = model.core.in_channels
     # Reflection padding needs at least 2 pixels at the deepest level: pad small grids.
@@ -311,9 +312,10 @@ def fit(
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Total loss, target loss and target output of one forward pass."""
         z = level.z
-        inputs = z + settings.reg_noise * torch.randn_like(z) if settings.reg_noise else z
+        if settings.reg_noise:  # drawn from the fit's own generator: reproducible when tiles fit in threads
+            z = z + settings.reg_noise * torch.randn(z.shape, generator=noise, device=z.device, dtype=z.dtype)
         with _autocast(device, settings.precision):
-            out = forward(inputs)
+            out = forward(z)
         output = out.target.float()
         target_loss = target_error(output, level)
         loss = settings.target_weight * target_loss

@@ -11,7 +11,6 @@ import torch
 from .errors import InputError
 from .fitting import CancelCheck, Fit, Log, Problem, Progress, Settings, fit
 from .normalisation import BandScaling, to_decibels
-from .tiling import Window
 
 __all__ = ["Sample", "as_bands", "domain_scalings", "fit_with_fallback", "make_settings"]
 
@@ -89,12 +88,11 @@ class Sample:
         target_scaled = np.where(known, scalings[0].apply(target), 0).astype(np.float32)
         return cls(target_scaled, known, scaled, valids, scalings[0])
 
-    def problem(self, window: Window | None = None) -> Problem:
-        """Tensors of the whole sample, or of one window of it (same grid for target and guides)."""
-        cut = window.slices if window else (slice(None), slice(None))
+    def problem(self) -> Problem:
+        """The sample as tensors (batch dimension 1)."""
 
         def tensor(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(array[(slice(None), *cut)], dtype=np.float32)[None])
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)[None])
 
         guides = [tensor(g) for g in self.guides]
         shape = tuple(guides[0].shape[-2:]) if guides else tuple(tensor(self.target).shape[-2:])

@@ -126,10 +126,22 @@ def test_unknown_option_values_are_refused(option):
         Settings(**option).validate()
 
 
-@pytest.mark.parametrize("up_kernel", [0, 4])
-def test_even_or_empty_up_kernels_are_refused(up_kernel):
-    with pytest.raises(InputError, match="odd"):
+@pytest.mark.parametrize("up_kernel", [0, 4, 7])
+def test_up_kernels_other_than_1_3_or_5_are_refused(up_kernel):
+    """Even kernels do not centre; 7 and more pad wider than the network's deepest level (a raw torch error)."""
+    with pytest.raises(InputError, match="1, 3 or 5"):
         Settings(up_kernel=up_kernel).validate()
+
+
+def test_input_noise_comes_from_the_fits_own_generator(problem):
+    """Tiles fitted in threads reseed torch's global generator (build_model): the fit's noise must not depend on it."""
+    quiet = fit(problem, Settings(method="stacked", steps=6, reg_noise=0.05), CPU).output
+    reseeded = fit(
+        problem, Settings(method="stacked", steps=6, reg_noise=0.05), CPU, progress=lambda s, _: torch.manual_seed(s)
+    ).output
+    without_noise = _fit(problem, 6, method="stacked").output
+    np.testing.assert_array_equal(reseeded, quiet)
+    assert not np.allclose(quiet, without_noise, atol=1e-4)
 
 
 @pytest.mark.parametrize("up_kernel", [3, 5])
