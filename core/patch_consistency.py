@@ -3,9 +3,10 @@
 The features are the first three convolutions of an ImageNet-trained
 Inception-v3 (``Conv2d_1a_3x3``, ``Conv2d_2a_3x3``, ``Conv2d_2b_3x3``, 64
 channels), as in SIFID. Their weights come from the same file torchvision
-uses, downloaded once into PyTorch's hub cache (``torch.hub.get_dir()``), so a
-copy already fetched by torchvision is reused. When the file cannot be had
-(offline, or ``MCPN_OFFLINE=1``), a fixed filter bank with the same receptive
+uses (about 100 MB), downloaded once into PyTorch's hub cache
+(``torch.hub.get_dir()``), so a copy already fetched by torchvision is reused.
+When the file cannot be had (offline, or ``MCPN_OFFLINE=1``; a failed download
+is not retried in the same process), a fixed filter bank with the same receptive
 fields is used instead (:class:`FilterBankFeatures`) and the result says so.
 """
 
@@ -26,6 +27,7 @@ INCEPTION_URL = "https://download.pytorch.org/models/inception_v3_google-0cc3c7b
 LAYERS = ((3, 2, 0), (3, 1, 0), (3, 1, 1))
 _INCEPTION_LAYERS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3")
 _INCEPTION_WIDTHS = ((3, 32), (32, 32), (32, 64))
+_download_failed = False  # set once a download failed: this process does not try again
 
 
 class InceptionFeatures(nn.Module):
@@ -80,16 +82,19 @@ class FilterBankFeatures(nn.Module):
 
 def _cached_inception_state() -> dict[str, torch.Tensor] | None:
     """The Inception-v3 weights from the hub cache, downloading them once; None if unavailable."""
+    global _download_failed
     path = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_URL.rsplit("/", 1)[1]
     if not path.exists():
-        if os.environ.get("MCPN_OFFLINE") == "1":
+        if os.environ.get("MCPN_OFFLINE") == "1" or _download_failed:
             return None
         try:
             with urllib.request.urlopen(INCEPTION_URL, timeout=30) as response:
                 data = response.read()
         except OSError:
+            _download_failed = True  # not again for every tile of this run
             return None
         if not hashlib.sha256(data).hexdigest().startswith(path.stem.rsplit("-", 1)[1]):
+            _download_failed = True
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
@@ -125,7 +130,7 @@ def _band_triplets(image: torch.Tensor) -> torch.Tensor:
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two ``(N, C)`` feature sets."""
-    a, b = a.double(), b.double()
+    a, b = a.cpu().double(), b.cpu().double()  # float64 (Apple's MPS has none): on the CPU
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
     vals, vecs = torch.linalg.eigh(cov_a)
