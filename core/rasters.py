@@ -41,6 +41,7 @@ __all__ = [
     "rasterise",
     "to_dtype",
     "write_raster",
+    "writer_profile",
 ]
 
 
@@ -139,6 +140,27 @@ def grid_of(path_or_ds: str | gdal.Dataset) -> Grid:
         name = os.path.basename(ds.GetDescription() or "the raster")
         raise RasterError(f"'{name}': rotated rasters are not supported; warp it to a north-up grid first.")
     return Grid(ds.GetProjection() or "", gt, ds.RasterXSize, ds.RasterYSize)  # type: ignore[arg-type]
+
+
+def writer_profile(path: str) -> tuple[int, dict]:
+    """Band count and the :class:`RasterWriter` arguments that make an output look like ``path``.
+
+    The output takes the first band's data type, every band's nodata value and
+    description. A type the writer cannot produce is refused before any work.
+    """
+    ds = _open(path)
+    first = ds.GetRasterBand(1)
+    if first.DataType not in _INTEGER_TYPES and first.DataType not in _FLOAT_TYPES:
+        raise RasterError(
+            f"'{os.path.basename(str(path))}' has the data type {gdal.GetDataTypeName(first.DataType)}, which is not "
+            "supported: convert it to Int32 or Float32 first (Raster > Conversion > Translate)."
+        )
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    return ds.RasterCount, {
+        "gdal_type": first.DataType,
+        "nodata": [b.GetNoDataValue() for b in bands],
+        "descriptions": [b.GetDescription() or "" for b in bands],
+    }
 
 
 def _dataset_to_raster(ds: gdal.Dataset, path: str) -> Raster:

@@ -32,6 +32,7 @@ from .distributed import run_tiles, share_progress
 from .errors import Cancelled, InputError
 from .fitting import CancelCheck, Log, Progress, Settings, TracePoint
 from .normalisation import BandScaling
+from .paths import same_file
 from .rasters import (
     Grid,
     RasterError,
@@ -42,6 +43,7 @@ from .rasters import (
     rasterise,
     read_decimated,
     read_window,
+    writer_profile,
 )
 from .sample import Sample, domain_scalings, fit_with_fallback, make_settings
 from .self_validation import Validation, validate
@@ -220,6 +222,12 @@ class _Blend:
         creation = ["TILED=YES", "SPARSE_OK=TRUE", "BIGTIFF=IF_SAFER"]
         driver = gdal.GetDriverByName("GTiff")
         self.ds = driver.Create(f"{folder}/blend.tif", width, height, count, gdal.GDT_Float32, options=creation)
+
+    def __enter__(self) -> _Blend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ds = None  # closed before its scratch folder is removed, also on errors (Windows keeps open files)
 
     def _read(self, window: Window) -> np.ndarray:
         return self.ds.ReadAsArray(window.col, window.row, window.width, window.height).reshape(
@@ -406,9 +414,9 @@ def inpaint_raster(
     if mask.raster is None and mask.polygons is None:
         raise InputError("give a cloud mask: a mask raster, cloud polygons or both")
     grid = grid_of(target)
-    bands, meta = _metadata(target)
-    inputs = [target, mask.raster, mask.polygons, *guides, uncertainty]
-    with tempfile.TemporaryDirectory(prefix="mcpn-", dir=_scratch_parent(output, inputs)) as scratch:
+    bands, meta = writer_profile(target)
+    inputs = [target, mask.raster, mask.polygons, *guides]
+    with tempfile.TemporaryDirectory(prefix="mcpn-", dir=_scratch_parent([output, uncertainty], inputs)) as scratch:
         layer = _MaskLayer(
             aligned_path(mask.raster, grid, scratch, "near", "cloud mask") if mask.raster else None,
             tuple(masks.parse_mask_values(mask.values)),
@@ -446,28 +454,27 @@ def inpaint_raster(
         if self_validation and cloudy:
             balance = [min(count, w.height * w.width - count) for w, count in zip(cloudy, clear)]
             window = cloudy[int(np.argmax(balance))]  # as much cloud shape as clear ground to hide it on
-            validation = _self_validate(run, target, layer, guide_paths, window, share=1 / (len(jobs) + 1))
-        blend = _Blend(scratch, grid.height, grid.width, bands, spread=uncertainty is not None)
-        fits = _fit_and_blend(run, jobs, blend, run.tile_overlap, len(windows) > 1)
+            validation = _self_validate(run, target, layer, guide_paths, scalings, window, share=1 / (len(jobs) + 1))
         filled = 0
-        with (
-            RasterWriter(output, grid, bands, **meta) as writer,
-            _uncertainty_writer(uncertainty, grid, bands) as spread,
-        ):
-            for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
-                run.check_cancel()
-                values = read_window(target, window)
-                known = np.isfinite(values) & ~layer.read(window)
-                filled += int((~known.all(axis=0)).sum())
-                mean, deviation = blend.read(window)
-                writer.write(window, np.where(known, values, mean))
+        with _Blend(scratch, grid.height, grid.width, bands, spread=uncertainty is not None) as blend:
+            fits = _fit_and_blend(run, jobs, blend, run.tile_overlap, len(windows) > 1)
+            with (
+                RasterWriter(output, grid, bands, **meta) as writer,
+                _uncertainty_writer(uncertainty, grid, bands) as spread,
+            ):
+                for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
+                    run.check_cancel()
+                    values = read_window(target, window)
+                    known = np.isfinite(values) & ~layer.read(window)
+                    filled += int((~known.all(axis=0)).sum())
+                    mean, deviation = blend.read(window)
+                    writer.write(window, np.where(known, values, mean))
+                    if spread is not None:
+                        spread.write(window, np.where(known, 0.0, deviation))
                 if spread is not None:
-                    spread.write(window, np.where(known, 0.0, deviation))
-            run.say(f"{filled} of {grid.width * grid.height} pixels filled (clouds and nodata)")
-            blend.ds = None
-            if spread is not None:
-                spread.commit()
-            writer.commit()
+                    spread.commit()
+                writer.commit()
+        run.say(f"{filled} of {grid.width * grid.height} pixels filled (clouds and nodata)")
         previews = {
             "input": read_decimated(target, _PREVIEW_SIDE),
             "cloud mask": layer.read_decimated(_PREVIEW_SIDE),
@@ -479,9 +486,18 @@ def inpaint_raster(
 
 
 def _self_validate(
-    run: _Run, target: str, layer: _MaskLayer, guides: Sequence[str], window: Window, share: float
+    run: _Run,
+    target: str,
+    layer: _MaskLayer,
+    guides: Sequence[str],
+    scalings: Sequence[BandScaling],
+    window: Window,
+    share: float,
 ) -> Validation:
-    """Self-validation on one cloudy tile: its clear pixels hidden under synthetic clouds, fitted as the run would."""
+    """Self-validation on one cloudy tile: its clear pixels hidden under synthetic clouds, fitted as the run would.
+
+    The tile is normalised with the scene's ``scalings``, as the run's tiles are.
+    """
     run.say(
         f"self-validation: hiding clear pixels of the tile at row {window.row}, column {window.col} under synthetic "
         "clouds and filling them (one extra fit)"
@@ -491,7 +507,7 @@ def _self_validate(
 
     def fill(masked: np.ndarray, cloud: np.ndarray) -> np.ndarray:
         known = np.isfinite(masked) & ~cloud
-        sample = Sample.prepare(masked, known, guide_values, masked.shape[1:], run.sar)
+        sample = Sample.prepare(masked, known, guide_values, masked.shape[1:], run.sar, scalings)
         progress = _fraction(run.progress, 0.0, share)
         fitted, _ = fit_with_fallback(sample.problem(), run.settings, select_device(run.device), progress, run.cancel)
         return np.where(known, masked, sample.scaling.invert(fitted.output))
@@ -540,7 +556,8 @@ def super_resolve_raster(
     is read over the first guide's extent at its own pixel size. Tiles of
     ``tile_size`` output pixels are cut at low-resolution pixel boundaries, all
     fitted and blended. The output keeps the input's data type, nodata and band
-    names. Other arguments as for :func:`inpaint_raster`.
+    names; where the input has no data (nodata, or outside its extent), so has
+    the output. Other arguments as for :func:`inpaint_raster`.
     """
     started = time.perf_counter()
     run = _Run.make(
@@ -551,7 +568,7 @@ def super_resolve_raster(
     if not guides:
         raise InputError("super-resolution needs at least one high-resolution guide")
     grid = grid_of(guides[0])
-    bands, meta = _metadata(low_res)
+    bands, meta = writer_profile(low_res)
     low_grid = low_res_grid(low_res, grid)
     if low_grid.width >= grid.width or low_grid.height >= grid.height:
         raise InputError(
@@ -560,7 +577,7 @@ def super_resolve_raster(
         )
     scale = (grid.height / low_grid.height, grid.width / low_grid.width)
     run.say(f"scale factor {scale[1]:.3g} x {scale[0]:.3g}; output grid {grid.width} x {grid.height} px")
-    with tempfile.TemporaryDirectory(prefix="mcpn-", dir=_scratch_parent(output, [low_res, *guides])) as scratch:
+    with tempfile.TemporaryDirectory(prefix="mcpn-", dir=_scratch_parent([output], [low_res, *guides])) as scratch:
         low_path = _low_res_path(low_res, low_grid, scratch)
         guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in guides)
         pairs = _low_res_tiles(low_grid, grid, scale, run.tile_size, run.tile_overlap)
@@ -570,15 +587,18 @@ def super_resolve_raster(
             for i, (low, high) in enumerate(pairs)
         ]
         run.say(f"fitting MCPN {run.settings.method} for up to {run.settings.steps} steps in {len(jobs)} tile(s)")
-        blend = _Blend(scratch, grid.height, grid.width, bands, spread=False)
         overlap = max(1, run.tile_overlap) if len(jobs) > 1 else 0
-        fits = _fit_and_blend(run, jobs, blend, overlap, len(jobs) > 1)
-        with RasterWriter(output, grid, bands, **meta) as writer:
-            for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
-                run.check_cancel()
-                writer.write(window, blend.read(window)[0])
-            blend.ds = None
-            writer.commit()
+        # Where the input has no data (nodata, or outside it), so has the output: each output pixel
+        # takes the validity of the input pixel it lies in.
+        footprint = aligned_path(low_res, grid, scratch, "near", "low-resolution raster")
+        with _Blend(scratch, grid.height, grid.width, bands, spread=False) as blend:
+            fits = _fit_and_blend(run, jobs, blend, overlap, len(jobs) > 1)
+            with RasterWriter(output, grid, bands, **meta) as writer:
+                for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
+                    run.check_cancel()
+                    valid = np.isfinite(read_window(footprint, window))
+                    writer.write(window, np.where(valid, blend.read(window)[0], np.nan))
+                writer.commit()
     return _result(run, output, pairs, fits, started)
 
 
@@ -606,20 +626,6 @@ def _low_res_tiles(
     return pairs
 
 
-def _metadata(path: str) -> tuple[int, dict]:
-    """Band count and the writer arguments that make an output look like ``path`` (type, nodata, names)."""
-    ds = gdal.Open(str(path))
-    first = ds.GetRasterBand(1)
-    if gdal.GetDataTypeName(first.DataType).startswith("C"):
-        raise InputError(f"'{path}' holds complex numbers ({gdal.GetDataTypeName(first.DataType)}): not supported")
-    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
-    return ds.RasterCount, {
-        "gdal_type": first.DataType,
-        "nodata": [b.GetNoDataValue() for b in bands],
-        "descriptions": [b.GetDescription() or "" for b in bands],
-    }
-
-
 def _uncertainty_writer(path: str | None, grid: Grid, bands: int) -> AbstractContextManager:
     """A float32 writer for the uncertainty layer, or a no-op context when none is asked for."""
     if path is None:
@@ -633,16 +639,22 @@ def _dilation(pixels: int) -> int:
     return int(pixels)
 
 
-def _scratch_parent(output: str, inputs: Sequence[str | None]) -> str:
-    """The output's folder, where scratch files go (same disk, removed at the end), checked writable."""
-    path = os.path.realpath(str(output))
-    if any(source and os.path.realpath(str(source)) == path for source in inputs):
-        raise RasterError(f"The output '{output}' is also an input: choose another file name for the output.")
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise RasterError(f"Cannot write the output raster '{output}': {exc}") from None
-    if not os.access(folder, os.W_OK):
-        raise RasterError(f"Cannot write the output raster '{output}': the folder '{folder}' is not writable.")
-    return folder
+def _scratch_parent(outputs: Sequence[str | None], inputs: Sequence[str | None]) -> str:
+    """The first output's folder, where scratch files go (same disk, removed at the end).
+
+    Every output folder must be writable, and no output may be an input or another output.
+    """
+    outputs = [str(o) for o in outputs if o]
+    for index, output in enumerate(outputs):
+        if any(source and same_file(output, str(source)) for source in inputs):
+            raise RasterError(f"The output '{output}' is also an input: choose another file name for the output.")
+        if any(same_file(output, other) for other in outputs[:index]):
+            raise RasterError(f"'{output}' is given for two outputs: choose a different file name for each.")
+        folder = os.path.dirname(os.path.realpath(output))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise RasterError(f"Cannot write the output raster '{output}': {exc}") from None
+        if not os.access(folder, os.W_OK):
+            raise RasterError(f"Cannot write the output raster '{output}': the folder '{folder}' is not writable.")
+    return os.path.dirname(os.path.realpath(outputs[0]))

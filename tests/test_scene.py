@@ -236,6 +236,45 @@ def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_
     assert raster_info(tmp_path / "b09.tif")["size"] == (48, 48) and result.fitted > 1
 
 
+def test_super_resolution_keeps_the_inputs_nodata(tmp_path, sr_scene):
+    """A swath edge (nodata) in the low-resolution input stays nodata in the output, pixel block by pixel block."""
+    low = gdal.Open(str(sr_scene["low"]), gdal.GA_Update)
+    band = low.GetRasterBand(1)
+    band_values = band.ReadAsArray()
+    band_values[:, :8] = 0  # the left third of the 20 m band: no data
+    band.WriteArray(band_values)
+    band.SetNoDataValue(0)
+    low = None
+    guides = [str(g) for g in sr_scene["guides"]]
+    super_resolve_raster(str(sr_scene["low"]), guides, str(tmp_path / "sr.tif"), **FAST)
+    out = raster_info(tmp_path / "sr.tif")
+    assert out["nodata"] == 0
+    assert (out["data"][:, :16] == 0).all() and (out["data"][:, 16:] > 0).all()
+
+
+def test_a_data_type_the_output_cannot_take_is_refused_before_fitting(tmp_path):
+    s = scene(tmp_path, size=48)
+    int64 = tmp_path / "int64.tif"
+    gdal.Translate(str(int64), str(s["target"]), outputType=gdal.GDT_Int64)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 30, 12, 36))
+    steps = []
+    with pytest.raises(InputError, match="data type Int64, which is not supported"):
+        inpaint_raster(str(int64), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                       progress=lambda step, _: steps.append(step), **FAST)  # fmt: skip
+    assert steps == [] and not (tmp_path / "o.tif").exists()
+
+
+def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path):
+    s = scene(tmp_path, size=48)
+    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 30, 12, 36))
+    before = s["target"].read_bytes()
+    for uncertainty, message in ((s["target"], "is also an input"), (tmp_path / "o.tif", "given for two outputs")):
+        with pytest.raises(InputError, match=message):
+            inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                           ensemble=2, uncertainty=str(uncertainty), **FAST)  # fmt: skip
+    assert s["target"].read_bytes() == before and not (tmp_path / "o.tif").exists()
+
+
 def test_memory_does_not_grow_with_the_scene(tmp_path):
     """A 3072 px, 3-band scene with one small cloud: peak memory stays far below the scene as float64."""
     size = 3072
