@@ -37,6 +37,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, MCPNError
+from ..core.paths import same_file
 from ..mcpn_plugin import dependencies
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -335,56 +336,41 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         return None
 
     def output_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
-        """What is wrong with the output path (not .tif, an input file, a folder, not writable), or None."""
-        path = self.output_path(parameters, context)
-        if not path:
-            return None
-        name = os.path.basename(path)
-        if os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
-            return tr(
-                f"The output '{name}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes "
-                "GeoTIFF only (convert the result afterwards with Raster > Conversion > Translate)."
-            )
+        """What is wrong with an output path (wrong type, an input, given twice, a folder, not writable), or None."""
         try:
             inputs = self.input_files(parameters, context)
         except QgsProcessingException:
             inputs = []
-        for label, source in inputs:
-            if same_file(path, source):
-                return tr(
-                    f"The output '{path}' is an input file ({label}): choose another output file name "
-                    "(inputs are never overwritten)."
-                )
-        if os.path.isdir(path):
-            return tr(f"The output '{path}' is a folder: give a file name ending in .tif.")
-        folder = os.path.dirname(os.path.abspath(path))
-        existing = folder
-        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing):
-            return tr(f"Cannot write the output '{path}': '{existing}' is a file, not a folder.")
-        try:  # a real write test: permissions alone say nothing when running as root
-            handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
-            os.close(handle)
-            os.remove(probe)
-        except OSError as exc:
-            return tr(f"Cannot write the output '{path}': the folder '{existing}' is not writable ({exc.strerror}).")
+        earlier: list[str] = []
+        for definition in self.destinationParameterDefinitions():
+            path = self.destination_path(parameters, definition, context)
+            if not path:
+                continue
+            what = "output" if definition.name() == self.OUTPUT else _SUFFIX.sub("", definition.description()).lower()
+            problem = _destination_problem(path, what, definition, inputs, earlier)
+            if problem:
+                return problem
+            earlier.append(path)
         return None
 
-    def output_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
-        """The OUTPUT file as processAlgorithm will get it, without touching ``context``.
+    def destination_path(
+        self, parameters: dict[str, Any], definition: QgsProcessingParameterDefinition, context: QgsProcessingContext
+    ) -> str:
+        """The file an output parameter names, as processAlgorithm will get it, without touching ``context``.
 
         parameterAsOutputLayer registers the layer to load on completion (and draws a new temporary
         name for TEMPORARY_OUTPUT), so it runs on a scratch context.
         """
-        value = parameters.get(self.OUTPUT)
+        value = parameters.get(definition.name())
         if value is None or value == "":
             return ""
         scratch = QgsProcessingContext()
         scratch.setProject(context.project())
         scratch.setExpressionContext(context.expressionContext())
         try:
-            return self.parameterAsOutputLayer(parameters, self.OUTPUT, scratch) or ""
+            if isinstance(definition, QgsProcessingParameterFileDestination):
+                return self.parameterAsFileOutput(parameters, definition.name(), scratch) or ""
+            return self.parameterAsOutputLayer(parameters, definition.name(), scratch) or ""
         except QgsProcessingException:
             return ""
 
@@ -500,14 +486,46 @@ def open_raster(path: str) -> tuple[Any, str]:
     return ds, ""
 
 
-def same_file(a: str, b: str) -> bool:
-    """Whether two paths name the same file (links and relative paths resolved)."""
-    try:
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+def _destination_problem(
+    path: str,
+    what: str,
+    definition: QgsProcessingParameterDefinition,
+    inputs: list[tuple[str, str]],
+    earlier: list[str],
+) -> str | None:
+    """What is wrong with one output path, or None."""
+    name = os.path.basename(path)
+    if isinstance(definition, QgsProcessingParameterFileDestination):
+        extensions = (f".{definition.defaultFileExtension()}",)
+        if os.path.splitext(path)[1].lower() not in extensions:
+            return tr(f"The {what} '{name}' must be a file name ending in {extensions[0]}.")
+    elif os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+        return tr(
+            f"The {what} '{name}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes "
+            "GeoTIFF only (convert the result afterwards with Raster > Conversion > Translate)."
+        )
+    for label, source in inputs:
+        if same_file(path, source):
+            return tr(
+                f"The {what} '{path}' is an input file ({label}): choose another output file name "
+                "(inputs are never overwritten)."
+            )
+    if any(same_file(path, other) for other in earlier):
+        return tr(f"The {what} '{path}' is also given for another output: choose a different file name for each.")
+    if os.path.isdir(path):
+        return tr(f"The {what} '{path}' is a folder: give a file name.")
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return tr(f"Cannot write the {what} '{path}': '{existing}' is a file, not a folder.")
+    try:  # a real write test: permissions alone say nothing when running as root
+        handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as exc:
+        return tr(f"Cannot write the {what} '{path}': the folder '{existing}' is not writable ({exc.strerror}).")
+    return None
 
 
 def report_result(result: Any, feedback: QgsProcessingFeedback) -> None:

@@ -234,6 +234,25 @@ def test_output_equal_to_input_refused_by_alg_run_without_check(mcpn_provider, s
     assert target.read_bytes() == before
 
 
+def test_uncertainty_equal_to_an_input_or_to_the_output_is_refused(mcpn_provider, s2_scene):
+    """Every output file is checked, not only OUTPUT: the uncertainty layer once replaced the target."""
+    target = s2_scene["target"]
+    before = target.read_bytes()
+    refused(INPAINT, inpaint_params(s2_scene, UNCERTAINTY=str(target)), f"The uncertainty '{target}' is an input file")
+    assert target.read_bytes() == before
+    out = str(s2_scene["tmp"] / "out.tif")
+    refused(INPAINT, inpaint_params(s2_scene, UNCERTAINTY=out), "is also given for another output")
+    refused(INPAINT, inpaint_params(s2_scene, UNCERTAINTY=str(s2_scene["tmp"] / "spread.img")), "must be a GeoTIFF")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_run_report_path_is_checked_before_the_fit(mcpn_provider, sr_scene):
+    """The report is written after the fit: a bad path must be refused before it, not after hours of fitting."""
+    refused(SR, sr_params(sr_scene, REPORT="/proc/mcpn-test/report.html"), "run report", "is not writable")
+    refused(SR, sr_params(sr_scene, REPORT=str(sr_scene["tmp"] / "report.txt")), "must be a file name ending in .html")
+    assert not os.path.exists(sr_scene["tmp"] / "report.txt")
+
+
 @pytest.mark.parametrize("name", ["out.jpg", "out.xyz", "out.vrt", "out"])
 def test_output_format_other_than_geotiff_is_refused(mcpn_provider, s2_scene, name):
     refused(
