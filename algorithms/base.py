@@ -45,10 +45,10 @@ ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
 README_PATH = os.path.join(PLUGIN_DIR, "README.md")
 LOG_TAG = "MCPN"
 
-DEVICES = ["auto", "cpu", "cuda"]
-DEVICE_LABELS = ["auto", "cpu", "cuda"]
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+DEVICE_LABELS = ["auto (a GPU when there is one, else the CPU)", "CPU", "CUDA (NVIDIA GPU)", "MPS (Apple GPU)"]
 
-# The engine's progress (its tile fits) spans 0-99 %; writing the output brings it to 100 %.
+# The engine's progress (its tile fits) spans 0-99 %; the end of the run (output written) is 100 %.
 _FIT_END = 99.0
 _SUFFIX = re.compile(r"\s*\(.*\)$")  # "Target raster (cloudy image)" -> "Target raster"
 
@@ -350,6 +350,13 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             problem = _destination_problem(path, what, definition, inputs, earlier)
             if problem:
                 return problem
+            missing = (
+                dependencies.missing_packages(dependencies.REPORT_REQUIRED) if definition.name() == self.REPORT else []
+            )
+            if missing:
+                return tr("The run report needs a Python package QGIS's Python cannot find.\n\n") + (
+                    dependencies.install_message(missing)
+                )
             earlier.append(path)
         return None
 
@@ -440,7 +447,9 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def run_engine(self, function: Callable, feedback: QgsProcessingFeedback, *args: Any, **kwargs: Any) -> Any:
         """Call an engine function, turning every failure into a readable QgsProcessingException."""
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
+            feedback.setProgress(100)
+            return result
         except Cancelled:
             raise QgsProcessingException(tr("The run was cancelled; no output was written.")) from None
         except MCPNError as exc:

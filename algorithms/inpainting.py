@@ -7,7 +7,6 @@ from typing import Any
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -21,7 +20,7 @@ from qgis.core import (
 
 from .base import MCPNAlgorithm, report_result, tr
 
-STOPPING = ["fixed", "known_rmse", "patch_consistency"]
+STOPPING_RULES = ["fixed", "known_rmse", "patch_consistency"]
 STOPPING_LABELS = ["Fixed number of steps", "Known-region RMSE", "Patch consistency"]
 
 HELP = """<p>Fills the cloudy (or missing) pixels of a satellite image with a small convolutional
@@ -39,23 +38,31 @@ to the mask raster.</li>
 <li><b>Mask values meaning cloud</b>: comma-separated values (<code>1</code> for a 0/1 mask,
 <code>3,8,9,10</code> for the Sentinel-2 scene classification layer), ranges (<code>8-10</code>) or a
 threshold for probability masks (<code>&gt;=40</code>).</li>
-<li><b>Guide rasters</b>: one or more images of the same area; they are resampled (bilinear) to the
-target's grid. Pixels outside a guide's coverage are treated as invalid.</li>
+<li><b>Guide rasters</b>: images of the same area used as they are (an optical image of another
+date, a radar image already in dB, ...); they are resampled (bilinear) to the target's grid. Pixels
+outside a guide's coverage are treated as invalid.</li>
+<li><b>Radar guide rasters</b>: radar backscatter in linear units (for example Sentinel-1 GRD
+sigma0); they are converted to decibels, then used like the other guides. Give at least one guide
+in either list.</li>
 <li><b>Method</b>: <i>Emergent</i> (a shared core network produces a learned signal from which one
 small head per image rebuilds the target and each guide; the default, and the best with radar
 guides in the paper), <i>Direct</i> (the core network produces the target itself and small heads
 rebuild each guide from it) or <i>Stacked</i> (one network outputs target and guides stacked as
 channels; the baseline of earlier work).</li>
-<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the output of the last step; <i>Known-region
+<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the output at the last step (averaged over the
+last steps, see Output averaging); <i>Known-region
 RMSE</i> keeps the checked step (every 50 steps) whose output best matches the clear pixels, and stops
 early when it has not improved for 1000 steps; <i>Patch consistency</i> keeps the step whose filled
 region has the texture statistics (Fr&eacute;chet distance of low-level image features) closest to
-the clear region's.</li>
+the clear region's. Its features are the first layers of Inception-v3: the first run downloads its
+weights (about 100 MB) into PyTorch's cache; without internet access a fixed filter bank is used
+instead, and the log says so.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.
 On a 2-core CPU one step of a 256&times;256 px tile takes about 0.5 s (Emergent) or 0.12 s (Stacked),
 so 4000 steps take 8 to 35 minutes per cloudy tile; use a GPU for whole scenes (GPU speed is not
 measured yet; see the README).</li>
-<li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
+<li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch
+sees one, else the CPU; choosing a GPU that is not there is an error.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
 arithmetic precision (bf16 took about 1/1.4 of the FP32 time on a CPU with AVX-512 BF16, and its
@@ -63,8 +70,7 @@ masked SSIM differed from FP32 by no more than the seed-to-seed spread in our be
 without bf16 instructions it may be slower), output averaging (the image kept is a moving average of
 the network's outputs over about the last 100 steps, which removes their step-to-step wander; 0 keeps
 the last step's output),
-mask dilation in pixels (grow the clouds to cover their hazy edges), conversion of guides to
-decibels (tick it when the guides are radar backscatter in linear units), the tile size (rasters
+mask dilation in pixels (grow the clouds to cover their hazy edges), the tile size (rasters
 larger than one tile are processed in overlapping tiles, read and written window by window and
 blended without seams; only tiles containing clouds are fitted), the Dask scheduler (empty: tiles
 run here one after the other; <code>local</code> or <code>local:4</code>: a local Dask cluster;
@@ -80,7 +86,8 @@ pixels.</li>
 <li><b>Run report</b> (optional): an HTML page with the parameters, device and time, convergence
 plots, self-validation scores and previews.</li>
 </ul>
-<p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image.</p>"""
+<p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image
+(and matplotlib for the run report).</p>"""
 
 
 class GuidedCloudInpainting(MCPNAlgorithm):
@@ -88,7 +95,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
     MASK_VALUES = "MASK_VALUES"
     MASK_POLYGONS = "MASK_POLYGONS"
     MASK_DILATION = "MASK_DILATION"
-    SAR_GUIDES = "SAR_GUIDES"
+    RADAR_GUIDES = "RADAR_GUIDES"
     ENSEMBLE = "ENSEMBLE"
     SELF_VALIDATION = "SELF_VALIDATION"
     UNCERTAINTY = "UNCERTAINTY"
@@ -117,7 +124,17 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterMultipleLayers(self.GUIDES, tr("Guide rasters"), layerType=QgsProcessing.TypeRaster)
+            QgsProcessingParameterMultipleLayers(
+                self.GUIDES, tr("Guide rasters"), layerType=QgsProcessing.TypeRaster, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.RADAR_GUIDES,
+                tr("Radar guide rasters (linear backscatter, converted to dB)"),
+                layerType=QgsProcessing.TypeRaster,
+                optional=True,
+            )
         )
         self.addParameter(
             QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=0)
@@ -134,11 +151,6 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 defaultValue=0,
                 minValue=0,
                 maxValue=100,
-            )
-        )
-        self.add_advanced(
-            QgsProcessingParameterBoolean(
-                self.SAR_GUIDES, tr("Guides are radar backscatter: convert them to dB"), defaultValue=False
             )
         )
         self.add_tiling_parameters()
@@ -165,6 +177,14 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         )
         self.add_report_output()
 
+    def input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        """As the base class, and: a cloud mask and at least one guide are given."""
+        if not parameters.get(self.MASK) and not parameters.get(self.MASK_POLYGONS):
+            return tr("Give a cloud mask raster, cloud polygons or both.")
+        if not parameters.get(self.GUIDES) and not parameters.get(self.RADAR_GUIDES):
+            return tr("Select at least one guide raster (Guide rasters or Radar guide rasters).")
+        return super().input_problem(parameters, context)
+
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
@@ -180,12 +200,14 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             polygons = self.parameterAsCompatibleSourceLayerPath(
                 parameters, self.MASK_POLYGONS, context, ["gpkg", "shp"], "gpkg", feedback
             )
-        if mask_path is None and polygons is None:
-            raise QgsProcessingException(tr("Give a cloud mask raster, cloud polygons or both."))
-        guide_layers = self.parameterAsLayerList(parameters, self.GUIDES, context)
-        if not guide_layers:
-            raise QgsProcessingException(tr("Select at least one guide raster."))
-        guide_paths = [self.raster_path(layer, "guide raster") for layer in guide_layers]
+        guide_paths = [
+            self.raster_path(layer, "guide raster")
+            for layer in self.parameterAsLayerList(parameters, self.GUIDES, context)
+        ]
+        radar_paths = [
+            self.raster_path(layer, "radar guide raster")
+            for layer in self.parameterAsLayerList(parameters, self.RADAR_GUIDES, context)
+        ]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
         report = self.report_path(parameters, context)
@@ -201,20 +223,19 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             dilation=self.parameterAsInt(parameters, self.MASK_DILATION, context),
         )
         options = self.engine_options(parameters, context)
-        sar = self.parameterAsBoolean(parameters, self.SAR_GUIDES, context)
         method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
-        stopping = STOPPING[self.parameterAsEnum(parameters, self.STOPPING, context)]
+        stopping = STOPPING_RULES[self.parameterAsEnum(parameters, self.STOPPING, context)]
         self.log_run(feedback, method, stopping, options)
         result = self.run_engine(
             scene.inpaint_raster,
             feedback,
             target_path,
             mask,
-            guide_paths,
+            guide_paths + radar_paths,
             output,
             method=method,
             stopping=stopping,
-            sar_guides=tuple(range(len(guide_paths))) if sar else (),
+            sar_guides=tuple(range(len(guide_paths), len(guide_paths) + len(radar_paths))),
             ensemble=self.parameterAsInt(parameters, self.ENSEMBLE, context) if uncertainty else 1,
             uncertainty=uncertainty,
             self_validation=self.parameterAsBoolean(parameters, self.SELF_VALIDATION, context),

@@ -16,7 +16,7 @@ from qgis.core import (
 
 from .base import MCPNAlgorithm, report_result, tr
 
-STOPPING = ["fixed", "known_rmse"]
+STOPPING_RULES = ["fixed", "known_rmse"]
 STOPPING_LABELS = ["Fixed number of steps", "Low-resolution RMSE"]
 
 HELP = """<p>Brings a low-resolution raster (for example a 20 m or 60 m Sentinel-2 band) to the
@@ -36,11 +36,13 @@ extent and pixel size), the other guides are resampled (bilinear) to it.</li>
 rebuild each guide from it; the default, and the best for super-resolution in the paper),
 <i>Emergent</i> (a learned core signal with one head per image) or <i>Stacked</i> (one network outputs
 all images stacked as channels).</li>
-<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the last step; <i>Low-resolution RMSE</i> keeps
+<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the output at the last step (averaged over the
+last steps, see Output averaging); <i>Low-resolution RMSE</i> keeps
 the checked step (every 50 steps) that best reproduces the low-resolution input, and stops early when
 it has not improved for 1000 steps.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.</li>
-<li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU when PyTorch sees one.</li>
+<li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch
+sees one, else the CPU; choosing a GPU that is not there is an error.</li>
 <li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
 <li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
 arithmetic precision (FP32, or bf16: faster on CPUs with AVX-512 BF16), output averaging (the image
@@ -51,11 +53,12 @@ boundaries, every tile fitted, read and written window by window and blended wit
 the Dask scheduler (empty: tiles run here; <code>local</code> or <code>local:4</code>: a local Dask
 cluster; <code>tcp://host:8786</code>: a running cluster whose workers see the same files).</li>
 <li><b>Output</b>: a GeoTIFF on the first guide's grid with the input's data type, nodata and band
-names.</li>
+names; where the input has no data (nodata, or outside its extent), so has the output.</li>
 <li><b>Run report</b> (optional): an HTML page with the parameters, device and time, convergence
 plots and previews.</li>
 </ul>
-<p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image.</p>"""
+<p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image
+(and matplotlib for the run report).</p>"""
 
 
 class GuidedSuperResolution(MCPNAlgorithm):
@@ -110,7 +113,7 @@ class GuidedSuperResolution(MCPNAlgorithm):
         scene = self.load_engine()  # lazy: imports torch
         options = self.engine_options(parameters, context)
         method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
-        stopping = STOPPING[self.parameterAsEnum(parameters, self.STOPPING, context)]
+        stopping = STOPPING_RULES[self.parameterAsEnum(parameters, self.STOPPING, context)]
         self.log_run(feedback, method, stopping, options)
         result = self.run_engine(
             scene.super_resolve_raster,

@@ -12,12 +12,13 @@ import sys
 
 # import name -> pip distribution name
 REQUIRED = {"torch": "torch", "numpy": "numpy", "scipy": "scipy", "skimage": "scikit-image"}
+REPORT_REQUIRED = {"matplotlib": "matplotlib"}  # only for the HTML run report (its plots)
 
 
-def missing_packages() -> list[str]:
-    """pip names of the required packages that cannot be found (empty when all are there)."""
+def missing_packages(required: dict[str, str] = REQUIRED) -> list[str]:
+    """pip names of the ``required`` packages that cannot be found (empty when all are there)."""
     missing = []
-    for module, dist in REQUIRED.items():
+    for module, dist in required.items():
         try:
             found = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):

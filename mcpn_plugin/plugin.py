@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qgis.core import QgsApplication
 
 from .provider import MCPNProvider
+
+if TYPE_CHECKING:
+    from qgis.gui import QgisInterface
 
 
 class MCPNPlugin:
     """Registers the MCPN Processing provider; works without a GUI (``iface`` None)."""
 
-    def __init__(self, iface=None) -> None:
+    def __init__(self, iface: QgisInterface | None = None) -> None:
         self.iface = iface
         self.provider: MCPNProvider | None = None
 

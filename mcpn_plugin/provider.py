@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..algorithms.base import ICON_PATH
 from ..algorithms.inpainting import GuidedCloudInpainting
 from ..algorithms.super_resolution import GuidedSuperResolution
-
-PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
 
 
 class MCPNProvider(QgsProcessingProvider):

@@ -253,6 +253,22 @@ def test_run_report_path_is_checked_before_the_fit(mcpn_provider, sr_scene):
     assert not os.path.exists(sr_scene["tmp"] / "report.txt")
 
 
+def test_run_report_without_matplotlib_is_refused_before_the_fit(mcpn_provider, sr_scene, monkeypatch):
+    from mcpn.mcpn_plugin import dependencies
+
+    found = dependencies.missing_packages
+
+    def missing(required=dependencies.REQUIRED):
+        return ["matplotlib"] if required is dependencies.REPORT_REQUIRED else found(required)
+
+    monkeypatch.setattr(dependencies, "missing_packages", missing)
+    report = sr_scene["tmp"] / "report.html"
+    refused(SR, sr_params(sr_scene, REPORT=str(report)), "The run report needs", "pip install matplotlib")
+    assert not report.exists()
+    run(SR, sr_params(sr_scene))  # without a report, the run does not need it
+    assert (sr_scene["tmp"] / "out.tif").exists()
+
+
 @pytest.mark.parametrize("name", ["out.jpg", "out.xyz", "out.vrt", "out"])
 def test_output_format_other_than_geotiff_is_refused(mcpn_provider, s2_scene, name):
     refused(

@@ -12,8 +12,8 @@ from mcpn.mcpn_plugin import dependencies
 from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
 
 INPAINT_PARAMS = [
-    "INPUT", "MASK", "MASK_VALUES", "MASK_POLYGONS", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED",
-    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE",
+    "INPUT", "MASK", "MASK_VALUES", "MASK_POLYGONS", "GUIDES", "RADAR_GUIDES", "METHOD", "STOPPING", "STEPS",
+    "DEVICE", "SEED", "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "TILE_SIZE",
     "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION", "OUTPUT", "UNCERTAINTY", "REPORT",
 ]  # fmt: skip
 SR_PARAMS = [
@@ -21,7 +21,7 @@ SR_PARAMS = [
     "PRECISION", "OUTPUT_AVERAGE", "TILE_SIZE", "DASK_SCHEDULER", "OUTPUT", "REPORT",
 ]  # fmt: skip
 ADVANCED = {
-    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "SAR_GUIDES", "TILE_SIZE",
+    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "TILE_SIZE",
     "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION",
 }  # fmt: skip
 
@@ -57,7 +57,7 @@ def test_enum_defaults_and_options(mcpn_provider):
         "Fixed number of steps", "Known-region RMSE", "Patch consistency",
     ]  # fmt: skip
     assert sr.parameterDefinition("STOPPING").options() == ["Fixed number of steps", "Low-resolution RMSE"]
-    assert inpaint.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
+    assert [o.split()[0] for o in inpaint.parameterDefinition("DEVICE").options()] == ["auto", "CPU", "CUDA", "MPS"]
     assert inpaint.parameterDefinition("MASK_VALUES").defaultValue() == "1"
     for alg in (inpaint, sr):
         assert alg.parameterDefinition("OUTPUT_AVERAGE").defaultValue() == Settings().output_average

@@ -6,7 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from conftest import block_mask, raster_info, write_mask
+from conftest import DATA, block_mask, crop, raster_info, require_data, write_mask
+from mcpn.core import scene as engine_scene
+from mcpn.core.scene import inpaint_raster
 from osgeo import gdal
 from qgis.core import (
     QgsProcessing,
@@ -54,8 +56,12 @@ def assert_same_grid(out, ref, bands=None, dtype=None):
 def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene):
     out = s2_scene["tmp"] / "filled.tif"
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-    result = run(INPAINT, {**params, **FAST, "OUTPUT": str(out)})
+    feedback = QgsProcessingFeedback()
+    progress = []
+    feedback.progressChanged.connect(progress.append)
+    result = run(INPAINT, {**params, **FAST, "OUTPUT": str(out)}, feedback)
     assert result["OUTPUT"] == str(out) and out.is_file()
+    assert progress == sorted(progress) and progress[-1] == 100  # the fit to 99 %, the written output 100 %
     got = assert_same_grid(out, s2_scene["target"])
     assert got["dtype"] == gdal.GDT_UInt16
     assert got["descriptions"] == ["B04", "B03", "B02"]
@@ -266,7 +272,6 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
             static(child, name, value)
         static(child, "TILE_SIZE", 256)
     static(inpaint, "MASK_DILATION", 0)
-    static(inpaint, "SAR_GUIDES", False)
     static(inpaint, "ENSEMBLE", 3)
     static(inpaint, "SELF_VALIDATION", False)
     output = QgsProcessingModelOutput("result", "result")
@@ -353,6 +358,33 @@ def test_polygon_mask_uncertainty_self_validation_and_report(mcpn_provider, s2_s
     )
     page = report.read_text()
     assert "Self-validation" in page and "GDAL Fill nodata" in page and "data:image/png;base64" in page
+
+
+def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(mcpn_provider, tmp_path, monkeypatch):
+    """The real S1/S2 patch: the same radar file as a plain guide and as a radar guide; only the latter goes to dB."""
+    require_data()
+    folder = DATA / "s1_sar_guide"
+    target = crop(folder / "s2_2019_mean_rgb.tif", tmp_path / "rgb.tif", 104, 104, 48)
+    mask = crop(folder / "cloud_mask.tif", tmp_path / "mask.tif", 104, 104, 48)
+    sar = crop(folder / "s1_2020_sar.tif", tmp_path / "sar.tif", 104, 104, 48)
+    calls = []
+
+    def spy(target, mask, guides, output, **kwargs):
+        calls.append((list(guides), kwargs["sar_guides"]))
+        return inpaint_raster(target, mask, guides, output, **kwargs)
+
+    monkeypatch.setattr(engine_scene, "inpaint_raster", spy)
+    params = {"INPUT": str(target), "MASK": str(mask), **FAST}
+    run(INPAINT, {**params, "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "radar.tif")})
+    run(INPAINT, {**params, "GUIDES": [str(sar)], "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "both.tif")})
+    assert calls == [([str(sar)], (0,)), ([str(sar), str(sar)], (1,))]
+    cloud = raster_info(mask)["data"] == 1
+    for name in ("radar.tif", "both.tif"):
+        out = raster_info(tmp_path / name)["data"]
+        assert np.array_equal(out[:, ~cloud], raster_info(target)["data"][:, ~cloud])
+    with pytest.raises(QgsProcessingException, match="Select at least one guide raster"):
+        run(INPAINT, {**params, "OUTPUT": str(tmp_path / "none.tif")})
+    assert not (tmp_path / "none.tif").exists()
 
 
 def test_inpainting_needs_a_mask_raster_or_polygons(mcpn_provider, s2_scene):
