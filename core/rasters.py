@@ -21,9 +21,8 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .errors import InputError
+from .gdal_exceptions import gdal_exceptions
 from .tiling import Window
-
-gdal.UseExceptions()
 
 __all__ = [
     "Grid",
@@ -132,6 +131,7 @@ def _open(path: str) -> gdal.Dataset:
     return ds
 
 
+@gdal_exceptions()
 def grid_of(path_or_ds: str | gdal.Dataset) -> Grid:
     """The grid of a raster file (or open dataset)."""
     ds = _open(path_or_ds) if isinstance(path_or_ds, (str, os.PathLike)) else path_or_ds
@@ -142,6 +142,7 @@ def grid_of(path_or_ds: str | gdal.Dataset) -> Grid:
     return Grid(ds.GetProjection() or "", gt, ds.RasterXSize, ds.RasterYSize)  # type: ignore[arg-type]
 
 
+@gdal_exceptions()
 def writer_profile(path: str) -> tuple[int, dict]:
     """Band count and the :class:`RasterWriter` arguments that make an output look like ``path``.
 
@@ -179,6 +180,7 @@ def _dataset_to_raster(ds: gdal.Dataset, path: str) -> Raster:
     return Raster(str(path), data, grid, gdal_type, nodata, descriptions)
 
 
+@gdal_exceptions()
 def read_raster(path: str) -> Raster:
     """Read every band of a raster as float64 with NaN where the band's nodata value is."""
     ds = _open(path)
@@ -225,6 +227,7 @@ def _warp(path: str, grid: Grid, resampling: str, what: str, destination: str, f
         raise RasterError(f"Cannot align the {what} '{path}' with the input raster: {exc}") from exc
 
 
+@gdal_exceptions()
 def aligned_path(path: str, grid: Grid, folder: str, resampling: str = "bilinear", what: str = "raster") -> str:
     """A raster readable on ``grid``: ``path`` itself when aligned, else a warped VRT written in ``folder``.
 
@@ -237,6 +240,7 @@ def aligned_path(path: str, grid: Grid, folder: str, resampling: str = "bilinear
     return vrt
 
 
+@gdal_exceptions()
 def read_window(path: str, window: Window) -> np.ndarray:
     """Read one window of every band as float64 (bands, h, w) with NaN for nodata."""
     ds = _open(path)
@@ -248,6 +252,7 @@ def read_window(path: str, window: Window) -> np.ndarray:
     return data
 
 
+@gdal_exceptions()
 def read_decimated(path: str, max_side: int = 1024) -> np.ndarray:
     """Read every band subsampled (nearest) to at most ``max_side`` px a side: float64 with NaN for nodata."""
     ds = _open(path)
@@ -266,6 +271,7 @@ def _nodata_to_nan(values: np.ndarray, nodata: float | None) -> None:
         values[values == nodata] = np.nan
 
 
+@gdal_exceptions()
 def rasterise(vector_path: str, grid: Grid, path: str) -> str:
     """Burn the polygons of a vector file as 1 on a 0 Byte GeoTIFF on ``grid``.
 
@@ -299,6 +305,7 @@ def rasterise(vector_path: str, grid: Grid, path: str) -> str:
     return str(path)
 
 
+@gdal_exceptions()
 def low_res_grid(path: str, extent_grid: Grid) -> Grid:
     """The grid covering ``extent_grid``'s extent, in its CRS, at the (coarser) pixel size of raster ``path``."""
     own = grid_of(path)
@@ -368,6 +375,7 @@ class RasterWriter:
     ``path`` untouched.
     """
 
+    @gdal_exceptions()
     def __init__(
         self,
         path: str,
@@ -406,12 +414,14 @@ class RasterWriter:
             if nd is not None:
                 self.ds.GetRasterBand(i + 1).SetNoDataValue(float(nd))
 
+    @gdal_exceptions()
     def write(self, window: Window, data: np.ndarray) -> None:
         """Write (bands, h, w) float data (NaN = nodata) into ``window``, converted to the output type."""
         for i in range(self.ds.RasterCount):
             values = to_dtype(data[i], self.gdal_type, self.nodata[i])
             self.ds.GetRasterBand(i + 1).WriteArray(values, window.col, window.row)
 
+    @gdal_exceptions()
     def commit(self) -> str:
         """Finish the file and move it into place."""
         self.ds.FlushCache()
@@ -429,6 +439,7 @@ class RasterWriter:
             _remove_quietly(self.tmp + ".aux.xml")
 
 
+@gdal_exceptions()
 def write_raster(
     path: str,
     data: np.ndarray,

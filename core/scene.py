@@ -31,6 +31,7 @@ from .device import select_device
 from .distributed import run_tiles, share_progress
 from .errors import Cancelled, InputError
 from .fitting import CancelCheck, Log, Progress, Settings, TracePoint
+from .gdal_exceptions import gdal_exceptions
 from .normalisation import BandScaling
 from .paths import same_file
 from .rasters import (
@@ -139,6 +140,7 @@ class TileFit:
     warnings: list[str] = field(default_factory=list)
 
 
+@gdal_exceptions()
 def fit_tile(
     job: TileJob, progress: Progress | None = None, cancel: CancelCheck | None = None, log: Log | None = None
 ) -> TileFit:
@@ -160,6 +162,7 @@ def fit_tile(
     )
 
 
+@gdal_exceptions()
 def fit_tiles(
     jobs: Sequence[TileJob],
     progress: Progress | None = None,
@@ -363,6 +366,7 @@ def _result(run: _Run, output: str, windows: list, fits: list[TileFit], started:
     )
 
 
+@gdal_exceptions()
 def inpaint_raster(
     target: str,
     mask: CloudMask,
@@ -530,6 +534,7 @@ def _fraction(progress: Progress | None, start: float, share: float) -> Progress
     return lambda step, total: progress(round(1000 * (start + share * step / max(total, 1))), 1000)
 
 
+@gdal_exceptions()
 def super_resolve_raster(
     low_res: str,
     guides: Sequence[str],

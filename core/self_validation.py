@@ -21,9 +21,8 @@ from scipy import ndimage
 from scipy.signal import fftconvolve
 
 from .errors import InputError
+from .gdal_exceptions import gdal_exceptions
 from .metrics import rmse, ssim_map
-
-gdal.UseExceptions()
 
 __all__ = ["Fill", "Validation", "fill_nodata", "synthetic_mask", "validate"]
 
@@ -63,6 +62,7 @@ class Validation:
         return int(self.hidden.sum())
 
 
+@gdal_exceptions()
 def fill_nodata(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """GDAL Fill nodata (inverse-distance interpolation from the gap's edge), band by band, in memory.
 

@@ -27,9 +27,7 @@ if not (PLUGINS / "mcpn").exists():
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
-from osgeo import gdal  # noqa: E402
-
-gdal.UseExceptions()
+from osgeo import gdal  # noqa: E402  (GDAL's default error mode, as in QGIS: the engine must not depend on it)
 
 
 def require_data() -> None:

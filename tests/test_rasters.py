@@ -131,3 +131,19 @@ def test_low_res_grid_in_another_crs(tmp_path):
     got = _read_aligned(path, grid, tmp_path, "average")
     finite = np.isfinite(got)
     assert finite.mean() > 0.5 and np.allclose(got[finite], 7.0)
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_the_engine_leaves_gdals_error_mode_as_it_found_it(tmp_path, before):
+    """GDAL's exception setting is shared by QGIS and every plugin: the engine switches it on only while it runs,
+    and its errors are RasterErrors either way."""
+    (gdal.UseExceptions if before else gdal.DontUseExceptions)()
+    try:
+        path = _write(tmp_path / "r.tif", np.ones((1, 6, 8)))
+        assert rasters.read_raster(path).data.shape == (1, 6, 8)
+        assert bool(gdal.GetUseExceptions()) == before
+        with pytest.raises(rasters.RasterError, match="Cannot open raster"):
+            rasters.read_raster(str(tmp_path / "missing.tif"))
+        assert bool(gdal.GetUseExceptions()) == before
+    finally:
+        gdal.DontUseExceptions()
