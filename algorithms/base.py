@@ -241,8 +241,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             )
         except OSError as exc:
             log_exception(f"{self.displayName()}: cannot write the report")
-            raise QgsProcessingException(tr(f"Cannot write the run report '{path}': {exc}")) from None
-        feedback.pushInfo(tr(f"Run report: {path}"))
+            raise QgsProcessingException(tr("Cannot write the run report '{}': {}").format(path, exc)) from None
+        feedback.pushInfo(tr("Run report: {}").format(path))
         return path
 
     # --- checks before anything is read or written -----------------------------------------
@@ -296,10 +296,10 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                     continue
                 path = (layer.source() if layer is not None else str(item)).split("|")[0]
                 if not os.path.exists(path):
-                    raise QgsProcessingException(tr(f"The file '{path}' ({label}) does not exist."))
+                    raise QgsProcessingException(tr("The file '{}' ({}) does not exist.").format(path, label))
                 reason = open_raster(path)[1] or "QGIS did not load it as a raster layer"
                 raise QgsProcessingException(
-                    tr(f"The file '{path}' ({label}) is not a raster that GDAL can read ({reason})")
+                    tr("The file '{}' ({}) is not a raster that GDAL can read ({})").format(path, label, reason)
                 )
         return files
 
@@ -314,15 +314,14 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             name = os.path.basename(path)
             ds, reason = open_raster(path)
             if ds is None:
-                return tr(f"The file '{path}' ({label}) is not a raster that GDAL can read ({reason})")
+                return tr("The file '{}' ({}) is not a raster that GDAL can read ({})").format(path, label, reason)
             gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
             ds = None
             if gt[2] != 0.0 or gt[4] != 0.0:
                 return tr(
-                    f"'{name}' ({label}) has a rotated or skewed geotransform (rotation terms {gt[2]:g} and "
-                    f"{gt[4]:g}), which is not supported: warp it to a north-up grid first "
-                    "(Raster > Projections > Warp)."
-                )
+                    "'{}' ({}) has a rotated or skewed geotransform (rotation terms {:g} and {:g}), which is not "
+                    "supported: warp it to a north-up grid first (Raster > Projections > Warp)."
+                ).format(name, label, gt[2], gt[4])
             (with_crs if wkt else without_crs).append((label, name, wkt))
         if with_crs and without_crs:
             label, name, _ = without_crs[0]
@@ -330,9 +329,9 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             crs = QgsCoordinateReferenceSystem.fromWkt(wkt)
             crs_name = crs.authid() or crs.description() or "a CRS"
             return tr(
-                f"'{name}' ({label}) has no CRS but '{other}' ({other_label}) has one ({crs_name}): the rasters "
-                "cannot be aligned. Assign the right CRS to it first (Raster > Projections > Assign Projection)."
-            )
+                "'{}' ({}) has no CRS but '{}' ({}) has one ({}): the rasters cannot be aligned. Assign the right "
+                "CRS to it first (Raster > Projections > Assign Projection)."
+            ).format(name, label, other, other_label, crs_name)
         return None
 
     def output_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
@@ -396,7 +395,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         except (ImportError, OSError) as exc:
             log_exception("MCPN: cannot import the engine")
             raise QgsProcessingException(
-                tr(f"The MCPN engine cannot be loaded ({type(exc).__name__}: {exc}).\n\n")
+                tr("The MCPN engine cannot be loaded ({}: {}).\n\n").format(type(exc).__name__, exc)
                 + dependencies.install_message(dependencies.missing_packages() or ["torch"])
             ) from None
         return scene
@@ -404,10 +403,12 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def raster_path(self, layer: QgsRasterLayer | None, what: str) -> str:
         """The file a raster layer reads (GDAL provider only)."""
         if layer is None or not layer.isValid():
-            raise QgsProcessingException(tr(f"The {what} is not a valid raster layer."))
+            raise QgsProcessingException(tr("The {} is not a valid raster layer.").format(what))
         if layer.providerType() != "gdal":
             raise QgsProcessingException(
-                tr(f"The {what} '{layer.name()}' is not a file-based raster (provider {layer.providerType()});")
+                tr("The {} '{}' is not a file-based raster (provider {});").format(
+                    what, layer.name(), layer.providerType()
+                )
                 + tr(" save it as a GeoTIFF first.")
             )
         source = layer.source()
@@ -429,8 +430,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def log_run(feedback: QgsProcessingFeedback, method: str, stopping: str, options: dict[str, Any]) -> None:
         """Say in the log how the network is fitted."""
         feedback.pushInfo(
-            tr(f"Method: {method}, stopping: {stopping}, steps: {options['steps']}, ")
-            + tr(f"precision: {options['precision']}, output averaging: {options['output_average']:g}.")
+            tr("Method: {}, stopping: {}, steps: {}, ").format(method, stopping, options["steps"])
+            + tr("precision: {}, output averaging: {:g}.").format(options["precision"], options["output_average"])
         )
 
     @staticmethod
@@ -465,7 +466,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             if feedback.isCanceled():
                 raise QgsProcessingException(tr("The run was cancelled; no output was written.")) from None
             raise QgsProcessingException(
-                tr(f"The computation failed: {type(exc).__name__}: {exc}")
+                tr("The computation failed: {}: {}").format(type(exc).__name__, exc)
                 + tr(" (details in the 'MCPN' tab of the Log Messages panel)")
             ) from None
 
@@ -482,7 +483,7 @@ def open_raster(path: str) -> tuple[Any, str]:
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     gdal.ErrorReset()
     try:
-        ds = gdal.OpenEx(path, gdal.OF_RASTER)
+        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR)
         reason = "" if ds is not None else gdal.GetLastErrorMsg()
     except RuntimeError as exc:
         ds, reason = None, str(exc)
@@ -507,41 +508,46 @@ def _destination_problem(
     if isinstance(definition, QgsProcessingParameterFileDestination):
         extensions = (f".{definition.defaultFileExtension()}",)
         if os.path.splitext(path)[1].lower() not in extensions:
-            return tr(f"The {what} '{name}' must be a file name ending in {extensions[0]}.")
+            return tr("The {} '{}' must be a file name ending in {}.").format(what, name, extensions[0])
     elif os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
         return tr(
-            f"The {what} '{name}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes "
-            "GeoTIFF only (convert the result afterwards with Raster > Conversion > Translate)."
-        )
+            "The {} '{}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes GeoTIFF only "
+            "(convert the result afterwards with Raster > Conversion > Translate)."
+        ).format(what, name)
     for label, source in inputs:
         if same_file(path, source):
             return tr(
-                f"The {what} '{path}' is an input file ({label}): choose another output file name "
-                "(inputs are never overwritten)."
-            )
+                "The {} '{}' is an input file ({}): choose another output file name (inputs are never overwritten)."
+            ).format(what, path, label)
     if any(same_file(path, other) for other in earlier):
-        return tr(f"The {what} '{path}' is also given for another output: choose a different file name for each.")
+        return tr("The {} '{}' is also given for another output: choose a different file name for each.").format(
+            what, path
+        )
     if os.path.isdir(path):
-        return tr(f"The {what} '{path}' is a folder: give a file name.")
+        return tr("The {} '{}' is a folder: give a file name.").format(what, path)
     existing = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(existing) and os.path.dirname(existing) != existing:
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        return tr(f"Cannot write the {what} '{path}': '{existing}' is a file, not a folder.")
+        return tr("Cannot write the {} '{}': '{}' is a file, not a folder.").format(what, path, existing)
     try:  # a real write test: permissions alone say nothing when running as root
         handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
         os.close(handle)
         os.remove(probe)
     except OSError as exc:
-        return tr(f"Cannot write the {what} '{path}': the folder '{existing}' is not writable ({exc.strerror}).")
+        return tr("Cannot write the {} '{}': the folder '{}' is not writable ({}).").format(
+            what, path, existing, exc.strerror
+        )
     return None
 
 
 def report_result(result: Any, feedback: QgsProcessingFeedback) -> None:
     """Push the engine result's device, tiles, chosen steps, time and notes to the Processing log."""
-    feedback.pushInfo(tr(f"Device: {result.device}; {result.fitted} of {result.tiles} tile(s) fitted."))
+    feedback.pushInfo(tr("Device: {}; {} of {} tile(s) fitted.").format(result.device, result.fitted, result.tiles))
     if result.chosen_steps:
         steps = sorted(set(result.chosen_steps))
-        feedback.pushInfo(tr(f"Chosen step(s): {', '.join(map(str, steps))}; the run took {result.seconds:.1f} s."))
+        feedback.pushInfo(
+            tr("Chosen step(s): {}; the run took {:.1f} s.").format(", ".join(map(str, steps)), result.seconds)
+        )
     for note in getattr(result, "notes", None) or []:
         feedback.pushInfo(str(note))

@@ -39,6 +39,12 @@ _PLUGINS: list = []  # keep the plugin objects alive
 
 
 @pytest.fixture(autouse=True)
+def gdal_default_error_mode():
+    """Every test starts in GDAL's default error mode, as QGIS runs (importing a benchmark module switches it)."""
+    gdal.DontUseExceptions()
+
+
+@pytest.fixture(autouse=True)
 def collect_garbage():
     """Free refused runs now: a caught exception's traceback keeps its Processing context (and the layers it
     loaded) in a reference cycle; freed by the garbage collector only after QGIS has exited, it segfaults."""
