@@ -79,7 +79,7 @@ def flop_per_step(method: str, size: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     model = build_model(_problem(size), _settings(method, "fp32", "contiguous", 1))
-    working = max(size, model.size_multiple + 1)
+    working = max(size, model.min_size)
     z = torch.rand(1, model.core.in_channels, working, working)
     with FlopCounterMode(display=False) as counter:
         out = model(z)

@@ -94,8 +94,7 @@ def fit_batch(
     members = [_member(p, settings) for p in problems]
     channels = members[0].core.in_channels
     height, width = first.shape
-    multiple = members[0].size_multiple
-    working = (max(height, multiple + 1), max(width, multiple + 1))
+    working = (max(height, members[0].min_size), max(width, members[0].min_size))
     params, buffers = stack_module_state(members)
     params = {name: value.to(device).detach().requires_grad_() for name, value in params.items()}
     buffers = {name: value.to(device) for name, value in buffers.items()}

@@ -281,7 +281,7 @@ def fit(
     channels = model.core.in_channels
     # Reflection padding needs at least 2 pixels at the deepest level: pad small grids.
     height, width = problem.shape
-    working = (max(height, model.size_multiple + 1), max(width, model.size_multiple + 1))
+    working = (max(height, model.min_size), max(width, model.min_size))
     memory_format = MEMORY_FORMATS[settings.memory_format]
     model.to(device=device, memory_format=memory_format).train()
     z = network_input(settings.input_kind, channels, working, generator).to(device)
@@ -343,7 +343,7 @@ def fit(
     rule = StoppingRule(settings.stopping, settings.patience)
     average = OutputAverage(settings.output_average)
     best = None
-    coarse = full.coarse(model.size_multiple + 1, memory_format) if settings.coarse_steps else None
+    coarse = full.coarse(model.min_size, memory_format) if settings.coarse_steps else None
     for _ in range(settings.coarse_steps):  # coarse-to-fine: the same network first learns the sample at half size
         if cancel is not None and cancel():
             raise Cancelled("cancelled by the user")

@@ -121,9 +121,12 @@ class SkipNetwork(nn.Module):
         self.stride = stride
 
     @property
-    def size_multiple(self) -> int:
-        """Input height and width must be a multiple of this."""
-        return self.stride**self.depth
+    def min_size(self) -> int:
+        """The smallest input height and width: the deepest level keeps 2 px (reflection padding needs them).
+
+        Any larger size works; each level up-samples to its input's exact size.
+        """
+        return self.stride**self.depth + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
@@ -187,9 +190,9 @@ class MCPN(nn.Module):
         self.cycle_heads = nn.ModuleList(domain_head(bands, core_out, head_stride) for bands in domains)
 
     @property
-    def size_multiple(self) -> int:
-        """Working-grid height and width must be a multiple of this."""
-        return self.core.size_multiple
+    def min_size(self) -> int:
+        """The smallest working-grid height and width (see :attr:`SkipNetwork.min_size`)."""
+        return self.core.min_size
 
     def forward(self, z: torch.Tensor) -> Outputs:
         core = self.core(z)
