@@ -53,7 +53,8 @@ boundaries, every tile fitted, read and written window by window and blended wit
 the Dask scheduler (empty: tiles run here; <code>local</code> or <code>local:4</code>: a local Dask
 cluster; <code>tcp://host:8786</code>: a running cluster whose workers see the same files).</li>
 <li><b>Output</b>: a GeoTIFF on the first guide's grid with the input's data type, nodata and band
-names; where the input has no data (nodata, or outside its extent), so has the output.</li>
+names; where the input is nodata (or outside its extent, when it has a nodata value), so is the
+output.</li>
 <li><b>Run report</b> (optional): an HTML page with the parameters, device and time, convergence
 plots and previews.</li>
 </ul>

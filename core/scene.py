@@ -562,7 +562,8 @@ def super_resolve_raster(
     ``tile_size`` output pixels are cut at low-resolution pixel boundaries, all
     fitted and blended. The output keeps the input's data type, nodata and band
     names; where the input has no data (nodata, or outside its extent), so has
-    the output. Other arguments as for :func:`inpaint_raster`.
+    the output (in bands with a nodata value). Other arguments as for
+    :func:`inpaint_raster`.
     """
     started = time.perf_counter()
     run = _Run.make(
@@ -594,14 +595,16 @@ def super_resolve_raster(
         run.say(f"fitting MCPN {run.settings.method} for up to {run.settings.steps} steps in {len(jobs)} tile(s)")
         overlap = max(1, run.tile_overlap) if len(jobs) > 1 else 0
         # Where the input has no data (nodata, or outside it), so has the output: each output pixel
-        # takes the validity of the input pixel it lies in.
+        # takes the validity of the input pixel it lies in. A band without a nodata value cannot mark
+        # missing pixels, so it keeps the fitted values everywhere.
         footprint = aligned_path(low_res, grid, scratch, "near", "low-resolution raster")
+        no_flag = np.array([value is None for value in meta["nodata"]])[:, None, None]
         with _Blend(scratch, grid.height, grid.width, bands, spread=False) as blend:
             fits = _fit_and_blend(run, jobs, blend, overlap, len(jobs) > 1)
             with RasterWriter(output, grid, bands, **meta) as writer:
                 for window in tile_windows(grid.height, grid.width, _WRITE_BLOCK, 0):
                     run.check_cancel()
-                    valid = np.isfinite(read_window(footprint, window))
+                    valid = np.isfinite(read_window(footprint, window)) | no_flag
                     writer.write(window, np.where(valid, blend.read(window)[0], np.nan))
                 writer.commit()
     return _result(run, output, pairs, fits, started)
