@@ -109,6 +109,20 @@ def write_mask(template: Path, dst: Path, mask: np.ndarray, values=(0, 1)) -> Pa
     return dst
 
 
+POISON = 60000  # written under the cloud: no fit reproduces it, so every masked pixel must change
+
+
+def poisoned(src: Path, dst: Path, cloud: np.ndarray) -> Path:
+    """A copy of ``src`` holding POISON under ``cloud``: after inpainting, the changed pixels must be ``cloud``."""
+    gdal.Translate(str(dst), str(src))
+    ds = gdal.Open(str(dst), gdal.GA_Update)
+    for i in range(ds.RasterCount):
+        band = ds.GetRasterBand(i + 1)
+        band.WriteArray(np.where(cloud, POISON, band.ReadAsArray()))
+    ds = None
+    return dst
+
+
 def block_mask(size: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     mask = np.zeros((size, size), dtype=bool)
     mask[y0:y1, x0:x1] = True

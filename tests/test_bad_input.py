@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import block_mask, raster_info
+from conftest import block_mask, poisoned, raster_info
 from osgeo import gdal
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
 from test_qgis_process import enabled, qgis_process  # noqa: F401  (enabled: fixture used by name)
@@ -119,19 +119,10 @@ def float_mask(template, dst, values):
     return dst
 
 
-POISON = 60000  # written under the expected cloud: no fit reproduces it, so every masked pixel changes
-
-
 def run_and_check_filled(scene, expected, **changes):
     """Inpaint a copy of the target (INPUT) holding POISON under ``expected``: the pixels that change
     must be exactly ``expected`` (masked pixels are filled, the others copied). Returns the output."""
-    target = scene["tmp"] / "poisoned.tif"
-    gdal.Translate(str(target), changes.pop("INPUT", str(scene["target"])))
-    ds = gdal.Open(str(target), gdal.GA_Update)
-    for i in range(ds.RasterCount):
-        band = ds.GetRasterBand(i + 1)
-        band.WriteArray(np.where(expected, POISON, band.ReadAsArray()))
-    ds = None
+    target = poisoned(changes.pop("INPUT", scene["target"]), scene["tmp"] / "poisoned.tif", expected)
     out = scene["tmp"] / "filled.tif"
     run(INPAINT, inpaint_params(scene, INPUT=str(target), OUTPUT=str(out), **changes))
     got, truth = raster_info(out)["data"], raster_info(target)["data"]

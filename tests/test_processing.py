@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
-from conftest import DATA, block_mask, crop, raster_info, require_data, write_mask
+from conftest import DATA, block_mask, crop, poisoned, raster_info, require_data, write_mask
 from mcpn.core import scene as engine_scene
 from mcpn.core.scene import inpaint_raster
 from osgeo import gdal
@@ -54,8 +55,10 @@ def assert_same_grid(out, ref, bands=None, dtype=None):
 
 
 def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene):
+    mask = block_mask(s2_scene["size"], 10, 26, 14, 34)
+    target = poisoned(s2_scene["target"], s2_scene["tmp"] / "poisoned.tif", mask)
     out = s2_scene["tmp"] / "filled.tif"
-    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    params = {"INPUT": str(target), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
     feedback = QgsProcessingFeedback()
     progress = []
     feedback.progressChanged.connect(progress.append)
@@ -65,10 +68,9 @@ def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene):
     got = assert_same_grid(out, s2_scene["target"])
     assert got["dtype"] == gdal.GDT_UInt16
     assert got["descriptions"] == ["B04", "B03", "B02"]
-    truth = raster_info(s2_scene["target"])["data"]
-    mask = block_mask(s2_scene["size"], 10, 26, 14, 34)
-    np.testing.assert_array_equal(got["data"][:, ~mask], truth[:, ~mask])  # clear pixels: identical
-    assert tif_files(s2_scene["tmp"]) == ["filled.tif", "guide.tif", "mask.tif", "target.tif"]
+    truth = raster_info(target)["data"]
+    np.testing.assert_array_equal((got["data"] != truth).any(axis=0), mask)  # clouds filled, clear pixels copied
+    assert tif_files(s2_scene["tmp"]) == ["filled.tif", "guide.tif", "mask.tif", "poisoned.tif", "target.tif"]
 
 
 def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene):
@@ -110,7 +112,10 @@ def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene):
     np.testing.assert_array_equal(got["data"][:, ~grown], truth[:, ~grown])
 
 
-def test_inpainting_direct_with_patch_consistency(mcpn_provider, s2_scene):
+def test_inpainting_direct_with_patch_consistency(mcpn_provider, s2_scene, monkeypatch):
+    """Offline (no download, an empty torch cache): the fixed filter bank stands in for Inception, and says so."""
+    monkeypatch.setenv("MCPN_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(s2_scene["tmp"] / "torch"))
     out = s2_scene["tmp"] / "direct.tif"
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
     feedback = QgsProcessingFeedback()
@@ -120,6 +125,7 @@ def test_inpainting_direct_with_patch_consistency(mcpn_provider, s2_scene):
     assert_same_grid(out, s2_scene["target"])
     assert any(m.startswith("Device: cpu") for m in messages), messages
     assert any(m.startswith("Chosen step(s):") for m in messages), messages
+    assert any("fixed filter bank" in m for m in messages), messages
 
 
 def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene):
@@ -364,8 +370,10 @@ def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(mcpn_prov
     """The real S1/S2 patch: the same radar file as a plain guide and as a radar guide; only the latter goes to dB."""
     require_data()
     folder = DATA / "s1_sar_guide"
-    target = crop(folder / "s2_2019_mean_rgb.tif", tmp_path / "rgb.tif", 104, 104, 48)
     mask = crop(folder / "cloud_mask.tif", tmp_path / "mask.tif", 104, 104, 48)
+    cloud = raster_info(mask)["data"] == 1
+    rgb = crop(folder / "s2_2019_mean_rgb.tif", tmp_path / "rgb.tif", 104, 104, 48)
+    target = poisoned(rgb, tmp_path / "target.tif", cloud)
     sar = crop(folder / "s1_2020_sar.tif", tmp_path / "sar.tif", 104, 104, 48)
     calls = []
 
@@ -378,10 +386,9 @@ def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(mcpn_prov
     run(INPAINT, {**params, "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "radar.tif")})
     run(INPAINT, {**params, "GUIDES": [str(sar)], "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "both.tif")})
     assert calls == [([str(sar)], (0,)), ([str(sar), str(sar)], (1,))]
-    cloud = raster_info(mask)["data"] == 1
     for name in ("radar.tif", "both.tif"):
         out = raster_info(tmp_path / name)["data"]
-        assert np.array_equal(out[:, ~cloud], raster_info(target)["data"][:, ~cloud])
+        np.testing.assert_array_equal((out != raster_info(target)["data"]).any(axis=0), cloud)
     with pytest.raises(QgsProcessingException, match="Select at least one guide raster"):
         run(INPAINT, {**params, "OUTPUT": str(tmp_path / "none.tif")})
     assert not (tmp_path / "none.tif").exists()
@@ -391,3 +398,31 @@ def test_inpainting_needs_a_mask_raster_or_polygons(mcpn_provider, s2_scene):
     params = {"INPUT": str(s2_scene["target"]), "GUIDES": [str(s2_scene["guide"])]}
     with pytest.raises(QgsProcessingException, match="cloud mask raster, cloud polygons or both"):
         run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
+
+
+def test_the_background_task_of_the_dialog_completes_and_cancels(mcpn_provider, s2_scene):
+    """As the Processing dialog runs it: a QgsProcessingAlgRunnerTask in QGIS's task manager, then cancelled."""
+    from qgis.core import QgsApplication, QgsProcessingAlgRunnerTask, QgsTask
+
+    alg = QgsApplication.processingRegistry().algorithmById(INPAINT)
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+
+    def run_task(out, steps, cancel_on_progress):
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        task = QgsProcessingAlgRunnerTask(
+            alg, {**params, **FAST, "STEPS": steps, "OUTPUT": str(out)}, context, feedback
+        )
+        if cancel_on_progress:
+            feedback.progressChanged.connect(lambda progress: progress > 0 and task.cancel())
+        QgsApplication.taskManager().addTask(task)
+        deadline = time.monotonic() + 120
+        while task.status() not in (QgsTask.Complete, QgsTask.Terminated) and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.01)
+        return task.status(), feedback.isCanceled()
+
+    done = s2_scene["tmp"] / "done.tif"
+    assert run_task(done, 3, False) == (QgsTask.Complete, False) and done.is_file()
+    cancelled = s2_scene["tmp"] / "cancelled.tif"
+    assert run_task(cancelled, 5000, True) == (QgsTask.Terminated, True)
+    assert not cancelled.exists() and tif_files(s2_scene["tmp"]) == ["done.tif", "guide.tif", "mask.tif", "target.tif"]

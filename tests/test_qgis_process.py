@@ -11,7 +11,7 @@ import sysconfig
 
 import numpy as np
 import pytest
-from conftest import PLUGINS, PROFILE, block_mask, raster_info
+from conftest import PLUGINS, PROFILE, block_mask, poisoned, raster_info
 
 QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
 
@@ -58,13 +58,16 @@ def test_listed(enabled):
 
 
 def test_inpainting_json_run(enabled, s2_scene):
+    """Exactly the masked pixels are filled, and the output keeps the target's grid, CRS, type, nodata and names."""
+    cloud = block_mask(48, 10, 26, 14, 34)
+    target = poisoned(s2_scene["target"], s2_scene["tmp"] / "poisoned.tif", cloud)
     out = s2_scene["tmp"] / "cli.tif"
     done = qgis_process(
         "run",
         "mcpn:guidedcloudinpainting",
         "--json",
         "--",
-        f"INPUT={s2_scene['target']}",
+        f"INPUT={target}",
         f"MASK={s2_scene['mask']}",
         "MASK_VALUES=1",
         f"GUIDES={s2_scene['guide']}",
@@ -76,10 +79,32 @@ def test_inpainting_json_run(enabled, s2_scene):
     result = parse_json(done.stdout)
     assert result["results"]["OUTPUT"] == str(out)
     assert result["algorithm_details"]["id"] == "mcpn:guidedcloudinpainting"
-    got, truth = raster_info(out), raster_info(s2_scene["target"])
-    assert got["size"] == truth["size"] and got["dtype"] == truth["dtype"] and got["bands"] == 3
-    clear = ~block_mask(48, 10, 26, 14, 34)
-    np.testing.assert_array_equal(got["data"][:, clear], truth["data"][:, clear])
+    got, truth = raster_info(out), raster_info(target)
+    for key in ("size", "bands", "geotransform", "crs", "dtype", "nodata", "descriptions"):
+        assert got[key] == truth[key], key
+    np.testing.assert_array_equal((got["data"] != truth["data"]).any(axis=0), cloud)
+
+
+def test_super_resolution_json_run(enabled, sr_scene):
+    """The output takes the first guide's grid and the low-resolution input's type."""
+    out = sr_scene["tmp"] / "sr.tif"
+    done = qgis_process(
+        "run",
+        "mcpn:guidedsuperresolution",
+        "--json",
+        "--",
+        f"INPUT={sr_scene['low']}",
+        *(f"GUIDES={guide}" for guide in sr_scene["guides"]),
+        "STEPS=3",
+        "DEVICE=1",
+        f"OUTPUT={out}",
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert parse_json(done.stdout)["results"]["OUTPUT"] == str(out)
+    got, guide, low = raster_info(out), raster_info(sr_scene["guides"][0]), raster_info(sr_scene["low"])
+    for key in ("size", "geotransform", "crs"):
+        assert got[key] == guide[key], key
+    assert got["dtype"] == low["dtype"] and got["bands"] == 1 and (got["data"] > 0).all()
 
 
 def test_error_is_reported(enabled, s2_scene):
