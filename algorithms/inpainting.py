@@ -58,8 +58,8 @@ the clear region's. Its features are the first layers of Inception-v3: the first
 weights (about 100 MB) into PyTorch's cache; without internet access a fixed filter bank is used
 instead, and the log says so.</li>
 <li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.
-On a 2-core CPU one step of a 256&times;256 px tile takes about 0.5 s (Emergent) or 0.12 s (Stacked),
-so 4000 steps take 8 to 35 minutes per cloudy tile; use a GPU for whole scenes (GPU speed is not
+On a 2-core CPU one step of a 256&times;256 px tile takes about 0.5 s (Emergent), 0.57 s (Direct) or
+0.12 s (Stacked), so 4000 steps take 8 to 40 minutes per cloudy tile; use a GPU for whole scenes (GPU speed is not
 measured yet; see the README).</li>
 <li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch
 sees one, else the CPU; choosing a GPU that is not there is an error.</li>
