@@ -19,6 +19,7 @@ from mcpn.core.patch_consistency import (
     frechet_distance,
     load_feature_extractor,
 )
+from mcpn.core.sample import Sample
 from mcpn.core.stopping import StoppingRule
 from mcpn.core.tiling import Window, feather, tile_windows
 from osgeo import gdal
@@ -167,6 +168,14 @@ def test_normalisation_round_trips():
 def test_decibels_mark_non_positive_backscatter_invalid():
     db = to_decibels(np.array([[1.0, 0.1, 0.0, -1.0]]))
     assert np.allclose(db[0, :2], [0, -10]) and np.isnan(db[0, 2:]).all()
+
+
+def test_only_the_radar_guides_are_converted_to_decibels():
+    target, known = np.ones((1, 4, 4)), np.ones((1, 4, 4), bool)
+    guide = np.linspace(-1, 2, 16).reshape(1, 4, 4)  # the first five values are not positive
+    sample = Sample.prepare(target, known, [guide, guide], (4, 4), sar=(1,))
+    assert sample.guide_valid[0].all()  # used as it is
+    np.testing.assert_array_equal(sample.guide_valid[1], guide > 0)  # dB: non-positive backscatter is invalid
 
 
 def test_frechet_distance_and_feature_mask():

@@ -426,3 +426,42 @@ def test_the_background_task_of_the_dialog_completes_and_cancels(mcpn_provider, 
     cancelled = s2_scene["tmp"] / "cancelled.tif"
     assert run_task(cancelled, 5000, True) == (QgsTask.Terminated, True)
     assert not cancelled.exists() and tif_files(s2_scene["tmp"]) == ["done.tif", "guide.tif", "mask.tif", "target.tif"]
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [(RuntimeError("cuDNN error (simulated)"), "The computation failed: RuntimeError: cuDNN error (simulated)"),
+     (MemoryError(), "Out of memory: use a smaller raster")],
+)  # fmt: skip
+def test_an_unexpected_engine_failure_is_a_processing_error(mcpn_provider, s2_scene, monkeypatch, error, expected):
+    """The handler is what is tested: the engine is made to fail as torch or numpy can."""
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(engine_scene, "inpaint_raster", failing)
+    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
+    with pytest.raises(QgsProcessingException) as caught:
+        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "out.tif")})
+    assert expected in str(caught.value) and "Traceback" not in str(caught.value)
+    assert not (s2_scene["tmp"] / "out.tif").exists()
+
+
+@pytest.mark.parametrize(
+    "gdal_type, nodata, scale",
+    [(gdal.GDT_Byte, 255, 0.05), (gdal.GDT_Int16, -9999, 1.0), (gdal.GDT_Float32, -3.4e38, 1e-4)],
+    ids=["Byte", "Int16", "Float32"],
+)
+def test_other_data_types_keep_type_nodata_and_clear_pixels(mcpn_provider, s2_scene, gdal_type, nodata, scale):
+    target = s2_scene["tmp"] / "typed.tif"
+    gdal.Translate(
+        str(target), str(s2_scene["target"]), outputType=gdal_type, noData=nodata, scaleParams=[[0, 1, 0, scale]]
+    )
+    out = s2_scene["tmp"] / "out.tif"
+    run(INPAINT, {"INPUT": str(target), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])],
+                  **FAST, "OUTPUT": str(out)})  # fmt: skip
+    got, truth = raster_info(out), raster_info(target)
+    assert (got["dtype"], got["nodata"], got["descriptions"]) == (gdal_type, truth["nodata"], ["B04", "B03", "B02"])
+    cloud = block_mask(s2_scene["size"], 10, 26, 14, 34)
+    np.testing.assert_array_equal(got["data"][:, ~cloud], truth["data"][:, ~cloud])
+    assert np.isfinite(got["data"][:, cloud]).all() and (got["data"][:, cloud] != got["nodata"]).all()
