@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     devices: set[str] = set()
-    started = time.perf_counter()
+    started = _mcpn.start()  # notes the commit the run starts from
     for case in cases:
         outputs: dict[str, np.ndarray] = {}
         for method in args.methods:
