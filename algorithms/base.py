@@ -349,13 +349,11 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             problem = _destination_problem(path, what, definition, inputs, earlier)
             if problem:
                 return problem
-            missing = (
-                dependencies.missing_packages(dependencies.REPORT_REQUIRED) if definition.name() == self.REPORT else []
-            )
-            if missing:
-                return tr("The run report needs a Python package QGIS's Python cannot find.\n\n") + (
-                    dependencies.install_message(missing)
-                )
+            if definition.name() == self.REPORT:
+                missing = dependencies.missing_packages(dependencies.REPORT_REQUIRED)
+                if missing:
+                    message = tr("The run report needs a Python package QGIS's Python cannot find.\n\n")
+                    return message + dependencies.install_message(missing)
             earlier.append(path)
         return None
 
@@ -506,9 +504,9 @@ def _destination_problem(
     """What is wrong with one output path, or None."""
     name = os.path.basename(path)
     if isinstance(definition, QgsProcessingParameterFileDestination):
-        extensions = (f".{definition.defaultFileExtension()}",)
-        if os.path.splitext(path)[1].lower() not in extensions:
-            return tr("The {} '{}' must be a file name ending in {}.").format(what, name, extensions[0])
+        extension = f".{definition.defaultFileExtension()}"
+        if os.path.splitext(path)[1].lower() != extension:
+            return tr("The {} '{}' must be a file name ending in {}.").format(what, name, extension)
     elif os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
         return tr(
             "The {} '{}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes GeoTIFF only "
