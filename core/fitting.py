@@ -276,7 +276,8 @@ def fit(
     settings.validate()
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(settings.seed)
-    noise = torch.Generator(device=device).manual_seed(settings.seed + 1)  # another stream than z's
+    # The input noise's own generator (another stream than z's): reproducible when tiles fit in threads.
+    noise = torch.Generator(device=device).manual_seed(settings.seed + 1) if settings.reg_noise else None
     model = build_model(problem, settings)
     channels = model.core.in_channels
     # Reflection padding needs at least 2 pixels at the deepest level: pad small grids.
@@ -312,7 +313,7 @@ def fit(
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Total loss, target loss and target output of one forward pass."""
         z = level.z
-        if settings.reg_noise:  # drawn from the fit's own generator: reproducible when tiles fit in threads
+        if noise is not None:
             z = z + settings.reg_noise * torch.randn(z.shape, generator=noise, device=z.device, dtype=z.dtype)
         with _autocast(device, settings.precision):
             out = forward(z)
