@@ -19,7 +19,7 @@ from .device import select_device
 from .errors import InputError
 from .fitting import CancelCheck, Fit, Log, Progress, TracePoint
 from .normalisation import BandScaling
-from .sample import Sample, as_bands, fit_with_fallback, make_settings
+from .sample import Sample, as_bands, fit_with_fallback, guide_bands, make_settings
 
 __all__ = ["Result", "TracePoint", "inpaint", "super_resolve"]
 
@@ -71,6 +71,7 @@ def inpaint(
     mask = np.asarray(mask)
     if mask.shape != target.shape[1:]:
         raise InputError(f"the mask is {mask.shape[::-1]} pixels but the target is {target.shape[:0:-1]}")
+    guides = guide_bands(guides, target.shape[1:])  # checked even when there is nothing to fill
     known = np.isfinite(target) & ~mask.astype(bool)
     filled = ~known.all(axis=0)
     if not filled.any():

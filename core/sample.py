@@ -12,7 +12,7 @@ from .errors import InputError
 from .fitting import CancelCheck, Fit, Log, Problem, Progress, Settings, fit
 from .normalisation import BandScaling, to_decibels
 
-__all__ = ["Sample", "as_bands", "domain_scalings", "fit_with_fallback", "make_settings"]
+__all__ = ["Sample", "as_bands", "domain_scalings", "fit_with_fallback", "guide_bands", "make_settings"]
 
 
 def as_bands(array: np.ndarray, name: str) -> np.ndarray:
@@ -25,6 +25,16 @@ def as_bands(array: np.ndarray, name: str) -> np.ndarray:
     if array.ndim != 3 or 0 in array.shape:
         raise InputError(f"the {name} must be a (bands, height, width) array, got shape {array.shape}")
     return array.astype(np.float64)
+
+
+def guide_bands(guides: Sequence[np.ndarray], shape: tuple[int, int]) -> list[np.ndarray]:
+    """The guides as ``(bands, H, W)`` float64 arrays, or an :class:`InputError` if one is not on the ``shape`` grid."""
+    guides = [as_bands(g, f"guide {i + 1}") for i, g in enumerate(guides)]
+    for index, guide in enumerate(guides):
+        if guide.shape[1:] != tuple(shape):
+            found, expected = f"{guide.shape[2]} x {guide.shape[1]}", f"{shape[1]} x {shape[0]}"
+            raise InputError(f"the guide {index + 1} is {found} pixels, expected {expected} (the target's grid)")
+    return guides
 
 
 def make_settings(method: str, stopping: str, steps: int, seed: int, options: dict) -> Settings:
@@ -73,11 +83,7 @@ class Sample:
         scalings: Sequence[BandScaling] | None = None,
     ) -> Sample:
         """Normalise ``target`` and ``guides`` (on the output grid ``shape``); ``scalings`` default to their own."""
-        guides = [as_bands(g, f"guide {i + 1}") for i, g in enumerate(guides)]
-        for index, guide in enumerate(guides):
-            if guide.shape[1:] != shape:
-                found, expected = f"{guide.shape[2]} x {guide.shape[1]}", f"{shape[1]} x {shape[0]}"
-                raise InputError(f"the guide {index + 1} is {found} pixels, expected {expected} (the target's grid)")
+        guides = guide_bands(guides, shape)
         scalings = list(scalings) if scalings is not None else domain_scalings(target, known, guides, sar)
         scaled, valids = [], []
         for index, (guide, scaling) in enumerate(zip(guides, scalings[1:])):

@@ -68,13 +68,26 @@ def engine_inputs(draw):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(engine_inputs())
 def test_random_inputs_run_or_raise_input_error(data):
+    """Well-formed inputs run; the others, and only they, are refused with an InputError."""
     target, mask, guide = data
     try:
         result = inpaint(target, mask, [guide], method="stacked", steps=1)
     except InputError:
+        assert _ill_formed(target, mask, guide)
         return
+    assert not _ill_formed(target, mask, guide)
     assert result.image.shape == np.asarray(target).reshape(-1, *mask.shape).shape
     assert np.isfinite(result.image).all()
+
+
+def _ill_formed(target: np.ndarray, mask: np.ndarray, guide: np.ndarray) -> bool:
+    """Complex data, mismatched shapes, or (with pixels to fill) a band of the target or the guide with no value."""
+    if np.iscomplexobj(target) or mask.shape != target.shape[1:] or guide.shape[1:] != target.shape[1:]:
+        return True
+    known = np.isfinite(target.astype(float)) & ~mask
+    if known.all():
+        return False  # nothing to fill: the target comes back as it is
+    return not known.any(axis=(1, 2)).all() or not np.isfinite(guide).any(axis=(1, 2)).all()
 
 
 @settings(max_examples=10, deadline=None)
