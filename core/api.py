@@ -1,11 +1,12 @@
-"""Python API of the MCPN engine: guided inpainting and guided super-resolution.
+"""Python API of the MCPN engine: guided inpainting and guided super-resolution of arrays.
 
 >>> from mcpn.core.api import inpaint
 >>> result = inpaint(target, cloud_mask, [older_image], method="emergent")
 >>> filled = result.image
 
 Arrays are ``(bands, H, W)`` (or ``(H, W)`` for one band) in any units; NaN
-marks nodata. Nothing here imports QGIS.
+marks nodata. Settings are those of :class:`core.config.Settings`, given as one
+object or as keyword arguments. Nothing here imports QGIS or GDAL.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .device import select_device
+from .classic import as_bands
+from .config import Settings
+from .device import fit_on_device, select_device
 from .errors import InputError
-from .fitting import CancelCheck, Fit, Log, Progress, TracePoint
-from .normalisation import BandScaling
-from .sample import Sample, as_bands, fit_with_fallback, guide_bands, make_settings
+from .fitting import Callbacks, TracePoint
+from .sample import Sample, guide_bands
 
-__all__ = ["Result", "TracePoint", "inpaint", "super_resolve"]
+__all__ = ["Result", "Settings", "TracePoint", "inpaint", "super_resolve"]
 
 
 @dataclass
@@ -32,41 +34,38 @@ class Result:
     raw: np.ndarray  # (B, H, W) float64: the network's output
     filled: np.ndarray  # (H, W) bool: pixels whose value comes from the network
     trace: list[TracePoint]
-    chosen_step: int
+    chosen_step: int  # 0: the anchor (the instant estimate) was kept
     device: str
     seconds: float
     notes: list[str] = field(default_factory=list)
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # step -> (B, H, W) float32
 
 
+def _settings(settings: Settings | None, options: dict) -> Settings:
+    if settings is not None and options:
+        raise InputError("give the settings as one Settings object or as keyword arguments, not both")
+    return settings or Settings.of(**options)
+
+
 def inpaint(
     target: np.ndarray,
     mask: np.ndarray,
     guides: Sequence[np.ndarray] = (),
+    settings: Settings | None = None,
     *,
-    method: str = "emergent",
-    stopping: str = "fixed",
-    steps: int = 4000,
-    device: str = "auto",
-    seed: int = 0,
-    sar_guides: Sequence[int] = (),
-    progress: Progress | None = None,
-    cancel: CancelCheck | None = None,
-    log: Log | None = None,
-    **options,
+    radar_guides: Sequence[int] = (),
+    callbacks: Callbacks | None = None,
+    **options: object,
 ) -> Result:
     """Fill the pixels of ``target`` under ``mask`` (True = missing) using co-registered ``guides``.
 
     NaN pixels of the target are filled too; NaN pixels of a guide are left out
-    of its loss. ``sar_guides`` lists guides given in linear backscatter, to be
-    converted to dB. ``method`` is ``emergent``, ``direct`` or ``stacked``;
-    ``stopping`` is ``fixed``, ``known_rmse`` or ``patch_consistency``.
-    The arrays are fitted as one sample: for rasters larger than a few hundred
-    pixels use :func:`core.scene.inpaint_raster`, which tiles them.
-    Further ``options`` are fields of :class:`core.fitting.Settings`
-    (``learning_rate``, ``core_channels``, ``check_every``, ``patience``,
-    ``input_kind``, ``reg_noise``, ``precision``, ``record_every``, loss weights).
+    of its loss. ``radar_guides`` lists the guides given in linear backscatter,
+    converted to dB. The arrays are fitted as one sample: for rasters larger
+    than a few hundred pixels use :func:`core.inpainting.inpaint_raster`, which tiles them.
     """
+    settings = _settings(settings, options)
+    callbacks = callbacks or Callbacks()
     target = as_bands(target, "target")
     mask = np.asarray(mask)
     if mask.shape != target.shape[1:]:
@@ -75,50 +74,34 @@ def inpaint(
     known = np.isfinite(target) & ~mask.astype(bool)
     filled = ~known.all(axis=0)
     if not filled.any():
-        if log:
-            log("the mask marks no pixel as missing: the target is returned unchanged")
+        callbacks.say("the mask marks no pixel as missing: the target is returned unchanged")
         return Result(target.copy(), target.copy(), filled, [], 0, "none", 0.0, ["nothing to fill"])
     if not known.any(axis=(1, 2)).all():
         raise InputError("no pixel of the target is known (the mask or nodata covers it all): nothing to learn from")
-    settings = make_settings(method, stopping, steps, seed, options)
-    torch_device = select_device(device)
-    sample = Sample.prepare(target, known, guides, target.shape[1:], sar_guides)
-    if log:
-        log(f"fitting MCPN {settings.method} on {torch_device} for up to {settings.steps} steps")
-    run, torch_device = fit_with_fallback(sample.problem(), settings, torch_device, progress, cancel, log)
-    raw = sample.scaling.invert(run.output)
-    image = np.where(known, target, raw)
-    snapshots = _snapshots(run, sample.scaling)
-    return Result(image, raw, filled, run.trace, run.chosen_step, str(torch_device), run.seconds, run.notes, snapshots)
-
-
-def _snapshots(run: Fit, scaling: BandScaling) -> dict[int, np.ndarray]:
-    return {step: scaling.invert(s).astype(np.float32) for step, s in run.snapshots.items()}
+    raw, result = _fit(target, known, guides, target.shape[1:], settings, radar_guides, callbacks)
+    result.image = np.where(known, target, raw)
+    result.filled = filled
+    return result
 
 
 def super_resolve(
     low_res: np.ndarray,
     guides: Sequence[np.ndarray],
+    settings: Settings | None = None,
     *,
-    method: str = "direct",
-    stopping: str = "fixed",
-    steps: int = 4000,
-    device: str = "auto",
-    seed: int = 0,
-    sar_guides: Sequence[int] = (),
-    progress: Progress | None = None,
-    cancel: CancelCheck | None = None,
-    log: Log | None = None,
-    **options,
+    radar_guides: Sequence[int] = (),
+    callbacks: Callbacks | None = None,
+    **options: object,
 ) -> Result:
     """Super-resolve ``low_res`` onto the grid of the high-resolution ``guides``.
 
     ``low_res`` must cover the same extent as the guides; the scale factor
     (any, not only integers) is the ratio of the grids' sizes. The network's
-    target output is downsampled with antialiased bilinear resampling before
-    its loss against ``low_res``. Options as for :func:`inpaint`; for large
-    rasters use :func:`core.scene.super_resolve_raster`, which tiles them.
+    target output is degraded (``settings.degradation``) before its loss
+    against ``low_res``; with an anchor, the result degrades exactly to
+    ``low_res``. For large rasters use :func:`core.super_resolution.super_resolve_raster`.
     """
+    settings = _settings(settings, options)
     low_res = as_bands(low_res, "low-resolution input")
     if not guides:
         raise InputError("super-resolution needs at least one high-resolution guide")
@@ -131,13 +114,28 @@ def super_resolve(
     known = np.isfinite(low_res)
     if not known.any(axis=(1, 2)).all():
         raise InputError("a band of the low-resolution input has no valid pixel")
-    settings = make_settings(method, stopping, steps, seed, options)
-    torch_device = select_device(device)
-    sample = Sample.prepare(low_res, known, guides, shape, sar_guides)
-    if log:
-        log(f"fitting MCPN {settings.method} on {torch_device} for up to {settings.steps} steps")
-    run, torch_device = fit_with_fallback(sample.problem(), settings, torch_device, progress, cancel, log)
+    raw, result = _fit(low_res, known, guides, shape, settings, radar_guides, callbacks or Callbacks())
+    result.image = raw
+    return result
+
+
+def _fit(
+    target: np.ndarray,
+    known: np.ndarray,
+    guides: Sequence[np.ndarray],
+    shape: tuple[int, int],
+    settings: Settings,
+    radar: Sequence[int],
+    callbacks: Callbacks,
+) -> tuple[np.ndarray, Result]:
+    """Fit one sample; its raw output in the target's units and the result (``image`` still to be set)."""
+    device = select_device(settings.device)
+    sample = Sample.prepare(target, known, guides, shape, settings, radar)
+    callbacks.say(f"fitting MCPN {settings.method} on {device} for up to {settings.steps} steps")
+    (run,), device = fit_on_device([sample.problem()], settings, device, callbacks)
     raw = sample.scaling.invert(run.output)
-    filled = np.ones(shape, dtype=bool)
-    snapshots = _snapshots(run, sample.scaling)
-    return Result(raw, raw, filled, run.trace, run.chosen_step, str(torch_device), run.seconds, run.notes, snapshots)
+    notes = [n for n in [sample.describe_anchor(), *run.notes] if n]
+    snapshots = {step: sample.scaling.invert(s).astype(np.float32) for step, s in run.snapshots.items()}
+    result = Result(raw, raw, np.ones(shape, dtype=bool), run.trace, run.chosen_step, str(device), run.seconds)
+    result.notes, result.snapshots = notes, snapshots
+    return raw, result

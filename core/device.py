@@ -1,12 +1,16 @@
-"""Choice of the compute device."""
+"""The compute device: its choice, and fitting there with a fall-back when a GPU runs out of memory."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from .errors import DeviceError, InputError
+from .config import Settings
+from .errors import DeviceError
+from .fitting import Callbacks, Fit, Problem, fit
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+__all__ = ["fit_on_device", "select_device"]
 
 
 def _mps_available() -> bool:
@@ -15,14 +19,12 @@ def _mps_available() -> bool:
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """Resolve ``auto`` (CUDA, then Apple MPS, then CPU) or check a named device.
+    """Resolve ``auto`` (CUDA, then Apple MPS, then CPU) or check a named device (one of :data:`core.config.DEVICES`).
 
     A named device that is not usable raises :class:`DeviceError` instead of
     silently running somewhere else.
     """
     kind = name.split(":")[0]
-    if kind not in DEVICES:
-        raise InputError(f"unknown device {name!r}; expected one of {', '.join(DEVICES)}")
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -36,3 +38,26 @@ def select_device(name: str = "auto") -> torch.device:
     if kind == "mps" and not _mps_available():
         raise DeviceError("device 'mps' was requested but Apple Metal is not available; choose 'auto' or 'cpu'")
     return torch.device(name)
+
+
+def fit_on_device(
+    problems: Sequence[Problem], settings: Settings, device: torch.device, callbacks: Callbacks
+) -> tuple[list[Fit], torch.device]:
+    """Fit the problems together on ``device``; the device the fits ran on.
+
+    When a GPU runs out of memory, half the samples are fitted at a time, then
+    a single sample is fitted again on the CPU (with a warning).
+    """
+    try:
+        return fit(problems, settings, device, callbacks), device
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+    if len(problems) > 1:
+        callbacks.say(f"warning: the GPU ran out of memory fitting {len(problems)} tiles together; trying fewer")
+        half = len(problems) // 2
+        first, _ = fit_on_device(problems[:half], settings, device, callbacks.part(0, 2))
+        second, used = fit_on_device(problems[half:], settings, device, callbacks.part(1, 2))
+        return first + second, used
+    callbacks.say("warning: the GPU ran out of memory; fitting again on the CPU (slower)")
+    cpu = torch.device("cpu")
+    return fit(problems, settings, cpu, callbacks), cpu

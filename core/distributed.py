@@ -14,20 +14,20 @@ Dask (``dask[distributed]``) is imported only when a scheduler is given.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Callable
 
 from .errors import Cancelled, InputError
-from .fitting import CancelCheck, Log, Progress
+from .fitting import Callbacks
 
-__all__ = ["run_tiles", "share_progress"]
+__all__ = ["run_tiles"]
 
-_POLL_SECONDS = 0.2
+_CANCEL_CHECK_SECONDS = 0.2
 
 
 def run_tiles(
@@ -37,11 +37,9 @@ def run_tiles(
     *,
     group_size: int = 1,
     scheduler: str | None = None,
-    progress: Progress | None = None,
-    cancel: CancelCheck | None = None,
-    log: Log | None = None,
+    callbacks: Callbacks,
 ) -> None:
-    """Call ``fit(group_of_jobs)`` over all jobs and ``done(result)`` here as each result arrives.
+    """Call ``fit(group_of_jobs, callbacks)`` over all jobs and ``done(result)`` here as each result arrives.
 
     Here, jobs go to ``fit`` ``group_size`` at a time (fitted together where it
     can), with per-step progress, the cancel check and the log. On Dask each job
@@ -53,38 +51,29 @@ def run_tiles(
     if not scheduler:
         groups = [list(jobs[i : i + group_size]) for i in range(0, len(jobs), max(1, group_size))]
         for index, group in enumerate(groups):
-            for result in fit(group, share_progress(progress, index, len(groups)), cancel, log):
+            for result in fit(group, callbacks.part(index, len(groups))):
                 done(result)
         return
-    with _client(scheduler, log) as client:
-        pending = client.map(partial(_fit_one, fit), list(jobs), pure=False)
-        finished = 0
+    from dask.distributed import wait
+
+    with _client(scheduler, callbacks) as client:
+        pending = set(client.map(partial(_fit_one, fit), list(jobs), pure=False))
         while pending:
-            if cancel is not None and cancel():
-                client.cancel(pending)
+            if callbacks.cancel is not None and callbacks.cancel():
+                client.cancel(list(pending))
                 raise Cancelled("cancelled by the user")
-            ready = [future for future in pending if future.done()]
-            if not ready:
-                time.sleep(_POLL_SECONDS)
+            try:
+                ready, pending = wait(pending, timeout=_CANCEL_CHECK_SECONDS, return_when="FIRST_COMPLETED")
+            except (TimeoutError, asyncio.TimeoutError):
                 continue
             for future in ready:
-                pending.remove(future)
                 done(future.result())
-                finished += 1
-                if progress is not None:
-                    progress(finished, len(jobs))
+            callbacks.report(len(jobs) - len(pending), len(jobs))
 
 
 def _fit_one(fit: Callable[..., list[Any]], job: Any) -> Any:
     """One Dask task: the fit of one job."""
     return fit([job])[0]
-
-
-def share_progress(progress: Progress | None, index: int, count: int) -> Progress | None:
-    """Progress of part ``index`` of ``count`` equal parts (tiles, groups, members) as steps of the whole."""
-    if progress is None:
-        return None
-    return lambda step, total: progress(index * total + step, count * total)
 
 
 def _can_spawn_python() -> bool:
@@ -98,7 +87,7 @@ def _can_spawn_python() -> bool:
 
 
 @contextmanager
-def _client(scheduler: str, log: Log | None) -> Iterator[Any]:
+def _client(scheduler: str, callbacks: Callbacks) -> Iterator[Any]:
     """A Dask client on a local cluster made for the run, or on the scheduler at an address."""
     try:
         from dask.distributed import Client, LocalCluster
@@ -117,9 +106,8 @@ def _client(scheduler: str, log: Log | None) -> Iterator[Any]:
             raise InputError("a local Dask cluster needs at least one worker")
         threads = str(max(1, cores // workers))
         processes = _can_spawn_python()
-        if log:
-            kind = "processes" if processes else "threads"
-            log(f"starting a local Dask cluster of {workers} worker {kind}, {threads} torch thread(s) each")
+        kind = "processes" if processes else "threads"
+        callbacks.say(f"starting a local Dask cluster of {workers} worker {kind}, {threads} torch thread(s) each")
         env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         cluster = LocalCluster(
             n_workers=workers,
@@ -134,8 +122,7 @@ def _client(scheduler: str, log: Log | None) -> Iterator[Any]:
         finally:
             cluster.close()
         return
-    if log:
-        log(f"sending the tiles to the Dask scheduler at {scheduler}")
+    callbacks.say(f"sending the tiles to the Dask scheduler at {scheduler}")
     try:
         client = Client(scheduler, timeout="5s")
     except (OSError, TimeoutError, ValueError) as exc:

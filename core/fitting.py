@@ -1,40 +1,73 @@
-"""Fitting one MCPN (or Stacked) network to one sample, with the stopping rules.
+"""The fitting loop: one network per sample, for one sample or several fitted together.
 
-Everything here works on normalised tensors; :mod:`core.api` prepares them
-from user arrays and converts the result back.
+Everything here works on normalised tensors; :mod:`core.sample` prepares them.
+Several samples of one shape are fitted in one vectorised loop
+(``torch.func.vmap``): every sample has its own weights, Adam state, batch
+statistics and stopping rule, and gets the fit it would get alone (up to
+floating-point order). On a GPU one step of N small networks costs little more
+than one; on a CPU it costs about N steps.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
-from .errors import Cancelled, InputError
+from .config import Settings
+from .degradation import Degradation
+from .errors import Cancelled
 from .networks import MCPN, Outputs
 from .patch_consistency import PatchConsistency
-from .stopping import STOPPING_RULES, StoppingRule
+from .stopping import StoppingRule
 
-INPUT_KINDS = ("noise", "meshgrid")
-PRECISIONS = ("fp32", "bf16", "fp16")
-MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
-LR_SCHEDULES = ("constant", "cosine")
+__all__ = ["Callbacks", "Fit", "OutputAverage", "Problem", "TracePoint", "fit", "masked_mse"]
+
 NOISE_CHANNELS = 32
-# Default Adam learning rate of each variant (see benchmarks/results/learning_rates.md).
-DEFAULT_LEARNING_RATES = {"emergent": 8e-3, "direct": 8e-3, "stacked": 8e-3}
-
 _GLOBAL_SEED = threading.Lock()
 
-Progress = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
-Log = Callable[[str], None]
+
+@dataclass
+class Callbacks:
+    """How a run reports progress and log lines and learns that it is cancelled (each optional)."""
+
+    progress: Callable[[int, int], None] | None = None
+    cancel: Callable[[], bool] | None = None
+    log: Callable[[str], None] | None = None
+
+    def say(self, message: str) -> None:
+        if self.log is not None:
+            self.log(message)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("cancelled by the user")
+
+    def report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def part(self, index: int, count: int, length: int = 1) -> Callbacks:
+        """The callbacks of parts ``index`` to ``index + length`` of ``count`` equal parts (tiles, members).
+
+        A part's progress ``(step, total)`` becomes steps of the whole, ``total`` steps a part.
+        """
+        if self.progress is None:
+            return self
+        progress = self.progress
+        return Callbacks(
+            lambda step, total: progress(index * total + length * step, count * total), self.cancel, self.log
+        )
 
 
 @dataclass
@@ -42,74 +75,27 @@ class Problem:
     """Normalised tensors of one sample (batch dimension 1)."""
 
     target: torch.Tensor  # (1, B, h, w); zero where unknown
-    target_known: torch.Tensor  # (1, B, h, w); 1 = known pixel
+    target_known: torch.Tensor  # (1, B, h, w); 1 = known pixel the loss uses
     guides: list[torch.Tensor]  # (1, Bg, H, W); zero where invalid
     guide_valid: list[torch.Tensor]  # (1, Bg, H, W); 1 = valid pixel
     shape: tuple[int, int]  # (H, W) of the output grid
+    anchor: torch.Tensor | None = None  # (1, B, H, W): the instant estimate the network corrects
+    holdout: torch.Tensor | None = None  # (1, B, h, w); 1 = known pixel hidden from the loss to score steps
+    degradation: Degradation | None = None  # super-resolution: the output grid to the target's
 
     @property
     def super_resolution(self) -> bool:
-        return tuple(self.target.shape[-2:]) != self.shape
+        return self.degradation is not None
 
-
-@dataclass
-class Settings:
-    """How to fit; every field has a sensible default."""
-
-    method: str = "emergent"
-    steps: int = 4000
-    learning_rate: float | None = None
-    core_channels: int = 8
-    up_kernel: int = 3  # kernel of the core network's up-sampling convolutions (5 in the reference Stacked code)
-    stopping: str = "fixed"
-    check_every: int = 50
-    patience: int = 1000
-    input_kind: str = "noise"
-    reg_noise: float = 0.0
-    precision: str = "fp32"
-    memory_format: str = "channels_last"  # NHWC: faster convolutions on CPU (benchmarks/speed.py)
-    compile: bool = False  # torch.compile the networks; fitted eagerly, with a note, if compiling fails
-    lr_schedule: str = "constant"  # or "cosine": decay from the learning rate to 0 over ``steps``
-    coarse_steps: int = 0  # inpainting: steps on the sample averaged 2 x 2, before ``steps`` at full resolution
-    output_average: float = 0.99  # decay of the moving average of the output kept (0 = the last step's output)
-    seed: int = 0
-    target_weight: float = 1.0
-    guide_weight: float = 1.0
-    cycle_weight: float = 1.0
-    record_every: int = 0
-
-    def validate(self) -> None:
-        """Raise :class:`InputError` on a value out of range."""
-        if self.method not in DEFAULT_LEARNING_RATES:
-            raise InputError(f"unknown method {self.method!r}; expected one of {', '.join(DEFAULT_LEARNING_RATES)}")
-        if self.stopping not in STOPPING_RULES:
-            raise InputError(f"unknown stopping rule {self.stopping!r}; expected one of {', '.join(STOPPING_RULES)}")
-        if self.input_kind not in INPUT_KINDS:
-            raise InputError(f"unknown input kind {self.input_kind!r}; expected one of {', '.join(INPUT_KINDS)}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
-        if self.memory_format not in MEMORY_FORMATS:
-            formats = ", ".join(MEMORY_FORMATS)
-            raise InputError(f"unknown memory format {self.memory_format!r}; expected one of {formats}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            schedules = ", ".join(LR_SCHEDULES)
-            raise InputError(f"unknown learning-rate schedule {self.lr_schedule!r}; expected one of {schedules}")
-        if not 0 <= self.output_average < 1:
-            raise InputError("the output-averaging decay must be at least 0 and below 1")
-        if self.coarse_steps < 0:
-            raise InputError("the number of coarse steps cannot be negative")
-        if self.steps < 1 or self.check_every < 1 or self.patience < 1:
-            raise InputError("steps, check_every and patience must be at least 1")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise InputError("the learning rate must be positive")
-        if self.core_channels < 1:
-            raise InputError("the core signal needs at least one channel")
-        if self.up_kernel not in (1, 3, 5):  # 7 and more: reflection padding wider than the deepest level
-            raise InputError("the up-sampling kernel size must be 1, 3 or 5")
-
-    @property
-    def lr(self) -> float:
-        return self.learning_rate or DEFAULT_LEARNING_RATES[self.method]
+    def signature(self) -> tuple:
+        """What samples fitted together must share."""
+        return (
+            tuple(self.target.shape),
+            self.shape,
+            tuple(tuple(g.shape) for g in self.guides),
+            self.anchor is not None,
+            self.holdout is not None,
+        )
 
 
 @dataclass
@@ -119,16 +105,28 @@ class TracePoint:
     step: int
     loss: float
     known_rmse: float
+    holdout_rmse: float | None = None
     patch_consistency: float | None = None
+
+
+@dataclass
+class Fit:
+    """Output of the kept step, normalised, on the output grid ``(B, H, W)``."""
+
+    output: np.ndarray
+    chosen_step: int
+    trace: list[TracePoint]
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 class OutputAverage:
     """Exponential moving average of the network's output over the steps (Deep Image Prior's smoothing).
 
-    The fit's output wanders from step to step around what the network has
-    learnt; the average keeps the learnt part. Its window, ``1 / (1 - decay)``
-    steps, is at most a tenth of the steps so far, so that the first, poor
-    outputs weigh nothing in a short fit. ``decay`` 0 keeps the last output.
+    Its window, ``1 / (1 - decay)`` steps, is at most a tenth of the steps so
+    far, so that the first, poor outputs weigh nothing in a short fit. ``decay``
+    0 keeps the last output.
     """
 
     def __init__(self, decay: float) -> None:
@@ -150,47 +148,6 @@ class OutputAverage:
         return self.value
 
 
-@dataclass
-class Fit:
-    """Output of the chosen step, normalised, on the output grid ``(B, H, W)``."""
-
-    output: np.ndarray
-    chosen_step: int
-    trace: list[TracePoint]
-    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-@dataclass
-class _Level:
-    """The tensors one resolution of the fit works on (on the network's working grid)."""
-
-    z: torch.Tensor
-    target: torch.Tensor
-    known: torch.Tensor
-    guides: list[torch.Tensor]
-    valid: list[torch.Tensor]
-
-    def coarse(self, minimum: int, memory_format: torch.memory_format) -> _Level:
-        """The level averaged 2 x 2 (at least ``minimum`` px): known where all four pixels are; ``z`` subsampled."""
-
-        def halve(values: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            full = (F.avg_pool2d(weight, 2) > 0.999).to(values.dtype)
-            return F.avg_pool2d(values, 2) * full, full
-
-        size = tuple(max(n // 2, minimum) for n in self.z.shape[-2:])
-        target, known = halve(self.target, self.known)
-        halves = [halve(g, v) for g, v in zip(self.guides, self.valid)]
-        return _Level(
-            _pad_to(self.z[..., ::2, ::2], size).contiguous(memory_format=memory_format),
-            _pad_to(target, size),
-            _pad_to(known, size),
-            [_pad_to(g, size) for g, _ in halves],
-            [_pad_to(v, size) for _, v in halves],
-        )
-
-
 def network_input(kind: str, channels: int, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     """Fixed network input: uniform noise in [0, 0.1) or a 2-channel [0, 1] coordinate grid."""
     if kind == "noise":
@@ -200,9 +157,10 @@ def network_input(kind: str, channels: int, size: tuple[int, int], generator: to
 
 
 def masked_mse(pred: torch.Tensor, ref: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the pixels where ``weight`` is 1."""
+    """Per-sample mean squared error over the pixels where ``weight`` is 1: ``(N, ...)`` tensors to ``(N,)``."""
     weight = weight.expand_as(pred)
-    return ((pred - ref).square() * weight).sum() / weight.sum().clamp_min(1.0)
+    dims = tuple(range(1, pred.dim()))
+    return ((pred - ref).square() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)
 
 
 def build_model(problem: Problem, settings: Settings) -> MCPN:
@@ -210,7 +168,7 @@ def build_model(problem: Problem, settings: Settings) -> MCPN:
     channels = NOISE_CHANNELS if settings.input_kind == "noise" else 2
     with _GLOBAL_SEED:  # layers initialise from torch's global generator, shared by threads fitting at once
         torch.manual_seed(settings.seed)
-        return MCPN(
+        model = MCPN(
             channels,
             problem.target.shape[1],
             [g.shape[1] for g in problem.guides],
@@ -218,25 +176,51 @@ def build_model(problem: Problem, settings: Settings) -> MCPN:
             settings.core_channels,
             settings.up_kernel,
         )
+    if problem.anchor is not None:
+        model.start_from_anchor()
+    return model
 
 
-def make_optimiser(
-    parameters: Iterable[torch.Tensor], settings: Settings, device: torch.device
-) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LRScheduler | None]:
-    """Adam at the settings' learning rate, and the learning-rate schedule (None for a constant rate).
+class _Networks:
+    """One network per sample, called on the shared input: outputs with a leading sample axis ``(N, 1, ...)``."""
 
-    The fused Adam kernel updates all parameters in one pass: 3-4x faster than the
-    per-tensor loop on CPU (6-12 -> 2-3 ms per step, ``benchmarks/speed.py --adam``).
-    """
-    optimiser = torch.optim.Adam(parameters, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
-    if settings.lr_schedule == "cosine":
-        return optimiser, torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps)
-    return optimiser, None
+    def __init__(self, models: list[MCPN], device: torch.device, memory_format: torch.memory_format) -> None:
+        if len(models) == 1:
+            self.module = models[0].to(device=device, memory_format=memory_format).train()
+            self.weights = list(self.module.parameters())
+            return
+        self.module = None
+        for model in models:  # batch statistics of each sample only, as in training mode alone
+            for layer in model.modules():
+                if isinstance(layer, nn.BatchNorm2d):
+                    layer.track_running_stats = False
+                    layer.running_mean = layer.running_var = layer.num_batches_tracked = None
+        params, buffers = stack_module_state([m.train() for m in models])
+        self.params = {name: value.to(device).detach().requires_grad_() for name, value in params.items()}
+        self.buffers = {name: value.to(device) for name, value in buffers.items()}
+        self.weights = list(self.params.values())
+        template = copy.deepcopy(models[0]).to("meta")
 
+        def one(weights: dict, state: dict, z: torch.Tensor, anchor: torch.Tensor | None) -> tuple:
+            out = functional_call(template, (weights, state), (z, anchor))
+            core = out.core if out.core is not None else out.target  # Stacked has no core (and no cycles)
+            return out.target, tuple(out.guides), core, tuple(out.cycles or ())
 
-def downsample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bilinear resampling to ``size`` (any, non-integer, factor)."""
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+        self.one = one
+
+    def __call__(self, z: torch.Tensor, anchor: torch.Tensor | None) -> Outputs:
+        if self.module is not None:
+            out = self.module(z, None if anchor is None else anchor[0])
+            add = lambda t: t[None]  # noqa: E731
+            return Outputs(
+                add(out.target),
+                [add(g) for g in out.guides],
+                None if out.core is None else add(out.core),
+                None if out.cycles is None else [add(c) for c in out.cycles],
+            )
+        batched = vmap(self.one, in_dims=(0, 0, None, None if anchor is None else 0))
+        target, guides, core, cycles = batched(self.params, self.buffers, z, anchor)
+        return Outputs(target, list(guides), core, list(cycles) or None)
 
 
 def _pad_to(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -244,147 +228,155 @@ def _pad_to(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dtype = torch.bfloat16 if precision == "bf16" else None
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def _compiled(
-    model: MCPN, losses: Callable[..., tuple[torch.Tensor, ...]], notes: list[str]
-) -> Callable[[torch.Tensor], Outputs]:
-    """``torch.compile`` of ``model``, tried on one forward and backward pass; ``model`` itself if that fails."""
-    compiled = torch.compile(model)
-    try:
-        losses(compiled)[0].backward()
-    except Exception as error:  # a compiler fails in many ways: no C++ compiler, an unsupported operator, ...
-        reason = (str(error).strip().splitlines() or [""])[0][:200]
-        notes.append(f"torch.compile failed ({type(error).__name__}: {reason}); fitted without compilation")
-        return model
-    finally:
-        model.zero_grad(set_to_none=True)
-    return compiled
+class _Stacked:
+    """The samples' tensors stacked on a leading sample axis, on the device and the network's working grid."""
+
+    def __init__(self, problems: Sequence[Problem], working: tuple[int, int], device: torch.device) -> None:
+        first = problems[0]
+
+        def stack(tensors: Sequence[torch.Tensor], pad: bool = True) -> torch.Tensor:
+            return torch.stack([_pad_to(t, working) if pad else t for t in tensors]).to(device)
+
+        full_grid = not first.super_resolution
+        self.target = stack([p.target for p in problems], full_grid)
+        self.known = stack([p.target_known for p in problems], full_grid)
+        self.holdout = stack([p.holdout for p in problems], full_grid) if first.holdout is not None else None
+        self.anchor = stack([p.anchor for p in problems]) if first.anchor is not None else None
+        self.guides = [stack([p.guides[i] for p in problems]) for i in range(len(first.guides))]
+        self.valid = [stack([p.guide_valid[i] for p in problems]) for i in range(len(first.guides))]
+        self.degradation = first.degradation.to(device) if first.degradation is not None else None
+        self.height, self.width = first.shape
+
+    def low(self, output: torch.Tensor) -> torch.Tensor:
+        """The output on the target's grid: degraded for super-resolution, as it is for inpainting."""
+        if self.degradation is None:
+            return output
+        return self.degradation(output[..., : self.height, : self.width])
+
+    def final(self, output: torch.Tensor, index: int, anchored: bool) -> np.ndarray:
+        """Sample ``index``'s output ``(1, B, ...)`` on the output grid; anchored super-resolution matches its input."""
+        image = output[..., : self.height, : self.width].float()
+        if anchored and self.degradation is not None:
+            known = self.known[index] + (self.holdout[index] if self.holdout is not None else 0)
+            image = self.degradation.project(image, self.target[index], known)
+        return image[0].cpu().numpy().copy()  # the average is updated in place later
 
 
 def fit(
-    problem: Problem,
-    settings: Settings,
-    device: torch.device,
-    progress: Progress | None = None,
-    cancel: CancelCheck | None = None,
-    log: Log | None = None,
-) -> Fit:
-    """Fit a network to ``problem`` and return the output of the step the stopping rule chose."""
-    settings.validate()
+    problems: Sequence[Problem], settings: Settings, device: torch.device, callbacks: Callbacks | None = None
+) -> list[Fit]:
+    """Fit one network per problem (all of one :meth:`Problem.signature`) and return each kept output."""
+    callbacks = callbacks or Callbacks()
     started = time.perf_counter()
+    if any(p.signature() != problems[0].signature() for p in problems):
+        raise ValueError("samples fitted together must have the same shapes")
+    models = [build_model(p, settings) for p in problems]
+    memory_format = getattr(torch, settings.memory_format.replace("contiguous", "contiguous_format"))
+    networks = _Networks(models, device, memory_format)
+    height, width = problems[0].shape
+    working = (max(height, models[0].min_size), max(width, models[0].min_size))
     generator = torch.Generator().manual_seed(settings.seed)
-    # The input noise's own generator (another stream than z's): reproducible when tiles fit in threads.
-    noise = torch.Generator(device=device).manual_seed(settings.seed + 1) if settings.reg_noise else None
-    model = build_model(problem, settings)
-    channels = model.core.in_channels
-    # Reflection padding needs at least 2 pixels at the deepest level: pad small grids.
-    height, width = problem.shape
-    working = (max(height, model.min_size), max(width, model.min_size))
-    memory_format = MEMORY_FORMATS[settings.memory_format]
-    model.to(device=device, memory_format=memory_format).train()
-    z = network_input(settings.input_kind, channels, working, generator).to(device)
-    z = z.contiguous(memory_format=memory_format)
-    target = problem.target.to(device)
-    known = problem.target_known.to(device)
-    if not problem.super_resolution:
-        target, known = _pad_to(target, working), _pad_to(known, working)
-    full = _Level(
-        z,
-        target,
-        known,
-        [_pad_to(g, working).to(device) for g in problem.guides],
-        [_pad_to(v, working).to(device) for v in problem.guide_valid],
-    )
-    low_res_size = tuple(problem.target.shape[-2:])
-    if settings.coarse_steps and problem.super_resolution:
-        raise InputError("coarse-to-fine fitting is for inpainting; set coarse_steps to 0 for super-resolution")
-
-    def target_error(output: torch.Tensor, level: _Level = full) -> torch.Tensor:
-        """Masked MSE of a target output against the known target pixels (after downsampling, for SR)."""
-        if problem.super_resolution:
-            return masked_mse(downsample(output[..., :height, :width], low_res_size), level.target, level.known)
-        return masked_mse(output, level.target, level.known)
-
-    def losses(
-        forward: Callable[[torch.Tensor], Outputs], level: _Level = full
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Total loss, target loss and target output of one forward pass."""
-        z = level.z
-        if noise is not None:
-            z = z + settings.reg_noise * torch.randn(z.shape, generator=noise, device=z.device, dtype=z.dtype)
-        with _autocast(device, settings.precision):
-            out = forward(z)
-        output = out.target.float()
-        target_loss = target_error(output, level)
-        loss = settings.target_weight * target_loss
-        for guide_out, guide, guide_valid in zip(out.guides, level.guides, level.valid):
-            loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, guide_valid)
-        for cycle in out.cycles or []:
-            loss = loss + settings.cycle_weight * F.mse_loss(cycle.float(), out.core.float())
-        return loss, target_loss, output
-
-    scorer = None
-    notes: list[str] = []
-    if settings.stopping == "patch_consistency":
-        if problem.super_resolution:
-            raise InputError("patch consistency needs a cloud mask; use fixed steps or known-region RMSE")
-        fill = 1.0 - problem.target_known.amin(dim=1, keepdim=True)
-        scorer = PatchConsistency(problem.target.to(device), fill.to(device))
-        notes.append(f"patch consistency features: {scorer.description}")
-        if not scorer.usable:
-            notes.append("the filled or known region is too small for patch consistency: the last step is kept")
-
-    forward = _compiled(model, losses, notes) if settings.compile else model
-    optimiser, schedule = make_optimiser(model.parameters(), settings, device)
-    trace: list[TracePoint] = []
-    snapshots: dict[int, np.ndarray] = {}
-    rule = StoppingRule(settings.stopping, settings.patience)
+    z = network_input(settings.input_kind, models[0].core.in_channels, working, generator)
+    z = z.to(device).contiguous(memory_format=memory_format)
+    data = _Stacked(problems, working, device)
+    checks = _Checks(problems, settings, data, device)
+    optimiser = torch.optim.Adam(networks.weights, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     average = OutputAverage(settings.output_average)
-    best = None
-    coarse = full.coarse(model.min_size, memory_format) if settings.coarse_steps else None
-    for _ in range(settings.coarse_steps):  # coarse-to-fine: the same network first learns the sample at half size
-        if cancel is not None and cancel():
-            raise Cancelled("cancelled by the user")
-        optimiser.zero_grad(set_to_none=True)
-        losses(forward, coarse)[0].backward()
-        optimiser.step()
+    if data.anchor is not None:
+        checks.record(0, data.anchor, torch.full((len(problems),), math.nan))
     for step in range(1, settings.steps + 1):
-        if cancel is not None and cancel():
-            raise Cancelled("cancelled by the user")
-        loss, target_loss, output = losses(forward)
+        callbacks.check_cancel()
+        with _autocast(device, settings.precision):
+            out = networks(z, data.anchor)
+        output = out.target.float()
+        loss = settings.target_weight * masked_mse(data.low(output), data.target, data.known)
+        for guide_out, guide, valid in zip(out.guides, data.guides, data.valid):
+            loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, valid)
+        for cycle in out.cycles or []:
+            loss = loss + settings.cycle_weight * masked_mse(cycle.float(), out.core.float(), torch.ones_like(cycle))
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         optimiser.step()
-        if schedule is not None:
-            schedule.step()
-
         kept = average.update(output)
-        current = kept[..., :height, :width].clone()
         if settings.record_every and step % settings.record_every == 0:
-            snapshots[step] = current[0].cpu().numpy()
-        if step % settings.check_every == 0 or step == settings.steps:
-            error = target_error(kept)  # the kept output: the average, or this step's
-            point = TracePoint(step, loss.item(), math.sqrt(error.item()))
+            checks.snapshot(step, kept)
+        if (step % settings.check_every == 0 or step == settings.steps) and checks.record(step, kept, loss.detach()):
+            break
+        callbacks.report(step, settings.steps)
+    callbacks.report(settings.steps, settings.steps)
+    seconds = (time.perf_counter() - started) / len(problems)
+    anchored = data.anchor is not None
+    return [
+        Fit(data.final(best, i, anchored), rule.best_step, trace, shots, notes, seconds)
+        for i, (best, rule, trace, shots, notes) in enumerate(
+            zip(checks.best, checks.rules, checks.traces, checks.snapshots, checks.notes)
+        )
+    ]
+
+
+class _Checks:
+    """The checked steps of every sample: trace, stopping rule, kept output and snapshots."""
+
+    def __init__(self, problems: Sequence[Problem], settings: Settings, data: _Stacked, device: torch.device) -> None:
+        self.settings, self.data = settings, data
+        count = len(problems)
+        self.rules = [StoppingRule(settings.stopping, settings.patience) for _ in problems]
+        self.traces: list[list[TracePoint]] = [[] for _ in problems]
+        self.snapshots: list[dict[int, np.ndarray]] = [{} for _ in problems]
+        self.notes: list[list[str]] = [[] for _ in problems]
+        self.best: list[torch.Tensor] = [torch.empty(0)] * count
+        self.stopped = [False] * count
+        self.scorers: list[PatchConsistency | None] = [None] * count
+        if settings.stopping == "patch_consistency" and not problems[0].super_resolution:
+            for index, problem in enumerate(problems):
+                known = problem.target_known + (problem.holdout if problem.holdout is not None else 0)
+                fill = 1.0 - known.amin(dim=1, keepdim=True)
+                scorer = PatchConsistency(problem.target.to(device), fill.to(device))
+                self.scorers[index] = scorer
+                self.notes[index].append(f"patch consistency features: {scorer.description}")
+                if not scorer.usable:
+                    self.notes[index].append(
+                        "the filled or known region is too small for patch consistency: the last step is kept"
+                    )
+        if settings.stopping == "validated" and data.holdout is None:
+            for notes in self.notes:
+                notes.append("no known pixel could be held out to validate the steps: the last step is kept")
+
+    def snapshot(self, step: int, kept: torch.Tensor) -> None:
+        for index, shots in enumerate(self.snapshots):
+            shots[step] = self.data.final(kept[index], index, self.data.anchor is not None)
+
+    def record(self, step: int, kept: torch.Tensor, loss: torch.Tensor) -> bool:
+        """Score the kept output of every sample at ``step``; True once every sample's rule says stop."""
+        data = self.data
+        low = data.low(kept)
+        known_rmse = masked_mse(low, data.target, data.known).sqrt()
+        holdout_rmse = masked_mse(low, data.target, data.holdout).sqrt() if data.holdout is not None else None
+        for index, rule in enumerate(self.rules):
+            if self.stopped[index]:
+                continue
+            point = TracePoint(step, float(loss[index]), float(known_rmse[index]))
+            if holdout_rmse is not None:
+                point.holdout_rmse = float(holdout_rmse[index])
+            scorer = self.scorers[index]
             if scorer is not None:
-                point.patch_consistency = scorer(current)
-            trace.append(point)
-            score = point.patch_consistency if settings.stopping == "patch_consistency" else point.known_rmse
-            if rule.update(step, score):
-                best = current
-            elif rule.should_stop(step):
-                if log:
-                    log(f"no improvement for {step - rule.best_step} steps: stopped at step {step}")
-                break
-        if progress is not None:
-            progress(step, settings.steps)
-    return Fit(
-        output=best[0].float().cpu().numpy(),
-        chosen_step=rule.best_step,
-        trace=trace,
-        snapshots=snapshots,
-        notes=notes,
-        seconds=time.perf_counter() - started,
-    )
+                point.patch_consistency = scorer(kept[index, ..., : data.height, : data.width])
+            self.traces[index].append(point)
+            if rule.update(step, self._score(point)):
+                self.best[index] = kept[index].clone()
+            self.stopped[index] = rule.should_stop(step)
+        return all(self.stopped)
+
+    def _score(self, point: TracePoint) -> float | None:
+        rule = self.settings.stopping
+        if rule == "known_rmse":
+            return point.known_rmse
+        if rule == "patch_consistency":
+            return point.patch_consistency
+        if rule == "validated":
+            return point.holdout_rmse
+        return None

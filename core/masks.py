@@ -3,16 +3,24 @@
 A mask raster is turned into ``True`` = cloud/missing with either a list of
 values meaning cloud (e.g. ``"1"`` for a binary mask or ``"3,8,9,10"`` for the
 Sentinel-2 scene classification layer; ranges such as ``"8-10"`` are allowed)
-or a threshold (cloud probability rasters: ``value >= threshold``).
+or a threshold (cloud probability rasters: ``value >= threshold``); a
+:class:`CloudMask` (raster and/or polygons) is read window by window on the
+working grid as a :class:`MaskLayer`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy import ndimage
+from skimage.morphology import disk
 
 from .errors import InputError
+from .rasters import read_decimated, read_window
+from .tiling import Window
 
-__all__ = ["MaskError", "parse_mask_values", "mask_from_values", "mask_from_threshold", "dilate", "summary"]
+__all__ = ["CloudMask", "MaskError", "MaskLayer", "dilate", "mask_from_values", "parse_mask_values"]
 
 
 class MaskError(InputError):
@@ -85,11 +93,6 @@ def mask_from_values(mask_data: np.ndarray, values: str | list[tuple[float, floa
     return out
 
 
-def mask_from_threshold(mask_data: np.ndarray, threshold: float) -> np.ndarray:
-    """Boolean (H, W) mask, True where the value is >= threshold (cloud probability rasters)."""
-    return mask_from_values(mask_data, [(float(threshold), np.inf)])
-
-
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     """Grow a boolean mask by ``pixels`` (disk-shaped structuring element); 0 returns a copy."""
     mask = np.asarray(mask, dtype=bool)
@@ -98,19 +101,54 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
         raise MaskError("The mask dilation must be zero or a positive number of pixels.")
     if pixels == 0 or not mask.any():
         return mask.copy()
-    height, width = mask.shape
-    padded = np.pad(mask, pixels, mode="constant", constant_values=False)
-    out = np.zeros_like(mask)
-    for dy in range(-pixels, pixels + 1):
-        for dx in range(-pixels, pixels + 1):
-            if dy * dy + dx * dx > pixels * pixels:
-                continue
-            out |= padded[pixels + dy : pixels + dy + height, pixels + dx : pixels + dx + width]
-    return out
+    return ndimage.binary_dilation(mask, structure=disk(pixels))
 
 
-def summary(mask: np.ndarray) -> str:
-    """A short human-readable description of a mask's cloud cover."""
-    mask = np.asarray(mask, dtype=bool)
-    n = int(mask.sum())
-    return f"{n} of {mask.size} pixels masked ({100.0 * n / max(mask.size, 1):.1f} %)"
+@dataclass(frozen=True)
+class CloudMask:
+    """Which pixels are missing: values of a mask raster and/or polygons, grown by ``dilation`` px."""
+
+    raster: str | None = None  # any grid; resampled with nearest neighbour
+    values: str = "1"  # values meaning cloud: "1", "3,8,9,10", "8-10", ">=40"
+    polygons: str | None = None  # a vector file (any CRS) whose polygons are cloud
+    dilation: int = 0
+
+
+@dataclass(frozen=True)
+class MaskLayer:
+    """A :class:`CloudMask` on the working grid, read window by window."""
+
+    raster: str | None
+    ranges: tuple[tuple[float, float], ...]
+    polygons: str | None  # Byte raster on the grid, 1 = cloud
+    dilation: int
+    height: int
+    width: int
+
+    def _evaluate(self, mask_values: np.ndarray | None, polygons: np.ndarray | None) -> np.ndarray:
+        """Cloud pixels from the mask raster's values and the burnt polygons (at least one is given)."""
+        cloud = mask_from_values(mask_values, list(self.ranges)) if mask_values is not None else False
+        return cloud | (polygons[0] > 0) if polygons is not None else cloud
+
+    def read(self, window: Window) -> np.ndarray:
+        """Cloud pixels (True) of a window, dilation included (read with a halo)."""
+        d = self.dilation
+        top, left = max(0, window.row - d), max(0, window.col - d)
+        bottom = min(self.height, window.row + window.height + d)
+        right = min(self.width, window.col + window.width + d)
+        halo = Window(top, left, bottom - top, right - left)
+        cloud = self._evaluate(
+            read_window(self.raster, halo) if self.raster else None,
+            read_window(self.polygons, halo) if self.polygons else None,
+        )
+        cloud = dilate(cloud, d)
+        return cloud[
+            window.row - top : window.row - top + window.height, window.col - left : window.col - left + window.width
+        ]
+
+    def read_decimated(self, max_side: int = 1024) -> np.ndarray:
+        """Cloud pixels of the whole grid subsampled like :func:`core.rasters.read_decimated` (no dilation)."""
+        return self._evaluate(
+            read_decimated(self.raster, max_side) if self.raster else None,
+            read_decimated(self.polygons, max_side) if self.polygons else None,
+        )

@@ -16,7 +16,6 @@ from torch import nn
 CORE_CHANNELS_DOWN = (16, 32, 64, 128, 128, 128)
 CORE_CHANNELS_SKIP = (4, 4, 4, 4, 4, 4)
 HEAD_CHANNELS = (32, 32)
-VARIANTS = ("emergent", "direct", "stacked")
 
 
 def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> list[nn.Module]:
@@ -150,6 +149,8 @@ class Outputs:
 class MCPN(nn.Module):
     """Multi-modal Convolutional Parameterisation Network, or the Stacked baseline.
 
+    ``method`` is one of :data:`core.config.METHODS`:
+
     - ``emergent``: the core network outputs a learned ``core_channels`` signal;
       one head per domain (target first, then guides) maps it to that domain,
       one cycle head per domain maps the domain back to the core signal.
@@ -167,21 +168,19 @@ class MCPN(nn.Module):
         input_channels: int,
         target_bands: int,
         guide_bands: Sequence[int],
-        variant: str = "emergent",
+        method: str = "emergent",
         core_channels: int = 8,
         up_kernel: int = 3,
     ) -> None:
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
-        self.variant = variant
+        self.method = method
         self.target_bands = target_bands
         self.guide_bands = list(guide_bands)
-        if variant == "stacked":
+        if method == "stacked":
             self.core = SkipNetwork(input_channels, target_bands + sum(self.guide_bands), kernel_up=up_kernel)
             self.heads = self.cycle_heads = nn.ModuleList()
             return
-        if variant == "emergent":
+        if method == "emergent":
             core_out, head_stride, domains = core_channels, 2, [target_bands, *self.guide_bands]
         else:
             core_out, head_stride, domains = target_bands, 1, self.guide_bands
@@ -194,13 +193,29 @@ class MCPN(nn.Module):
         """The smallest working-grid height and width (see :attr:`SkipNetwork.min_size`)."""
         return self.core.min_size
 
-    def forward(self, z: torch.Tensor) -> Outputs:
+    def start_from_anchor(self) -> None:
+        """Zero the convolution that makes the target, so that the first output is the anchor itself.
+
+        With an anchor the network learns a correction of it (see :meth:`forward`);
+        the zeroed layer receives gradients at once and the others from the second step.
+        """
+        last = self.heads[0].head if self.method == "emergent" else self.core.head
+        with torch.no_grad():
+            last.weight[: self.target_bands].zero_()
+            last.bias[: self.target_bands].zero_()
+
+    def forward(self, z: torch.Tensor, anchor: torch.Tensor | None = None) -> Outputs:
+        """All domains from the input ``z``; with an ``anchor``, the target is the anchor plus the network's part."""
         core = self.core(z)
-        if self.variant == "stacked":
+        if self.method == "stacked":
             parts = torch.split(core, [self.target_bands, *self.guide_bands], dim=1)
-            return Outputs(target=parts[0], guides=list(parts[1:]))
+            target = parts[0] if anchor is None else parts[0] + anchor
+            return Outputs(target=target, guides=list(parts[1:]))
+        if self.method == "direct" and anchor is not None:
+            core = core + anchor
         domains = [head(core) for head in self.heads]
         cycles = [cycle(domain) for cycle, domain in zip(self.cycle_heads, domains)]
-        if self.variant == "emergent":
-            return Outputs(target=domains[0], guides=domains[1:], core=core, cycles=cycles)
+        if self.method == "emergent":
+            target = domains[0] if anchor is None else domains[0] + anchor
+            return Outputs(target=target, guides=domains[1:], core=core, cycles=cycles)
         return Outputs(target=core, guides=domains, core=core, cycles=cycles)

@@ -14,8 +14,7 @@ import math
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from osgeo import gdal, osr
@@ -26,10 +25,7 @@ from .tiling import Window
 
 __all__ = [
     "Grid",
-    "Raster",
     "RasterError",
-    "WriteCancelled",
-    "read_raster",
     "read_window",
     "read_decimated",
     "aligned_path",
@@ -39,17 +35,12 @@ __all__ = [
     "overlaps",
     "rasterise",
     "to_dtype",
-    "write_raster",
     "writer_profile",
 ]
 
 
 class RasterError(InputError):
     """A raster cannot be read, aligned or written; the message is for the end user."""
-
-
-class WriteCancelled(Exception):
-    """Raised by :func:`write_raster` when its cancel callback turns true (nothing is left on disk)."""
 
 
 _INTEGER_TYPES = {
@@ -90,26 +81,6 @@ class Grid:
         if any(abs(a - b) > tolerance * scale for a, b in zip(self.geotransform, other.geotransform)):
             return False
         return _same_crs(self.crs_wkt, other.crs_wkt)
-
-
-@dataclass
-class Raster:
-    """A raster read into memory: data is float64 (bands, H, W) with NaN for nodata."""
-
-    path: str
-    data: np.ndarray
-    grid: Grid
-    gdal_type: int
-    nodata: list[float | None]
-    descriptions: list[str] = field(default_factory=list)
-
-    @property
-    def bands(self) -> int:
-        return int(self.data.shape[0])
-
-    @property
-    def name(self) -> str:
-        return os.path.splitext(os.path.basename(self.path))[0]
 
 
 def _same_crs(wkt_a: str, wkt_b: str) -> bool:
@@ -162,32 +133,6 @@ def writer_profile(path: str) -> tuple[int, dict]:
         "nodata": [b.GetNoDataValue() for b in bands],
         "descriptions": [b.GetDescription() or "" for b in bands],
     }
-
-
-def _dataset_to_raster(ds: gdal.Dataset, path: str) -> Raster:
-    grid = grid_of(ds)
-    data = np.empty((ds.RasterCount, ds.RasterYSize, ds.RasterXSize), dtype=np.float64)
-    nodata: list[float | None] = []
-    descriptions: list[str] = []
-    for i in range(ds.RasterCount):
-        band = ds.GetRasterBand(i + 1)
-        nd = band.GetNoDataValue()
-        data[i] = band.ReadAsArray()
-        _nodata_to_nan(data[i], nd)
-        nodata.append(nd)
-        descriptions.append(band.GetDescription() or "")
-    gdal_type = ds.GetRasterBand(1).DataType
-    return Raster(str(path), data, grid, gdal_type, nodata, descriptions)
-
-
-@gdal_exceptions()
-def read_raster(path: str) -> Raster:
-    """Read every band of a raster as float64 with NaN where the band's nodata value is."""
-    ds = _open(path)
-    try:
-        return _dataset_to_raster(ds, path)
-    finally:
-        ds = None
 
 
 def overlaps(a: Grid, b: Grid) -> bool:
@@ -437,39 +382,6 @@ class RasterWriter:
             self.ds = None
             _remove_quietly(self.tmp)
             _remove_quietly(self.tmp + ".aux.xml")
-
-
-@gdal_exceptions()
-def write_raster(
-    path: str,
-    data: np.ndarray,
-    grid: Grid,
-    gdal_type: int = gdal.GDT_Float32,
-    nodata: Sequence[float | None] | float | None = None,
-    descriptions: Sequence[str] | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> str:
-    """Write (bands, H, W) or (H, W) data as a GeoTIFF, atomically (see :class:`RasterWriter`).
-
-    When ``cancel()`` turns true, :class:`WriteCancelled` is raised and nothing is left on disk.
-    """
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3:
-        raise RasterError("Raster data must be shaped (bands, height, width).")
-    bands, height, width = data.shape
-    if (height, width) != (grid.height, grid.width):
-        raise RasterError(f"Data is {width}x{height} px but the grid is {grid.width}x{grid.height} px.")
-    with RasterWriter(path, grid, bands, gdal_type, nodata, descriptions) as writer:
-        for i in range(bands):
-            if cancel is not None and cancel():
-                raise WriteCancelled()
-            band = writer.ds.GetRasterBand(i + 1)
-            band.WriteArray(to_dtype(data[i], gdal_type, writer.nodata[i]))
-        if cancel is not None and cancel():
-            raise WriteCancelled()
-        return writer.commit()
 
 
 def _remove_quietly(path: str) -> None:

@@ -1,4 +1,4 @@
-"""One sample ready for fitting: every domain normalised, and the fit with its GPU-memory fallback."""
+"""One sample ready for fitting: every domain normalised, the held-out pixels and the anchor the network corrects."""
 
 from __future__ import annotations
 
@@ -8,23 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .classic import Anchor, as_bands, inpainting_anchor, super_resolution_anchor
+from .config import Settings
+from .degradation import Degradation
 from .errors import InputError
-from .fitting import CancelCheck, Fit, Log, Problem, Progress, Settings, fit
+from .fitting import Problem
 from .normalisation import BandScaling, to_decibels
+from .self_validation import holdout_mask
 
-__all__ = ["Sample", "as_bands", "domain_scalings", "fit_with_fallback", "guide_bands", "make_settings"]
-
-
-def as_bands(array: np.ndarray, name: str) -> np.ndarray:
-    """A real-valued ``(bands, H, W)`` float64 array from a 2-D or 3-D array, or an :class:`InputError`."""
-    array = np.asarray(array)
-    if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise InputError(f"the {name} must hold real numbers, not {array.dtype}")
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3 or 0 in array.shape:
-        raise InputError(f"the {name} must be a (bands, height, width) array, got shape {array.shape}")
-    return array.astype(np.float64)
+__all__ = ["Sample", "domain_scalings", "guide_bands"]
 
 
 def guide_bands(guides: Sequence[np.ndarray], shape: tuple[int, int]) -> list[np.ndarray]:
@@ -37,27 +29,17 @@ def guide_bands(guides: Sequence[np.ndarray], shape: tuple[int, int]) -> list[np
     return guides
 
 
-def make_settings(method: str, stopping: str, steps: int, seed: int, options: dict) -> Settings:
-    """Validated :class:`Settings` from the run's arguments and the further ``options`` (Settings fields)."""
-    unknown = set(options) - set(Settings.__dataclass_fields__)
-    if unknown:
-        raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    settings = Settings(method=method, stopping=stopping, steps=int(steps), seed=int(seed), **options)
-    settings.validate()
-    return settings
-
-
-def _guide_in_db(guide: np.ndarray, index: int, sar: Sequence[int]) -> np.ndarray:
-    return to_decibels(guide).astype(np.float64) if index in sar else guide
+def _guide_in_db(guide: np.ndarray, index: int, radar: Sequence[int]) -> np.ndarray:
+    return to_decibels(guide).astype(np.float64) if index in radar else guide
 
 
 def domain_scalings(
-    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], sar: Sequence[int] = ()
+    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], radar: Sequence[int] = ()
 ) -> list[BandScaling]:
     """Normalisation of the target (from its ``known`` pixels) and of each guide (from its valid pixels)."""
     scalings = [BandScaling.fit(target, known, "target")]
     for index, guide in enumerate(guides):
-        guide = _guide_in_db(guide, index, sar)
+        guide = _guide_in_db(guide, index, radar)
         scalings.append(BandScaling.fit(guide, np.isfinite(guide), f"guide {index + 1}"))
     return scalings
 
@@ -67,10 +49,13 @@ class Sample:
     """One sample with every domain normalised (NumPy, no batch dimension)."""
 
     target: np.ndarray  # (B, h, w) float32, zero where unknown
-    known: np.ndarray  # (B, h, w) bool
+    known: np.ndarray  # (B, h, w) bool: the pixels the loss uses
+    holdout: np.ndarray | None  # (B, h, w) bool: known pixels kept out of the loss to score the steps
     guides: list[np.ndarray]  # (Bg, H, W) float32, zero where invalid
     guide_valid: list[np.ndarray]  # (Bg, H, W) bool
     scaling: BandScaling  # of the target
+    anchor: Anchor | None  # normalised, on the output grid
+    degradation: Degradation | None  # super-resolution only
 
     @classmethod
     def prepare(
@@ -79,20 +64,44 @@ class Sample:
         known: np.ndarray,
         guides: Sequence[np.ndarray],
         shape: tuple[int, int],
-        sar: Sequence[int],
+        settings: Settings,
+        radar: Sequence[int] = (),
         scalings: Sequence[BandScaling] | None = None,
     ) -> Sample:
-        """Normalise ``target`` and ``guides`` (on the output grid ``shape``); ``scalings`` default to their own."""
+        """Normalise ``target`` and ``guides`` (on the output grid ``shape``), hold out pixels, compute the anchor.
+
+        ``scalings`` default to the sample's own; a target on a coarser grid
+        than ``shape`` is super-resolved.
+        """
         guides = guide_bands(guides, shape)
-        scalings = list(scalings) if scalings is not None else domain_scalings(target, known, guides, sar)
+        known = np.broadcast_to(known, target.shape) & np.isfinite(target)
+        scalings = list(scalings) if scalings is not None else domain_scalings(target, known, guides, radar)
         scaled, valids = [], []
         for index, (guide, scaling) in enumerate(zip(guides, scalings[1:])):
-            guide = _guide_in_db(guide, index, sar)
+            guide = _guide_in_db(guide, index, radar)
             valid = np.isfinite(guide)
             scaled.append(np.where(valid, scaling.apply(guide), 0).astype(np.float32))
             valids.append(valid)
-        target_scaled = np.where(known, scalings[0].apply(target), 0).astype(np.float32)
-        return cls(target_scaled, known, scaled, valids, scalings[0])
+        normalised = np.where(known, scalings[0].apply(target), 0).astype(np.float64)
+        degradation = None
+        if target.shape[1:] != tuple(shape):
+            if settings.stopping == "patch_consistency":
+                raise InputError("patch consistency needs a cloud mask; use another stopping rule for super-resolution")
+            degradation = Degradation(settings.degradation, shape, target.shape[1:])
+        holdout = None
+        if settings.stopping == "validated":
+            hidden = holdout_mask(~known.all(axis=0), settings.holdout, settings.seed)
+            holdout = None if hidden is None else hidden & known
+        fitted = known if holdout is None else known & ~holdout
+        anchor = None
+        if settings.anchor == "auto":
+            valid_guides = [np.where(v, g, np.nan) for g, v in zip(scaled, valids)]
+            if degradation is None:
+                anchor = inpainting_anchor(normalised, fitted, valid_guides, holdout)
+            else:
+                anchor = super_resolution_anchor(normalised, fitted, valid_guides, degradation)
+        target_scaled = np.where(known, normalised, 0).astype(np.float32)
+        return cls(target_scaled, fitted, holdout, scaled, valids, scalings[0], anchor, degradation)
 
     def problem(self) -> Problem:
         """The sample as tensors (batch dimension 1)."""
@@ -101,24 +110,21 @@ class Sample:
             return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)[None])
 
         guides = [tensor(g) for g in self.guides]
-        shape = tuple(guides[0].shape[-2:]) if guides else tuple(tensor(self.target).shape[-2:])
-        return Problem(tensor(self.target), tensor(self.known), guides, [tensor(v) for v in self.guide_valid], shape)
+        shape = self.degradation.high if self.degradation is not None else self.target.shape[1:]
+        return Problem(
+            tensor(self.target),
+            tensor(self.known),
+            guides,
+            [tensor(v) for v in self.guide_valid],
+            tuple(shape),
+            None if self.anchor is None else tensor(self.anchor.image),
+            None if self.holdout is None else tensor(self.holdout),
+            self.degradation,
+        )
 
-
-def fit_with_fallback(
-    problem: Problem,
-    settings: Settings,
-    device: torch.device,
-    progress: Progress | None = None,
-    cancel: CancelCheck | None = None,
-    log: Log | None = None,
-) -> tuple[Fit, torch.device]:
-    """Fit on ``device``; if a GPU runs out of memory, fit again on the CPU (with a warning)."""
-    try:
-        return fit(problem, settings, device, progress, cancel, log), device
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        if log:
-            log("warning: the GPU ran out of memory; fitting again on the CPU (slower)")
-        cpu = torch.device("cpu")
-        return fit(problem, settings, cpu, progress, cancel, log), cpu
+    def describe_anchor(self) -> str | None:
+        """A sentence naming the anchor of each band, or None without one."""
+        if self.anchor is None:
+            return None
+        names = sorted(set(self.anchor.names))
+        return "the network corrects an instant estimate: " + ", ".join(names)

@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Union
 
 import numpy as np
-from osgeo import gdal
 from scipy import ndimage
 from scipy.signal import fftconvolve
 
+from .classic import as_bands, fill_nodata
 from .errors import InputError
-from .gdal_exceptions import gdal_exceptions
 from .metrics import rmse, ssim_map
 
-__all__ = ["Fill", "Validation", "fill_nodata", "synthetic_mask", "validate"]
+__all__ = ["Fill", "Validation", "holdout_mask", "synthetic_mask", "validate"]
 
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Seed = Union[int, np.random.Generator]
@@ -62,37 +61,6 @@ class Validation:
         return int(self.hidden.sum())
 
 
-@gdal_exceptions()
-def fill_nodata(target: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """GDAL Fill nodata (inverse-distance interpolation from the gap's edge), band by band, in memory.
-
-    ``target`` is ``(B, H, W)`` or ``(H, W)``; ``mask`` ``(H, W)`` bool marks
-    the pixels to fill, as do NaN pixels of a band. The search distance is the
-    image diagonal, so every gap is filled; no smoothing iterations (QGIS's
-    default). Returns ``(B, H, W)`` float64 with the other pixels unchanged.
-    """
-    bands = _as_bands(target)
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != bands.shape[1:]:
-        raise InputError(f"the mask is {mask.shape[::-1]} pixels but the target is {bands.shape[:0:-1]}")
-    _, height, width = bands.shape
-    driver = gdal.GetDriverByName("MEM")
-    out = bands.copy()
-    for index, band in enumerate(bands):
-        missing = mask | ~np.isfinite(band)
-        if missing.all():
-            raise InputError(f"band {index + 1} of the target has no clear pixel to fill from")
-        if not missing.any():
-            continue
-        data = driver.Create("", width, height, 1, gdal.GDT_Float64)
-        data.GetRasterBand(1).WriteArray(np.where(missing, 0.0, band))
-        valid = driver.Create("", width, height, 1, gdal.GDT_Byte)
-        valid.GetRasterBand(1).WriteArray((~missing).astype(np.uint8))
-        gdal.FillNodata(data.GetRasterBand(1), valid.GetRasterBand(1), float(np.hypot(height, width)) + 1.0, 0)
-        out[index] = np.where(missing, data.GetRasterBand(1).ReadAsArray(), band)
-    return out
-
-
 def synthetic_mask(real_mask: np.ndarray, invalid: np.ndarray | None = None, seed: Seed = 0) -> np.ndarray:
     """Synthetic clouds ``(H, W)`` bool shaped like ``real_mask``'s, on clear pixels only.
 
@@ -103,7 +71,38 @@ def synthetic_mask(real_mask: np.ndarray, invalid: np.ndarray | None = None, see
     random discs are used. The same ``seed`` gives the same mask. Raises
     :class:`InputError` when there are too few clear pixels or no real cloud.
     """
-    return _synthetic(real_mask, invalid, np.random.default_rng(seed))[0]
+    return _like_real(real_mask, invalid, seed)[0]
+
+
+def holdout_mask(missing: np.ndarray, share: float, seed: Seed = 0) -> np.ndarray | None:
+    """Known pixels to hold out of a fit to score its steps: ``share`` of them, shaped like the ``missing`` areas.
+
+    Random discs where nothing is missing (super-resolution); None when there
+    are too few known pixels to spare.
+    """
+    missing = np.asarray(missing, dtype=bool)
+    clear = int((~missing).sum())
+    if clear < 2 * MIN_CLEAR_PIXELS or share <= 0:
+        return None
+    return _synthetic(missing, np.zeros_like(missing), int(share * clear), _rng(seed))[0]
+
+
+def _rng(seed: Seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _like_real(real: np.ndarray, invalid: np.ndarray | None, seed: Seed) -> tuple[np.ndarray, str]:
+    """:func:`synthetic_mask` and a sentence saying how it was made."""
+    real = np.asarray(real, dtype=bool)
+    invalid = np.zeros_like(real) if invalid is None else np.asarray(invalid, dtype=bool)
+    if real.ndim != 2 or invalid.shape != real.shape:
+        raise InputError(f"the cloud mask {real.shape} and the nodata mask {invalid.shape} must be (H, W) alike")
+    clear = int((~real & ~invalid).sum())
+    if clear < MIN_CLEAR_PIXELS:
+        raise InputError(f"self-validation needs at least {MIN_CLEAR_PIXELS} clear pixels; the target has {clear}")
+    if not real.any():
+        raise InputError("the cloud mask marks no pixel: there is nothing to validate")
+    return _synthetic(real, invalid, min(int(real.sum()), int(MAX_HIDDEN_SHARE * clear)), _rng(seed))
 
 
 def validate(target: np.ndarray, mask: np.ndarray, fill: Fill, *, seed: Seed = 0) -> Validation:
@@ -118,14 +117,14 @@ def validate(target: np.ndarray, mask: np.ndarray, fill: Fill, *, seed: Seed = 0
     Fill nodata of the real gaps elsewhere. It costs one more fit, which may
     cover more tiles than the real one where synthetic clouds fall in clear tiles.
     """
-    truth = _as_bands(target)
+    truth = as_bands(target, "target")
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != truth.shape[1:]:
         raise InputError(f"the mask is {mask.shape[::-1]} pixels but the target is {truth.shape[:0:-1]}")
-    hidden, note = _synthetic(mask, ~np.isfinite(truth).all(axis=0), np.random.default_rng(seed))
+    hidden, note = _like_real(mask, ~np.isfinite(truth).all(axis=0), seed)
     masked = np.where(hidden, np.nan, truth)
     reference = fill_nodata(truth, mask)
-    outputs = {"mcpn": _as_bands(fill(masked, mask | hidden)), "gdal": fill_nodata(masked, mask | hidden)}
+    outputs = {"mcpn": as_bands(fill(masked, mask | hidden), "fill"), "gdal": fill_nodata(masked, mask | hidden)}
     scores: dict[str, float | list[float]] = {}
     for name, output in outputs.items():
         if output.shape != truth.shape:
@@ -139,26 +138,9 @@ def validate(target: np.ndarray, mask: np.ndarray, fill: Fill, *, seed: Seed = 0
     return Validation(hidden=hidden, notes=[note], **scores)
 
 
-def _as_bands(array: np.ndarray) -> np.ndarray:
-    bands = np.asarray(array, dtype=np.float64)
-    bands = bands[None] if bands.ndim == 2 else bands
-    if bands.ndim != 3:
-        raise InputError(f"the target must be a (bands, height, width) array, got shape {np.shape(array)}")
-    return bands
-
-
-def _synthetic(real: np.ndarray, invalid: np.ndarray | None, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """The synthetic mask and a sentence saying how it was made."""
-    real = np.asarray(real, dtype=bool)
-    invalid = np.zeros_like(real) if invalid is None else np.asarray(invalid, dtype=bool)
-    if real.ndim != 2 or invalid.shape != real.shape:
-        raise InputError(f"the cloud mask {real.shape} and the nodata mask {invalid.shape} must be (H, W) alike")
+def _synthetic(real: np.ndarray, invalid: np.ndarray, target: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A synthetic mask of about ``target`` clear pixels and a sentence saying how it was made."""
     clear = int((~real & ~invalid).sum())
-    if clear < MIN_CLEAR_PIXELS:
-        raise InputError(f"self-validation needs at least {MIN_CLEAR_PIXELS} clear pixels; the target has {clear}")
-    if not real.any():
-        raise InputError("the cloud mask marks no pixel: there is nothing to validate")
-    target = min(int(real.sum()), int(MAX_HIDDEN_SHARE * clear))
     placer = _Placer(real | invalid, target, min(int(OVERSHOOT * target), int(MAX_HIDDEN_SHARE * clear)), rng)
     labels, _ = ndimage.label(real, structure=_EIGHT_NEIGHBOURS)
     shapes = [labels[box] == index + 1 for index, box in enumerate(ndimage.find_objects(labels))]

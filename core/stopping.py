@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency")
-
 
 @dataclass
 class StoppingRule:
     """Keeps track of the best checked step.
 
-    ``fixed`` keeps the last step; ``known_rmse`` and ``patch_consistency``
-    keep the step with the lowest score and ask to stop once ``patience``
+    ``fixed`` keeps the last step; the other rules of
+    :data:`core.config.STOPPING_RULES` keep the step with the lowest score and ask to stop once ``patience``
     steps have passed without a better one. A missing score (``None``: the
     metric could not be computed) is skipped, or keeps the latest step while
     no score has been seen.

@@ -21,10 +21,6 @@ class Window:
     height: int
     width: int
 
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
-
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
     if length <= tile:

@@ -27,7 +27,27 @@ if not (PLUGINS / "mcpn").exists():
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
+from mcpn.core.config import Settings  # noqa: E402
 from osgeo import gdal  # noqa: E402  (GDAL's default error mode, as in QGIS: the engine must not depend on it)
+
+RGB = ["B04", "B03", "B02"]
+
+
+def fast(**changes) -> Settings:
+    """Settings for tests: the Stacked network, two steps, on the CPU."""
+    return Settings(**{"method": "stacked", "steps": 2, "device": "cpu", **changes})
+
+
+def scene(tmp: Path, size: int = 96, x: int = 400, y: int = 400) -> dict:
+    """An RGB crop of 2018-08-05 (target, uint16 with nodata 0), the same of 2018-07-21 (guide)."""
+    require_data()
+    target = stack([S2 / "2018-08-05" / f"{b}.tif" for b in RGB], tmp / "target.tif", x, y, size, RGB)
+    ds = gdal.Open(str(target), gdal.GA_Update)
+    for i in range(3):
+        ds.GetRasterBand(i + 1).SetNoDataValue(0)
+    ds = None
+    guide = stack([S2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp / "guide.tif", x, y, size)
+    return {"target": target, "guide": guide, "size": size}
 
 
 def require_data() -> None:

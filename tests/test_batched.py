@@ -1,18 +1,18 @@
-"""Several tiles fitted together (core.batched) and its use by the tiled pipeline, on the CPU."""
+"""Several samples fitted together in the one fitting loop, and its use by the tiled pipeline, on the CPU."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import block_mask, raster_info, write_mask
-from mcpn.core import scene
-from mcpn.core.batched import batchable, fit_batch
-from mcpn.core.fitting import Problem, Settings, fit
-from mcpn.core.scene import CloudMask, inpaint_raster
+from conftest import block_mask, fast, raster_info, scene, write_mask
+from mcpn.core import device
+from mcpn.core.config import Settings
+from mcpn.core.degradation import Degradation
+from mcpn.core.fitting import Callbacks, Problem, fit
+from mcpn.core.inpainting import inpaint_raster
+from mcpn.core.masks import CloudMask
 from mcpn.core.stopping import StoppingRule
-from test_scene import FAST
-from test_scene import scene as make_scene
 
 CPU = torch.device("cpu")
 
@@ -23,10 +23,13 @@ def problems(count: int, super_resolution: bool = False) -> list[Problem]:
     for _ in range(count):
         target = torch.rand(1, 3, 40, 40, generator=generator)
         known = (torch.rand(1, 3, 40, 40, generator=generator) > 0.3).float()
+        degradation = None
         if super_resolution:
             target, known = target[..., :20, :20], torch.ones(1, 3, 20, 20)
+            degradation = Degradation("area", (40, 40), (20, 20))
         guides = [torch.rand(1, 2, 40, 40, generator=generator)]
-        made.append(Problem(target * known, known, guides, [torch.ones(1, 2, 40, 40)], (40, 40)))
+        valid = [torch.ones(1, 2, 40, 40)]
+        made.append(Problem(target * known, known, guides, valid, (40, 40), degradation=degradation))
     return made
 
 
@@ -35,8 +38,8 @@ def problems(count: int, super_resolution: bool = False) -> list[Problem]:
 def test_a_batch_starts_exactly_like_fits_one_by_one(method, super_resolution):
     batch = problems(3, super_resolution)
     settings = Settings(method=method, steps=1)
-    together = fit_batch(batch, settings, CPU)
-    alone = [fit(p, settings, CPU) for p in batch]
+    together = fit(batch, settings, CPU)
+    alone = [fit([p], settings, CPU)[0] for p in batch]
     for a, b in zip(together, alone):
         assert a.output.shape == b.output.shape
         np.testing.assert_allclose(a.output, b.output, atol=1e-3)
@@ -45,26 +48,32 @@ def test_a_batch_starts_exactly_like_fits_one_by_one(method, super_resolution):
 def test_a_batch_fits_as_well_as_fits_one_by_one():
     """Later steps differ by floating-point order (batch norm over tiny maps amplifies it), not in quality."""
     batch = problems(2)
-    settings = Settings(method="stacked", steps=40, check_every=20)
-    together = fit_batch(batch, settings, CPU)
-    alone = [fit(p, settings, CPU) for p in batch]
+    settings = Settings(method="stacked", steps=40, check_every=20, stopping="fixed")
+    together = fit(batch, settings, CPU)
+    alone = [fit([p], settings, CPU)[0] for p in batch]
     for a, b in zip(together, alone):
         assert [p.step for p in a.trace] == [20, 40] and a.chosen_step == 40
         assert a.trace[-1].known_rmse < 1.2 * b.trace[-1].known_rmse
 
 
-def test_settings_a_batch_cannot_reproduce_and_mixed_shapes_are_not_batched():
-    batch = problems(2)
-    assert batchable(batch, Settings())
-    for option in ({"stopping": "patch_consistency"}, {"reg_noise": 0.05}, {"coarse_steps": 5}, {"record_every": 5}):
-        assert not batchable(batch, Settings(**option)), option
-    assert not batchable([batch[0], problems(1, super_resolution=True)[0]], Settings())
+def test_samples_of_other_shapes_are_not_fitted_together():
+    with pytest.raises(ValueError, match="same shapes"):
+        fit([problems(1)[0], problems(1, super_resolution=True)[0]], Settings(steps=1), CPU)
 
 
 def test_each_member_stops_on_its_own_patience():
     """A member whose rule says stop keeps its chosen step and records no more, as a fit alone would."""
     batch = problems(3)
-    fits = fit_batch(batch, Settings(method="stacked", steps=80, stopping="known_rmse", check_every=1, patience=3), CPU)
+    settings = Settings(
+        method="stacked",
+        steps=80,
+        stopping="known_rmse",
+        check_every=1,
+        patience=3,
+        output_average=0,
+        learning_rate=0.1,
+    )
+    fits = fit(batch, settings, CPU)
     assert len({len(f.trace) for f in fits}) > 1  # the members stopped at different steps
     for fitted in fits:
         replay = StoppingRule("known_rmse", 3)
@@ -74,22 +83,22 @@ def test_each_member_stops_on_its_own_patience():
 
 
 def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full(tmp_path, monkeypatch):
-    s = make_scene(tmp_path, size=64)
+    s = scene(tmp_path, size=64)
     cloud = block_mask(64, 10, 54, 10, 54)
     mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
     sizes = []
 
-    def fit_batch_with_little_memory(batch, *args, **kwargs):
+    def fit_with_little_memory(batch, *args, **kwargs):
         sizes.append(len(batch))
         if len(batch) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return fit_batch(batch, *args, **kwargs)
+        return fit(batch, *args, **kwargs)
 
-    monkeypatch.setattr(scene, "fit_batch", fit_batch_with_little_memory)
+    monkeypatch.setattr(device, "fit", fit_with_little_memory)
     logs: list[str] = []
     result = inpaint_raster(
         str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-        tile_size=40, tile_overlap=8, batch_size=4, log=logs.append, **FAST,
+        fast(tile_size=40, tile_overlap=8, batch_size=4), callbacks=Callbacks(log=logs.append),
     )  # fmt: skip
     assert result.fitted == 4 and sizes == [4, 2, 2]
     assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
@@ -100,8 +109,9 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
 def test_a_batch_keeps_each_members_moving_average():
     batch = problems(2)
     # Up to step 10 the average is the output; step 11 weighs the average by 1 - 10 / 11 and its output by 10 / 11.
-    first, second = (fit_batch(batch, Settings(method="stacked", steps=n, output_average=0), CPU) for n in (10, 11))
-    averaged = fit_batch(batch, Settings(method="stacked", steps=11, output_average=0.5), CPU)
+    plain = Settings(method="stacked", stopping="fixed", output_average=0)
+    first, second = (fit(batch, Settings(**{**plain.__dict__, "steps": n}), CPU) for n in (10, 11))
+    averaged = fit(batch, Settings(method="stacked", stopping="fixed", steps=11, output_average=0.5), CPU)
     for a, one, two, problem in zip(averaged, first, second, batch):
         np.testing.assert_allclose(a.output, one.output / 11 + two.output * 10 / 11, atol=1e-5)
         known, target = problem.target_known[0].numpy(), problem.target[0].numpy()

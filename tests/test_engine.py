@@ -7,9 +7,11 @@ import pytest
 import torch
 from conftest import S2, require_data
 from mcpn.core.api import inpaint, super_resolve
+from mcpn.core.config import Settings
+from mcpn.core.degradation import Degradation
 from mcpn.core.device import select_device
 from mcpn.core.errors import Cancelled, DeviceError, InputError
-from mcpn.core.fitting import downsample
+from mcpn.core.fitting import Callbacks
 from mcpn.core.networks import MCPN
 from mcpn.core.normalisation import BandScaling, to_decibels
 from mcpn.core.patch_consistency import (
@@ -84,10 +86,12 @@ def test_nan_target_pixels_are_filled_and_nan_guide_pixels_ignored(sample):
 def test_super_resolution_reproduces_the_low_resolution_input(low_size):
     truth = crop("2018-08-05", bands=("B08",))
     guide = crop("2018-08-05", bands=BANDS[:3])
-    low = downsample(torch.from_numpy(truth)[None], (low_size, low_size))[0].numpy()
-    result = super_resolve(low, [guide], method="stacked", steps=300, learning_rate=1e-2)
+    bilinear = Degradation("bilinear", truth.shape[1:], (low_size, low_size))
+    low = bilinear.numpy(truth)
+    settings = dict(method="stacked", steps=300, learning_rate=1e-2, anchor="none", degradation="bilinear")
+    result = super_resolve(low, [guide], stopping="fixed", **settings)  # the paper's set-up: learnt, not projected
     assert result.image.shape == truth.shape and result.filled.all()
-    back = downsample(torch.from_numpy(result.image)[None], (low_size, low_size))[0].numpy()
+    back = bilinear.numpy(result.image)
     spread = np.percentile(low, 99) - np.percentile(low, 1)
     assert np.sqrt(np.mean((back - low) ** 2)) < 0.05 * spread
 
@@ -103,21 +107,22 @@ def test_cancel_stops_within_one_step(sample):
     target, mask, guide = sample
     done = []
     with pytest.raises(Cancelled):
-        inpaint(target, mask, [guide], steps=50, progress=lambda s, n: done.append(s), cancel=lambda: len(done) >= 3)
+        callbacks = Callbacks(progress=lambda s, n: done.append(s), cancel=lambda: len(done) >= 3)
+        inpaint(target, mask, [guide], steps=50, callbacks=callbacks)
     assert done == [1, 2, 3]
 
 
 def test_progress_reaches_the_total(sample):
     target, mask, guide = sample
     seen = []
-    inpaint(target, mask, [guide], method="stacked", steps=4, progress=lambda s, n: seen.append((s, n)))
-    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    inpaint(target, mask, [guide], method="stacked", steps=4, callbacks=Callbacks(lambda s, n: seen.append((s, n))))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4), (4, 4)]
 
 
 def test_known_rmse_rule_keeps_the_best_checked_step(sample):
     target, mask, guide = sample
     result = inpaint(target, mask, [guide], method="stacked", stopping="known_rmse", steps=12, check_every=3)
-    assert [p.step for p in result.trace] == [3, 6, 9, 12]
+    assert [p.step for p in result.trace] == [0, 3, 6, 9, 12]  # step 0: the anchor
     best = min(result.trace, key=lambda p: p.known_rmse)
     assert result.chosen_step == best.step
 
@@ -173,7 +178,7 @@ def test_decibels_mark_non_positive_backscatter_invalid():
 def test_only_the_radar_guides_are_converted_to_decibels():
     target, known = np.ones((1, 4, 4)), np.ones((1, 4, 4), bool)
     guide = np.linspace(-1, 2, 16).reshape(1, 4, 4)  # the first five values are not positive
-    sample = Sample.prepare(target, known, [guide, guide], (4, 4), sar=(1,))
+    sample = Sample.prepare(target, known, [guide, guide], (4, 4), Settings(anchor="none"), radar=(1,))
     assert sample.guide_valid[0].all()  # used as it is
     np.testing.assert_array_equal(sample.guide_valid[1], guide > 0)  # dB: non-positive backscatter is invalid
 
@@ -261,7 +266,7 @@ def test_tile_windows_cover_the_raster_with_the_overlap():
     covered = np.zeros((100, 70), int)
     for w in windows:
         assert w.height <= 48 and w.width <= 48
-        covered[w.slices] += 1
+        covered[w.row : w.row + w.height, w.col : w.col + w.width] += 1
     assert covered.min() >= 1
     rows = sorted({w.row for w in windows})
     assert all(b - a <= 40 for a, b in zip(rows, rows[1:]))

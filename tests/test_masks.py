@@ -44,7 +44,7 @@ def test_multiband_mask_is_or_of_bands():
 
 def test_threshold():
     prob = np.array([[0, 39.9], [40, 100]])
-    np.testing.assert_array_equal(masks.mask_from_threshold(prob, 40), [[False, False], [True, True]])
+    np.testing.assert_array_equal(masks.mask_from_values(prob, ">=40"), [[False, False], [True, True]])
     np.testing.assert_array_equal(masks.mask_from_values(prob, ">40"), [[False, False], [False, True]])
 
 
@@ -69,7 +69,3 @@ def test_dilation_does_not_modify_input():
     mask[2, 2] = True
     masks.dilate(mask, 2)
     assert mask.sum() == 1
-
-
-def test_summary():
-    assert "25.0 %" in masks.summary(np.array([[True, False], [False, False]]))

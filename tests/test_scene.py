@@ -1,4 +1,4 @@
-"""Whole rasters from files (core.scene): any grids and masks, tiles, bounded memory, Dask."""
+"""Whole rasters from files (core.inpainting, core.super_resolution): any grids and masks, tiles, memory, Dask."""
 
 from __future__ import annotations
 
@@ -9,28 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PLUGINS, REPO, S2, block_mask, crop, raster_info, require_data, stack, write_mask
+from conftest import PLUGINS, REPO, RGB, S2, block_mask, crop, fast, raster_info, require_data, scene, stack, write_mask
 from mcpn.core import masks
 from mcpn.core.errors import Cancelled, InputError
+from mcpn.core.fitting import Callbacks
+from mcpn.core.inpainting import inpaint_raster
+from mcpn.core.masks import CloudMask, MaskLayer
 from mcpn.core.rasters import grid_of
-from mcpn.core.scene import CloudMask, _MaskLayer, inpaint_raster, super_resolve_raster
+from mcpn.core.super_resolution import super_resolve_raster
 from mcpn.core.tiling import Window
 from osgeo import gdal
-
-FAST = {"method": "stacked", "steps": 2, "device": "cpu"}
-RGB = ["B04", "B03", "B02"]
-
-
-def scene(tmp: Path, size: int = 96, x: int = 400, y: int = 400) -> dict:
-    """An RGB crop of 2018-08-05 (target, uint16 with nodata 0), the same of 2018-07-21 (guide)."""
-    require_data()
-    target = stack([S2 / "2018-08-05" / f"{b}.tif" for b in RGB], tmp / "target.tif", x, y, size, RGB)
-    ds = gdal.Open(str(target), gdal.GA_Update)
-    for i in range(3):
-        ds.GetRasterBand(i + 1).SetNoDataValue(0)
-    ds = None
-    guide = stack([S2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp / "guide.tif", x, y, size)
-    return {"target": target, "guide": guide, "size": size}
 
 
 def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path):
@@ -40,7 +28,7 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path):
     logs: list[str] = []
     result = inpaint_raster(
         str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out.tif"),
-        tile_size=48, tile_overlap=8, log=logs.append, **FAST,
+        fast(tile_size=48, tile_overlap=8), callbacks=Callbacks(log=logs.append),
     )  # fmt: skip
     assert (result.tiles, result.fitted) == (9, 2)
     assert any("in 2 of 9 tiles" in line for line in logs)
@@ -57,12 +45,12 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path):
 def test_no_cloud_copies_the_target_and_a_full_mask_is_an_error(tmp_path):
     s = scene(tmp_path, size=48)
     clear = write_mask(s["target"], tmp_path / "clear.tif", np.zeros((48, 48), bool))
-    result = inpaint_raster(str(s["target"]), CloudMask(str(clear)), [str(s["guide"])], str(tmp_path / "o.tif"), **FAST)
+    result = inpaint_raster(str(s["target"]), CloudMask(str(clear)), [str(s["guide"])], str(tmp_path / "o.tif"), fast())
     assert result.fitted == 0
     assert np.array_equal(raster_info(tmp_path / "o.tif")["data"], raster_info(s["target"])["data"])
     full = write_mask(s["target"], tmp_path / "full.tif", np.ones((48, 48), bool))
     with pytest.raises(InputError, match="no pixel of the target is known"):
-        inpaint_raster(str(s["target"]), CloudMask(str(full)), [str(s["guide"])], str(tmp_path / "f.tif"), **FAST)
+        inpaint_raster(str(s["target"]), CloudMask(str(full)), [str(s["guide"])], str(tmp_path / "f.tif"), fast())
     assert not (tmp_path / "f.tif").exists()
 
 
@@ -75,20 +63,20 @@ def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path,
     mask_other = gdal.Warp(str(tmp_path / f"mask_{epsg}.tif"), str(mask), dstSRS=f"EPSG:{epsg}", resampleAlg="near")
     guide = mask_other = None  # noqa: F841 (close the files)
     aligned = inpaint_raster(
-        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "aligned.tif"), **FAST
+        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "aligned.tif"), fast()
     )
     warped = inpaint_raster(
         str(s["target"]), CloudMask(str(tmp_path / f"mask_{epsg}.tif")), [str(tmp_path / f"guide_{epsg}.tif")],
-        str(tmp_path / "warped.tif"), **FAST,
+        str(tmp_path / "warped.tif"), fast(),
     )  # fmt: skip
     assert aligned.fitted == warped.fitted == 1
     a, w = raster_info(tmp_path / "aligned.tif"), raster_info(tmp_path / "warped.tif")
     assert (w["size"], w["geotransform"], w["crs"]) == (a["size"], a["geotransform"], a["crs"])
-    layer = _MaskLayer(str(tmp_path / f"mask_{epsg}.tif"), ((1.0, 1.0),), None, 0, 64, 64)
+    layer = MaskLayer(str(tmp_path / f"mask_{epsg}.tif"), ((1.0, 1.0),), None, 0, 64, 64)
     from mcpn.core.rasters import aligned_path
 
     on_grid = aligned_path(str(tmp_path / f"mask_{epsg}.tif"), grid_of(str(s["target"])), str(tmp_path), "near")
-    warped_mask = _MaskLayer(on_grid, layer.ranges, None, 0, 64, 64).read(Window(0, 0, 64, 64))
+    warped_mask = MaskLayer(on_grid, layer.ranges, None, 0, 64, 64).read(Window(0, 0, 64, 64))
     assert (warped_mask != cloud).mean() < 0.05  # the same clouds, up to resampling at the edges
 
 
@@ -102,7 +90,7 @@ def test_a_guide_that_does_not_overlap_is_named_in_the_error(tmp_path):
     ds = None
     mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 20, 10, 20))
     with pytest.raises(InputError, match="guide 'far.tif' does not overlap"):
-        inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(far)], str(tmp_path / "o.tif"), **FAST)
+        inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(far)], str(tmp_path / "o.tif"), fast())
     assert not (tmp_path / "o.tif").exists()
 
 
@@ -117,7 +105,7 @@ def _layer(tmp_path: Path, values: np.ndarray, spec: str, dilation: int = 0, pol
 
     burnt = rasterise(polygons, grid, str(tmp_path / "burnt.tif")) if polygons else None
     ranges = tuple(masks.parse_mask_values(spec))
-    return _MaskLayer(str(path), ranges, burnt, dilation, grid.height, grid.width), grid
+    return MaskLayer(str(path), ranges, burnt, dilation, grid.height, grid.width), grid
 
 
 def test_scl_values_thresholds_and_dilation_give_the_expected_pixels(tmp_path):
@@ -134,7 +122,8 @@ def test_scl_values_thresholds_and_dilation_give_the_expected_pixels(tmp_path):
     layer, _ = _layer(tmp_path, sparse, "1", dilation=3)
     expected = masks.dilate(sparse == 1, 3)
     for window in (Window(0, 0, 32, 32), Window(20, 25, 30, 39), Window(32, 32, 32, 32)):  # halos across windows
-        assert np.array_equal(layer.read(window), expected[window.slices])
+        rows, cols = slice(window.row, window.row + window.height), slice(window.col, window.col + window.width)
+        assert np.array_equal(layer.read(window), expected[rows, cols])
 
 
 def test_polygon_masks_in_another_crs_are_rasterised_on_the_grid(tmp_path):
@@ -165,10 +154,13 @@ def test_the_dask_path_gives_the_output_of_the_local_path(tmp_path):
     s = scene(tmp_path, size=64)
     mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(64, 10, 54, 10, 30))
     args = (str(s["target"]), CloudMask(str(mask)), [str(s["guide"])])
-    here = inpaint_raster(*args, str(tmp_path / "here.tif"), tile_size=40, tile_overlap=8, **FAST)
+    here = inpaint_raster(*args, str(tmp_path / "here.tif"), fast(tile_size=40, tile_overlap=8))
     logs: list[str] = []
     dask = inpaint_raster(
-        *args, str(tmp_path / "dask.tif"), tile_size=40, tile_overlap=8, scheduler="local:2", log=logs.append, **FAST
+        *args,
+        str(tmp_path / "dask.tif"),
+        fast(tile_size=40, tile_overlap=8, scheduler="local:2"),
+        callbacks=Callbacks(log=logs.append),
     )
     assert here.fitted == dask.fitted == 4
     assert any("local Dask cluster of 2 worker" in line for line in logs)
@@ -188,7 +180,7 @@ def test_cancel_stops_the_run_and_leaves_no_file(tmp_path):
     with pytest.raises(Cancelled):
         inpaint_raster(
             str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out" / "o.tif"),
-            tile_size=40, tile_overlap=8, cancel=cancel, **{**FAST, "steps": 20},
+            fast(tile_size=40, tile_overlap=8, steps=20), callbacks=Callbacks(cancel=cancel),
         )  # fmt: skip
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -199,7 +191,7 @@ def test_ensemble_uncertainty_is_zero_outside_the_mask_and_positive_inside(tmp_p
     mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
     inpaint_raster(
         str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-        ensemble=3, uncertainty=str(tmp_path / "spread.tif"), **{**FAST, "steps": 5},
+        fast(ensemble=3, steps=5), uncertainty=str(tmp_path / "spread.tif"),
     )  # fmt: skip
     spread = raster_info(tmp_path / "spread.tif")
     assert spread["size"] == (48, 48) and spread["bands"] == 3
@@ -208,13 +200,13 @@ def test_ensemble_uncertainty_is_zero_outside_the_mask_and_positive_inside(tmp_p
 
 def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_factors(tmp_path, sr_scene):
     low, guides = sr_scene["low"], [str(g) for g in sr_scene["guides"]]
-    result = super_resolve_raster(str(low), guides, str(tmp_path / "sr.tif"), tile_size=24, tile_overlap=4, **FAST)
+    result = super_resolve_raster(str(low), guides, str(tmp_path / "sr.tif"), fast(tile_size=24, tile_overlap=4))
     assert result.tiles == result.fitted > 1
     out, guide = raster_info(tmp_path / "sr.tif"), raster_info(guides[0])
     assert (out["size"], out["geotransform"]) == (guide["size"], guide["geotransform"])
     assert out["dtype"] == raster_info(low)["dtype"] and (out["data"] > 0).all()
     b09 = crop(S2 / "2018-08-05" / "B09.tif", tmp_path / "b09_60m.tif", 70, 63, 8)  # 60 m over the 48 px guides
-    result = super_resolve_raster(str(b09), guides, str(tmp_path / "b09.tif"), tile_size=24, tile_overlap=4, **FAST)
+    result = super_resolve_raster(str(b09), guides, str(tmp_path / "b09.tif"), fast(tile_size=24, tile_overlap=4))
     assert raster_info(tmp_path / "b09.tif")["size"] == (48, 48) and result.fitted > 1
 
 
@@ -228,14 +220,14 @@ def test_super_resolution_keeps_the_inputs_nodata(tmp_path, sr_scene):
     band.SetNoDataValue(0)
     low = None
     guides = [str(g) for g in sr_scene["guides"]]
-    super_resolve_raster(str(sr_scene["low"]), guides, str(tmp_path / "sr.tif"), **FAST)
+    super_resolve_raster(str(sr_scene["low"]), guides, str(tmp_path / "sr.tif"), fast())
     out = raster_info(tmp_path / "sr.tif")
     assert out["nodata"] == 0
     assert (out["data"][:, :16] == 0).all() and (out["data"][:, 16:] > 0).all()
     # An input without a nodata value that covers only part of the guides: nothing can mark the rest
     # missing, so the fitted values are kept there.
     part = crop(S2 / "2018-08-05" / "B8A.tif", tmp_path / "b8a_part.tif", 210, 190, 20)
-    super_resolve_raster(str(part), guides, str(tmp_path / "part.tif"), **FAST)
+    super_resolve_raster(str(part), guides, str(tmp_path / "part.tif"), fast())
     out = raster_info(tmp_path / "part.tif")
     assert out["nodata"] is None and out["size"] == (48, 48) and (out["data"][40:, 40:] > 0).all()
 
@@ -248,7 +240,7 @@ def test_a_data_type_the_output_cannot_take_is_refused_before_fitting(tmp_path):
     steps = []
     with pytest.raises(InputError, match="data type Int64, which is not supported"):
         inpaint_raster(str(int64), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-                       progress=lambda step, _: steps.append(step), **FAST)  # fmt: skip
+                       fast(), callbacks=Callbacks(lambda step, _: steps.append(step)))  # fmt: skip
     assert steps == [] and not (tmp_path / "o.tif").exists()
 
 
@@ -259,7 +251,7 @@ def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path):
     for uncertainty, message in ((s["target"], "is also an input"), (tmp_path / "o.tif", "given for two outputs")):
         with pytest.raises(InputError, match=message):
             inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-                           ensemble=2, uncertainty=str(uncertainty), **FAST)  # fmt: skip
+                           fast(ensemble=2), uncertainty=str(uncertainty))  # fmt: skip
     assert s["target"].read_bytes() == before and not (tmp_path / "o.tif").exists()
 
 
@@ -282,10 +274,12 @@ def test_memory_does_not_grow_with_the_scene(tmp_path):
     script = f"""
 import resource, sys
 sys.path.insert(0, {str(PLUGINS)!r})
-from mcpn.core.scene import CloudMask, inpaint_raster
+from mcpn.core.config import Settings
+from mcpn.core.inpainting import inpaint_raster
+from mcpn.core.masks import CloudMask
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 r = inpaint_raster({str(target)!r}, CloudMask({str(tmp_path / "mask.tif")!r}), [{str(target)!r}],
-                   {str(tmp_path / "out.tif")!r}, method="stacked", steps=1, device="cpu")
+                   {str(tmp_path / "out.tif")!r}, Settings(method="stacked", steps=1, device="cpu"))
 print(r.fitted, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -303,6 +297,6 @@ def test_an_unreachable_dask_scheduler_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         inpaint_raster(
             str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-            scheduler="tcp://127.0.0.1:9", **FAST,
+            fast(scheduler="tcp://127.0.0.1:9"),
         )  # fmt: skip
     assert not (tmp_path / "o.tif").exists()

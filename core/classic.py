@@ -1,0 +1,282 @@
+"""Instant estimates: interpolation and guide regression.
+
+They are what a user gets in a second (the benchmarks' baselines) and the
+*anchors* MCPN starts from: the network learns a correction of the best of
+them, so its first output already equals that estimate. Arrays are
+``(bands, H, W)`` float64; ``known`` is ``(H, W)`` or ``(bands, H, W)`` bool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+from scipy import ndimage
+
+from .degradation import Degradation
+from .errors import InputError
+from .gdal_exceptions import gdal_exceptions
+
+__all__ = [
+    "Anchor",
+    "bicubic",
+    "biharmonic",
+    "fill_nodata",
+    "inpainting_anchor",
+    "local_regression",
+    "regression",
+    "super_resolution_anchor",
+]
+
+# Moving-window regression: the radii tried, finest first; a pixel takes the finest window
+# holding at least MIN_SHARE of known pixels, blended smoothly into the coarser ones.
+RADII = (8, 16, 32, 64)
+MIN_SHARE = 0.25
+RIDGE = 1e-3  # shrinks local slopes towards the global ones where the guide hardly varies
+
+
+def as_bands(array: np.ndarray, name: str = "image") -> np.ndarray:
+    """A real-valued ``(bands, H, W)`` float64 array from a 2-D or 3-D array, or an :class:`InputError`."""
+    array = np.asarray(array)
+    if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise InputError(f"the {name} must hold real numbers, not {array.dtype}")
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or 0 in array.shape:
+        raise InputError(f"the {name} must be a (bands, height, width) array, got shape {array.shape}")
+    return array.astype(np.float64)
+
+
+@gdal_exceptions()
+def fill_nodata(target: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """GDAL Fill nodata (inverse-distance interpolation from the gap's edge) of every band, in memory.
+
+    ``missing`` ``(H, W)`` or ``(B, H, W)`` marks the pixels to fill, as do NaN
+    pixels. The search distance is the image diagonal, so every gap is filled;
+    no smoothing iterations (QGIS's default). Other pixels are unchanged.
+    """
+    bands = as_bands(target, "target")
+    missing = np.broadcast_to(missing, bands.shape) | ~np.isfinite(bands)
+    _, height, width = bands.shape
+    driver = gdal.GetDriverByName("MEM")
+    out = bands.copy()
+    for index, (band, gap) in enumerate(zip(bands, missing)):
+        if gap.all():
+            raise InputError(f"band {index + 1} of the target has no clear pixel to fill from")
+        if not gap.any():
+            continue
+        data = driver.Create("", width, height, 1, gdal.GDT_Float64)
+        data.GetRasterBand(1).WriteArray(np.where(gap, 0.0, band))
+        valid = driver.Create("", width, height, 1, gdal.GDT_Byte)
+        valid.GetRasterBand(1).WriteArray((~gap).astype(np.uint8))
+        gdal.FillNodata(data.GetRasterBand(1), valid.GetRasterBand(1), float(np.hypot(height, width)) + 1.0, 0)
+        out[index] = np.where(gap, data.GetRasterBand(1).ReadAsArray(), band)
+    return out
+
+
+def biharmonic(target: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Biharmonic inpainting (scikit-image) of every band; slow on large gaps, for benchmarks."""
+    from skimage.restoration import inpaint_biharmonic
+
+    bands = as_bands(target, "target")
+    missing = np.broadcast_to(missing, bands.shape) | ~np.isfinite(bands)
+    return np.stack([inpaint_biharmonic(np.where(m, 0.0, b), m) for b, m in zip(bands, missing)])
+
+
+def _design(guides: Sequence[np.ndarray]) -> np.ndarray:
+    """The guides' bands stacked ``(K, H, W)``, NaN replaced by the band's mean (they carry no weight there)."""
+    stacked = np.concatenate([as_bands(g, "guide") for g in guides])
+    means = np.array([np.nanmean(b) if np.isfinite(b).any() else 0.0 for b in stacked])
+    return np.where(np.isfinite(stacked), stacked, means[:, None, None])
+
+
+def regression(target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray]) -> np.ndarray:
+    """Global linear regression of each target band on all guide bands, fitted on the known pixels."""
+    target = as_bands(target, "target")
+    known = np.broadcast_to(known, target.shape) & np.isfinite(target)
+    design = _design(guides)
+    out = np.empty_like(target)
+    for index, (band, mask) in enumerate(zip(target, known)):
+        slopes, intercept = _global_fit(band, mask, design)
+        out[index] = np.tensordot(slopes, design, 1) + intercept
+    return out
+
+
+def _global_fit(band: np.ndarray, known: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares slopes and intercept of ``band`` on the design's bands over ``known``."""
+    x = design[:, known].T
+    y = band[known]
+    x_mean, y_mean = x.mean(axis=0), y.mean()
+    centred = x - x_mean
+    gram = centred.T @ centred
+    gram += RIDGE * (np.trace(gram) / max(len(gram), 1) + 1e-12) * np.eye(len(gram))
+    slopes = np.linalg.solve(gram, centred.T @ (y - y_mean))
+    return slopes, float(y_mean - slopes @ x_mean)
+
+
+def local_regression(target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray]) -> np.ndarray:
+    """Moving-window linear regression of each target band on the guide bands (local histogram matching).
+
+    Each pixel's slopes and intercept come from the known pixels of a window
+    around it (the finest of :data:`RADII` holding enough of them, blended into
+    the coarser ones, the global fit last), so the estimate follows the local
+    relation between guide and target, also deep inside a large gap.
+    """
+    target = as_bands(target, "target")
+    known = np.broadcast_to(known, target.shape) & np.isfinite(target)
+    design = _design(guides)
+    return np.stack([_local_band(band, mask, design) for band, mask in zip(target, known)])
+
+
+def _local_band(band: np.ndarray, known: np.ndarray, design: np.ndarray) -> np.ndarray:
+    band = np.where(known, band, 0.0)
+    slopes, intercept = _global_fit(band, known, design)
+    estimate = np.tensordot(slopes, design, 1) + intercept
+    weight_left = np.ones(band.shape)
+    blended = np.zeros(band.shape)
+    for radius in RADII:
+        local, share = _window_fit(band, known, design, radius, slopes)
+        weight = weight_left * np.clip(share / MIN_SHARE, 0, 1)
+        blended += weight * local
+        weight_left -= weight
+    return blended + weight_left * estimate
+
+
+def _window_fit(
+    band: np.ndarray, known: np.ndarray, design: np.ndarray, radius: int, prior: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The window regression's estimate at every pixel and the share of known pixels in its window."""
+    size = 2 * radius + 1
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return ndimage.uniform_filter(values, size, mode="reflect")
+
+    weight = known.astype(np.float64)
+    share = mean(weight)
+    count = np.maximum(share, 1e-9)
+    g = design * weight
+    g_mean = mean_stack(g, mean) / count
+    y_mean = mean(band * weight) / count
+    k = len(design)
+    cov = np.empty((k, k, *band.shape))
+    for i in range(k):
+        for j in range(i, k):
+            cov[i, j] = cov[j, i] = mean(g[i] * design[j]) / count - g_mean[i] * g_mean[j]
+    cross = mean_stack(g * band, mean) / count - g_mean * y_mean
+    ridge = RIDGE * np.maximum(np.trace(cov), 1e-12) / k + 1e-12
+    system = np.moveaxis(cov, (0, 1), (-2, -1)) + ridge[..., None, None] * np.eye(k)
+    rhs = np.moveaxis(cross, 0, -1) + ridge[..., None] * prior
+    slopes = np.moveaxis(np.linalg.solve(system, rhs[..., None])[..., 0], -1, 0)
+    return (slopes * (design - g_mean)).sum(axis=0) + y_mean, share
+
+
+def mean_stack(values: np.ndarray, mean) -> np.ndarray:
+    return np.stack([mean(v) for v in values])
+
+
+def bicubic(low: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bicubic interpolation of every band of ``low`` to ``shape`` (GDAL's cubic resampling, as QGIS's Warp)."""
+    from skimage.transform import resize
+
+    low = as_bands(low, "low-resolution input")
+    return np.stack([resize(b, shape, order=3, mode="edge", anti_aliasing=False) for b in low])
+
+
+@dataclass
+class Anchor:
+    """An instant estimate and what it is."""
+
+    image: np.ndarray  # (B, H, W) on the output grid
+    names: list[str]  # per band: which estimate it is
+
+
+def inpainting_anchor(
+    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], holdout: np.ndarray | None
+) -> Anchor:
+    """The best instant fill of each band, judged on the ``holdout`` pixels (known, but not used to fit).
+
+    Candidates: GDAL Fill nodata, and with guides the moving-window guide
+    regression with and without its residual interpolated into the gaps. The
+    chosen estimate is then computed again from all known pixels.
+    """
+    target = as_bands(target, "target")
+    known = np.broadcast_to(known, target.shape) & np.isfinite(target)
+    candidates = _inpainting_candidates(guides)
+    if holdout is None or not holdout.any() or len(candidates) == 1:
+        names = [next(iter(candidates))] * len(target)
+    else:
+        fitted = known & ~holdout
+        errors = {name: _holdout_error(make(target, fitted), target, holdout) for name, make in candidates.items()}
+        names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(target))]
+    image = np.empty_like(target)
+    for name in set(names):
+        bands = [i for i, n in enumerate(names) if n == name]
+        image[bands] = candidates[name](target, known)[bands]
+    return Anchor(np.where(known, target, image), names)
+
+
+def _inpainting_candidates(guides: Sequence[np.ndarray]) -> dict:
+    def interpolation(target: np.ndarray, known: np.ndarray) -> np.ndarray:
+        return fill_nodata(target, ~known)
+
+    if not guides:
+        return {"interpolation": interpolation}
+
+    def guide_regression(target: np.ndarray, known: np.ndarray) -> np.ndarray:
+        return local_regression(target, known, guides)
+
+    def regression_and_residual(target: np.ndarray, known: np.ndarray) -> np.ndarray:
+        estimate = local_regression(target, known, guides)
+        return estimate + fill_nodata(np.where(known, target - estimate, np.nan), ~known)
+
+    return {
+        "guide regression": guide_regression,
+        "guide regression + residual": regression_and_residual,
+        "interpolation": interpolation,
+    }
+
+
+def _holdout_error(estimate: np.ndarray, target: np.ndarray, holdout: np.ndarray) -> np.ndarray:
+    """Mean squared error of each band over the held-out pixels."""
+    holdout = np.broadcast_to(holdout, target.shape)
+    return np.array([np.mean((e[h] - t[h]) ** 2) if h.any() else np.inf for e, t, h in zip(estimate, target, holdout)])
+
+
+def super_resolution_anchor(
+    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
+) -> Anchor:
+    """Guide regression plus residual for super-resolution, exactly consistent with the input.
+
+    The low-resolution input is regressed (moving window) on the guides
+    degraded the same way; the slopes, brought to the output grid, turn the
+    guides into a detailed estimate, which is then changed by the least amount
+    that makes its degradation equal the input (its residual, spread back).
+    Without guides the estimate is bicubic interpolation, made consistent the same way.
+    """
+    low = as_bands(low, "low-resolution input")
+    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
+    if guides:
+        design = _design(guides)
+        degraded = degradation.numpy(design)
+        fill = np.where(known, low, 0.0)
+        estimate = np.stack([_upsampled_fit(b, m, degraded, design, degradation) for b, m in zip(fill, known)])
+        name = "guide regression + residual"
+    else:
+        estimate = bicubic(np.where(known, low, np.nanmean(low)), degradation.high)
+        name = "bicubic"
+    image = degradation.project_numpy(estimate, np.where(known, low, 0.0), known)
+    return Anchor(image, [name] * len(low))
+
+
+def _upsampled_fit(
+    band: np.ndarray, known: np.ndarray, degraded: np.ndarray, design: np.ndarray, degradation: Degradation
+) -> np.ndarray:
+    """The low-resolution regression's estimate on the output grid: its slopes applied to the full guides."""
+    low_estimate = _local_band(band, known, degraded)  # the fit's estimate at low resolution
+    slopes, intercept = _global_fit(band, known, degraded)
+    # The local part is a smooth correction of the global fit: bring it to the output grid and add it.
+    correction = low_estimate - (np.tensordot(slopes, degraded, 1) + intercept)
+    upsampled = bicubic(correction[None], degradation.high)[0]
+    return np.tensordot(slopes, design, 1) + intercept + upsampled

@@ -1,0 +1,118 @@
+"""The one configuration of a run: every choice, its default and its check, declared once.
+
+The Processing algorithms and the Python API build one :class:`Settings`; it is
+checked when made and passed whole down to the fit. The dialogs read their
+option lists from the tuples here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from .errors import InputError
+
+METHODS = ("emergent", "direct", "stacked")
+STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency", "validated")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
+ANCHORS = ("auto", "none")
+DEGRADATIONS = ("area", "bilinear")
+INPUT_KINDS = ("noise", "meshgrid")
+MEMORY_FORMATS = ("channels_last", "contiguous")
+# Adam learning rate of each method when none is given (benchmarks/results/quality.md).
+DEFAULT_LEARNING_RATES = {"emergent": 8e-3, "direct": 8e-3, "stacked": 8e-3}
+TILE_OVERLAP = 32
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to fit and how to run; every field has a sensible default and is checked when the object is made.
+
+    Fit: ``method`` (MCPN variant or the Stacked baseline), ``stopping`` (which
+    checked step is kept), ``anchor`` (``auto``: the network learns a correction
+    of the best instant estimate; ``none``: it starts from noise, as in the
+    paper), ``holdout`` (share of the known pixels hidden from the loss to score
+    the steps for ``validated`` stopping), ``degradation`` (how a
+    low-resolution input was made from the high-resolution image).
+    Run: ``device``, tiles (``tile_size``, ``tile_overlap``, ``batch_size``
+    tiles fitted together), ``scheduler`` (Dask), ``ensemble`` (fits per tile
+    for the uncertainty layer) and ``self_validation``.
+    """
+
+    method: str = "emergent"
+    stopping: str = "validated"
+    steps: int = 4000
+    learning_rate: float | None = None  # None: the method's default
+    anchor: str = "auto"
+    holdout: float = 0.1
+    degradation: str = "area"
+    core_channels: int = 8
+    up_kernel: int = 3  # the core network's up-sampling kernel (5 in the reference Stacked network)
+    input_kind: str = "noise"
+    check_every: int = 50
+    patience: int = 1000
+    precision: str = "fp32"
+    memory_format: str = "channels_last"  # NHWC: faster convolutions on CPU (benchmarks/speed.py)
+    output_average: float = 0.99  # decay of the moving average of the output kept (0: the last step's output)
+    seed: int = 0
+    target_weight: float = 1.0
+    guide_weight: float = 1.0
+    cycle_weight: float = 1.0
+    record_every: int = 0  # keep the output every N steps (benchmarks)
+    device: str = "auto"
+    tile_size: int = 256
+    tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
+    batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere
+    scheduler: str | None = None
+    ensemble: int = 1
+    self_validation: bool = False
+
+    def __post_init__(self) -> None:
+        _choice("method", self.method, METHODS)
+        _choice("stopping rule", self.stopping, STOPPING_RULES)
+        _choice("anchor", self.anchor, ANCHORS)
+        _choice("degradation", self.degradation, DEGRADATIONS)
+        _choice("input kind", self.input_kind, INPUT_KINDS)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("memory format", self.memory_format, MEMORY_FORMATS)
+        _choice("device", self.device.split(":")[0], DEVICES)
+        if self.steps < 1 or self.check_every < 1 or self.patience < 1:
+            raise InputError("steps, check_every and patience must be at least 1")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise InputError("the learning rate must be positive")
+        if not 0 <= self.holdout < 0.5:
+            raise InputError("the held-out share of the known pixels must be at least 0 and below 0.5")
+        if not 0 <= self.output_average < 1:
+            raise InputError("the output-averaging decay must be at least 0 and below 1")
+        if self.core_channels < 1:
+            raise InputError("the core signal needs at least one channel")
+        if self.up_kernel not in (1, 3, 5):  # 7 and more: reflection padding wider than the deepest level
+            raise InputError("the up-sampling kernel size must be 1, 3 or 5")
+        if self.tile_size < 16 or not 0 <= self.overlap < self.tile_size // 2:
+            raise InputError("the tile size must be at least 16 px and more than twice the tile overlap")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError("the batch size must be at least 1 tile")
+        if self.ensemble < 1:
+            raise InputError("the ensemble needs at least one member")
+
+    @classmethod
+    def of(cls, **values: object) -> Settings:
+        """Settings from keyword values, with a readable error for a name that is not a setting."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate or DEFAULT_LEARNING_RATES[self.method]
+
+    @property
+    def overlap(self) -> int:
+        """The tile overlap in pixels."""
+        return min(TILE_OVERLAP, self.tile_size // 4) if self.tile_overlap is None else self.tile_overlap

@@ -1,0 +1,142 @@
+"""What the two raster pipelines share: the scene's normalisation, fitting and blending the tiles, the result.
+
+Both pipelines read whole rasters tile by tile: guides and masks on other
+grids are warped lazily (GDAL VRTs) onto the working grid; every tile is read
+by window and fitted with the scene's global normalisation (from a subsampled
+read of the whole raster); overlapping tiles are blended with feathered
+weights in an on-disk accumulator and the output is written window by window,
+so peak memory depends on the tile size, not on the scene.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .config import Settings
+from .device import select_device
+from .distributed import run_tiles
+from .fitting import Callbacks, TracePoint
+from .masks import MaskLayer
+from .normalisation import BandScaling
+from .paths import same_file
+from .rasters import RasterError, read_decimated
+from .sample import domain_scalings
+from .self_validation import Validation
+from .tiles import Blend, TileFit, TileJob, fit_jobs
+from .tiling import Window, feather
+
+__all__ = ["RunResult", "blend_tiles", "check_run", "finish", "scalings_of", "scratch_folder"]
+
+WRITE_BLOCK = 512
+PREVIEW_SIDE = 256
+
+
+@dataclass
+class RunResult:
+    """What a file-to-file run did."""
+
+    output: str
+    tiles: int  # tiles covering the output grid
+    fitted: int  # tiles fitted
+    device: str
+    seconds: float  # wall time of the whole run
+    chosen_steps: list[int]  # per fitted tile; 0 where the anchor was kept
+    trace: list[TracePoint]  # of the first fitted tile (the only one when the raster fits in one tile)
+    notes: list[str] = field(default_factory=list)
+    uncertainty: str | None = None
+    validation: Validation | None = None
+    previews: dict[str, np.ndarray] = field(default_factory=dict)  # caption -> image or mask, <= 256 px a side
+
+
+def check_run(settings: Settings) -> Settings:
+    """The settings with the batch size resolved; a missing device is an error before any work."""
+    device = select_device(settings.device)
+    if settings.batch_size is None:
+        return replace(settings, batch_size=8 if device.type == "cuda" else 1)
+    return settings
+
+
+def scalings_of(
+    target: str, mask: MaskLayer | None, guides: Sequence[str], radar: Sequence[int]
+) -> tuple[BandScaling, ...]:
+    """Global normalisation of every domain from a subsampled read of the whole grid."""
+    values = read_decimated(target)
+    known = np.isfinite(values)
+    if mask is not None:
+        known &= ~mask.read_decimated()
+    return tuple(domain_scalings(values, known, [read_decimated(path) for path in guides], radar))
+
+
+def blend_tiles(
+    jobs: list[TileJob], blend: Blend, tiled: bool, overlap: int, settings: Settings, callbacks: Callbacks
+) -> list[TileFit]:
+    """Fit the jobs (here or on Dask) and blend each tile into ``blend`` as it comes back."""
+    fits: list[TileFit] = []
+
+    def done(fitted: TileFit) -> None:
+        window = jobs[fitted.index].window
+        blend.add(window, fitted, feather(window, overlap) if tiled else np.ones((window.height, window.width)))
+        for warning in fitted.warnings:
+            callbacks.say(f"warning: {warning}")
+        fits.append(fitted)
+
+    run_tiles(
+        jobs, fit_jobs, done, group_size=settings.batch_size or 1, scheduler=settings.scheduler, callbacks=callbacks
+    )
+    return fits
+
+
+def finish(
+    settings: Settings, output: str, windows: Sequence[Window], fits: list[TileFit], started: float, **extra
+) -> RunResult:
+    """The run's result: tiles, devices, the kept steps and every distinct note."""
+    fits = sorted(fits, key=lambda f: f.index)
+    notes: list[str] = []
+    for fitted in fits:
+        notes += [n for n in fitted.notes if n not in notes]
+    if len(windows) > 1:
+        notes.append(f"tiled: {len(fits)} of {len(windows)} tiles of {settings.tile_size} px were fitted")
+    kept_anchor = sum(f.chosen_step == 0 for f in fits)
+    if kept_anchor and settings.anchor == "auto":
+        notes.append(
+            f"{kept_anchor} of {len(fits)} fitted tile(s) kept the instant estimate: the network did not beat it "
+            "on the held-out pixels"
+        )
+    devices = sorted({f.device for f in fits}) or ["none"]
+    return RunResult(
+        output,
+        len(windows),
+        len(fits),
+        ", ".join(devices),
+        time.perf_counter() - started,
+        [f.chosen_step for f in fits],
+        fits[0].trace if fits else [],
+        notes,
+        **extra,
+    )
+
+
+def scratch_folder(outputs: Sequence[str | None], inputs: Sequence[str | None]) -> str:
+    """The first output's folder, where scratch files go (same disk, removed at the end).
+
+    Every output folder must be writable, and no output may be an input or another output.
+    """
+    outputs = [str(o) for o in outputs if o]
+    for index, output in enumerate(outputs):
+        if any(source and same_file(output, str(source)) for source in inputs):
+            raise RasterError(f"The output '{output}' is also an input: choose another file name for the output.")
+        if any(same_file(output, other) for other in outputs[:index]):
+            raise RasterError(f"'{output}' is given for two outputs: choose a different file name for each.")
+        folder = os.path.dirname(os.path.realpath(output))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise RasterError(f"Cannot write the output raster '{output}': {exc}") from None
+        if not os.access(folder, os.W_OK):
+            raise RasterError(f"Cannot write the output raster '{output}': the folder '{folder}' is not writable.")
+    return os.path.dirname(os.path.realpath(outputs[0]))

@@ -1,0 +1,108 @@
+"""Guided super-resolution of a raster file onto the first guide's grid, tile by tile (see :mod:`core.runs`)."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from .config import Settings
+from .errors import InputError
+from .fitting import Callbacks
+from .gdal_exceptions import gdal_exceptions
+from .rasters import Grid, RasterWriter, aligned_path, grid_of, low_res_grid, read_window, writer_profile
+from .runs import WRITE_BLOCK, RunResult, blend_tiles, check_run, finish, scalings_of, scratch_folder
+from .tiles import Blend, TileJob
+from .tiling import Window, tile_windows
+
+__all__ = ["super_resolve_raster"]
+
+
+@gdal_exceptions()
+def super_resolve_raster(
+    low_res: str,
+    guides: Sequence[str],
+    output: str,
+    settings: Settings | None = None,
+    *,
+    radar_guides: Sequence[str] = (),
+    callbacks: Callbacks | None = None,
+) -> RunResult:
+    """Super-resolve the raster file ``low_res`` onto the first guide's grid and write ``output`` (GeoTIFF).
+
+    The scale factor (any, not only integers) comes from the grids: ``low_res``
+    is read over the first guide's extent at its own pixel size. Tiles of
+    ``settings.tile_size`` output pixels are cut at low-resolution pixel
+    boundaries, all fitted and blended. The output keeps the input's data type,
+    nodata and band names; where the input has no data (nodata, or outside its
+    extent), so has the output (in bands with a nodata value).
+    """
+    started = time.perf_counter()
+    settings = check_run(settings or Settings(method="direct"))
+    callbacks = callbacks or Callbacks()
+    all_guides = [*guides, *radar_guides]
+    if not all_guides:
+        raise InputError("super-resolution needs at least one high-resolution guide")
+    radar = tuple(range(len(guides), len(all_guides)))
+    grid = grid_of(all_guides[0])
+    bands, meta = writer_profile(low_res)
+    low_grid = low_res_grid(low_res, grid)
+    if low_grid.width >= grid.width or low_grid.height >= grid.height:
+        raise InputError(
+            f"the low-resolution raster ({low_grid.width} x {low_grid.height} px over the guides' extent) must be "
+            f"coarser than the first guide ({grid.width} x {grid.height} px): choose high-resolution guides"
+        )
+    scale = (grid.height / low_grid.height, grid.width / low_grid.width)
+    callbacks.say(f"scale factor {scale[1]:.3g} x {scale[0]:.3g}; output grid {grid.width} x {grid.height} px")
+    with tempfile.TemporaryDirectory(prefix="mcpn-", dir=scratch_folder([output], [low_res, *all_guides])) as scratch:
+        low_path = _low_res_path(low_res, low_grid, scratch)
+        guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
+        pairs = _low_res_tiles(low_grid, grid, scale, settings.tile_size, settings.overlap)
+        scalings = scalings_of(low_path, None, guide_paths, radar)
+        jobs = [
+            TileJob(i, high, low_path, low, guide_paths, None, scalings, radar, settings)
+            for i, (low, high) in enumerate(pairs)
+        ]
+        callbacks.say(f"fitting MCPN {settings.method} for up to {settings.steps} steps in {len(jobs)} tile(s)")
+        overlap = max(1, settings.overlap) if len(jobs) > 1 else 0
+        # Where the input has no data (nodata, or outside it), so has the output: each output pixel
+        # takes the validity of the input pixel it lies in. A band without a nodata value cannot mark
+        # missing pixels, so it keeps the fitted values everywhere.
+        footprint = aligned_path(low_res, grid, scratch, "near", "low-resolution raster")
+        no_flag = np.array([value is None for value in meta["nodata"]])[:, None, None]
+        with Blend(scratch, grid.height, grid.width, bands, spread=False) as blend:
+            fits = blend_tiles(jobs, blend, len(jobs) > 1, overlap, settings, callbacks)
+            with RasterWriter(output, grid, bands, **meta) as writer:
+                for window in tile_windows(grid.height, grid.width, WRITE_BLOCK, 0):
+                    callbacks.check_cancel()
+                    valid = np.isfinite(read_window(footprint, window)) | no_flag
+                    writer.write(window, np.where(valid, blend.read(window)[0], np.nan))
+                writer.commit()
+    return finish(settings, output, [high for _, high in pairs], fits, started)
+
+
+def _low_res_path(path: str, low_grid: Grid, scratch: str) -> str:
+    """``path`` itself when it lies on ``low_grid``, else a VRT averaging it onto that grid."""
+    if grid_of(path).same_as(low_grid, tolerance=1e-3):
+        return path
+    return aligned_path(path, low_grid, scratch, "average", "low-resolution raster")
+
+
+def _low_res_tiles(
+    low: Grid, high: Grid, scale: tuple[float, float], tile: int, overlap: int
+) -> list[tuple[Window, Window]]:
+    """Pairs of (low-resolution window, output window) cut at low-resolution pixel boundaries."""
+    low_tile = max(4, math.floor(tile / max(scale)))
+    low_overlap = (
+        min(low_tile // 2 - 1, math.ceil(overlap / min(scale))) if low_tile < max(low.height, low.width) else 0
+    )
+    pairs = []
+    for window in tile_windows(low.height, low.width, low_tile, max(0, low_overlap)):
+        top, left = round(window.row * scale[0]), round(window.col * scale[1])
+        bottom = round((window.row + window.height) * scale[0])
+        right = round((window.col + window.width) * scale[1])
+        pairs.append((window, Window(top, left, min(bottom, high.height) - top, min(right, high.width) - left)))
+    return pairs

@@ -1,0 +1,149 @@
+"""Tiles of a raster run: the job of one tile, its fit, and the on-disk blend of the fitted tiles."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from osgeo import gdal
+
+from .config import Settings
+from .device import fit_on_device, select_device
+from .fitting import Callbacks, TracePoint
+from .gdal_exceptions import gdal_exceptions
+from .masks import MaskLayer
+from .normalisation import BandScaling
+from .rasters import read_window
+from .sample import Sample
+from .tiling import Window
+
+__all__ = ["Blend", "TileFit", "TileJob", "fit_jobs"]
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """Everything the fit of one tile needs (picklable, for Dask workers)."""
+
+    index: int
+    window: Window  # on the output grid
+    target: str  # raster the target is read from
+    target_window: Window  # its window there (the same as ``window`` for inpainting)
+    guides: tuple[str, ...]  # rasters on the output grid
+    mask: MaskLayer | None  # inpainting only
+    scalings: tuple[BandScaling, ...]  # target, then each guide
+    radar: tuple[int, ...]  # guides given in linear backscatter
+    settings: Settings
+
+    def read(self) -> tuple[Sample, list[str]]:
+        """The tile's normalised sample, read by window, and the warnings about it."""
+        target = read_window(self.target, self.target_window)
+        known = np.isfinite(target)
+        if self.mask is not None:
+            known &= ~self.mask.read(self.window)
+        guides = [read_window(path, self.window) for path in self.guides]
+        warnings = []
+        if not known.any():
+            warnings.append(
+                f"the tile at row {self.window.row}, column {self.window.col} has no clear pixel: its fill comes "
+                "from the guides alone; larger tiles give it clear pixels to learn from"
+            )
+        shape = (self.window.height, self.window.width)
+        sample = Sample.prepare(target, known, guides, shape, self.settings, self.radar, self.scalings)
+        return sample, warnings
+
+
+@dataclass
+class TileFit:
+    """The fitted tile in the target's units: mean over the ensemble and its spread."""
+
+    index: int
+    mean: np.ndarray  # (B, h, w)
+    spread: np.ndarray | None  # (B, h, w) standard deviation over the members, None for one member
+    device: str
+    chosen_step: int
+    trace: list[TracePoint]
+    notes: list[str]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@gdal_exceptions()
+def fit_jobs(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> list[TileFit]:
+    """Fit the tiles: together in one vectorised fit where their shapes agree, each member of an ensemble alone."""
+    callbacks = callbacks or Callbacks()
+    started = time.perf_counter()
+    settings = jobs[0].settings
+    device = select_device(settings.device)
+    samples, warnings = zip(*(job.read() for job in jobs))
+    if settings.ensemble == 1 and len({s.problem().signature() for s in samples}) == 1:
+        fits, device = fit_on_device([s.problem() for s in samples], settings, device, callbacks)
+        seconds = (time.perf_counter() - started) / len(jobs)
+        return [
+            _tile_fit(job, sample, [run.output], str(device), run, seconds, tile_warnings)
+            for job, sample, run, tile_warnings in zip(jobs, samples, fits, warnings)
+        ]
+    results = []
+    members = settings.ensemble
+    for index, (job, sample, tile_warnings) in enumerate(zip(jobs, samples, warnings)):
+        outputs = []
+        for member in range(members):
+            part = callbacks.part(index * members + member, len(jobs) * members)
+            member_settings = replace(settings, seed=settings.seed + member)
+            (run,), device = fit_on_device([sample.problem()], member_settings, device, part)
+            outputs.append(run.output)
+        seconds = time.perf_counter() - started
+        results.append(_tile_fit(job, sample, outputs, str(device), run, seconds, tile_warnings))
+        started = time.perf_counter()
+    return results
+
+
+def _tile_fit(job: TileJob, sample: Sample, outputs: list, device: str, run, seconds: float, warnings) -> TileFit:
+    """The tile's outputs in the target's units: their mean and, for an ensemble, their spread."""
+    stack = np.stack([sample.scaling.invert(output).astype(np.float32) for output in outputs])
+    spread = stack.std(axis=0) if len(outputs) > 1 else None
+    notes = [n for n in [sample.describe_anchor(), *run.notes] if n]
+    return TileFit(
+        job.index, stack.mean(axis=0), spread, device, run.chosen_step, run.trace, notes, seconds, list(warnings)
+    )
+
+
+class Blend:
+    """Feather-weighted sums of tile outputs, on disk (a float32 GeoTIFF in a scratch folder)."""
+
+    def __init__(self, folder: str, height: int, width: int, bands: int, spread: bool) -> None:
+        self.bands, self.spread = bands, spread
+        count = bands * (2 if spread else 1) + 1
+        creation = ["TILED=YES", "SPARSE_OK=TRUE", "BIGTIFF=IF_SAFER"]
+        driver = gdal.GetDriverByName("GTiff")
+        self.ds = driver.Create(f"{folder}/blend.tif", width, height, count, gdal.GDT_Float32, options=creation)
+
+    def __enter__(self) -> Blend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ds = None  # closed before its scratch folder is removed, also on errors (Windows keeps open files)
+
+    def _read(self, window: Window) -> np.ndarray:
+        return self.ds.ReadAsArray(window.col, window.row, window.width, window.height).reshape(
+            self.ds.RasterCount, window.height, window.width
+        )
+
+    def add(self, window: Window, fitted: TileFit, weight: np.ndarray) -> None:
+        sums = self._read(window)
+        sums[: self.bands] += fitted.mean * weight
+        if self.spread and fitted.spread is not None:
+            sums[self.bands : 2 * self.bands] += fitted.spread * weight
+        sums[-1] += weight
+        for i in range(self.ds.RasterCount):
+            self.ds.GetRasterBand(i + 1).WriteArray(sums[i], window.col, window.row)
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray | None]:
+        """The blended mean (NaN where no tile was fitted) and spread of a window."""
+        sums = self._read(window).astype(np.float64)
+        weight = sums[-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(weight > 0, sums[: self.bands] / weight, np.nan)
+            spread = np.where(weight > 0, sums[self.bands : 2 * self.bands] / weight, 0.0) if self.spread else None
+        return mean, spread

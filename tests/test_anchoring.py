@@ -1,0 +1,133 @@
+"""The network corrects an instant estimate (the anchor), its steps are judged on held-out pixels, and
+super-resolution stays consistent with its input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from mcpn.core.api import inpaint, super_resolve
+from mcpn.core.classic import inpainting_anchor, local_regression, regression
+from mcpn.core.config import Settings
+from mcpn.core.degradation import Degradation
+from mcpn.core.fitting import fit
+from mcpn.core.sample import Sample
+from mcpn.core.self_validation import holdout_mask
+
+CPU = torch.device("cpu")
+
+
+def smooth_field(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(shape)
+    kernel = np.ones(5) / 5
+    for axis in (-1, -2):
+        noise = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), axis, noise)
+    return noise
+
+
+@pytest.fixture
+def linear_scene():
+    """A target that is exactly a linear function of its guide, with a square cloud."""
+    guide = smooth_field((2, 40, 40), 0)
+    target = np.stack([2 * guide[0] - guide[1] + 1, 0.5 * guide[1] + 3])
+    mask = np.zeros((40, 40), bool)
+    mask[12:26, 10:28] = True
+    return target, mask, guide
+
+
+@pytest.mark.parametrize("method", ["emergent", "direct", "stacked"])
+def test_the_first_output_of_an_anchored_fit_is_the_anchor(linear_scene, method):
+    target, mask, guide = linear_scene
+    settings = Settings(method=method, steps=1, output_average=0, stopping="fixed")
+    sample = Sample.prepare(target, ~mask, [guide], (40, 40), settings)
+    problem = sample.problem()
+    from mcpn.core.fitting import build_model
+
+    model = build_model(problem, settings)
+    z = torch.rand(1, 32, 65, 65)
+    anchor = torch.nn.functional.pad(problem.anchor, (0, 25, 0, 25))
+    out = model(z, anchor)
+    torch.testing.assert_close(out.target, anchor)
+
+
+def test_validated_stopping_keeps_the_anchor_when_the_network_never_beats_it(linear_scene):
+    target, mask, guide = linear_scene
+    result = inpaint(target, mask, [guide], method="stacked", steps=20, check_every=5, learning_rate=0.05)
+    assert result.chosen_step == 0
+    assert [p.step for p in result.trace][:2] == [0, 5]
+    assert all(p.holdout_rmse >= result.trace[0].holdout_rmse for p in result.trace[1:])
+    np.testing.assert_allclose(result.image[:, mask], target[:, mask], rtol=1e-4, atol=1e-4)
+    assert any("instant estimate" in note for note in result.notes)
+
+
+def test_validated_stopping_scores_only_held_out_pixels_the_loss_never_saw(linear_scene):
+    target, mask, guide = linear_scene
+    settings = Settings(method="stacked", steps=1)
+    sample = Sample.prepare(target, ~mask, [guide], (40, 40), settings)
+    assert sample.holdout is not None and sample.holdout.any()
+    assert not (sample.holdout & sample.known).any()  # held out of the loss
+    assert not sample.holdout[:, mask].any()  # only known pixels are held out
+    share = sample.holdout[0].sum() / (~mask).sum()
+    assert 0.05 < share <= 0.15
+
+
+def test_holdout_is_shaped_like_the_missing_area_or_discs_without_one():
+    missing = np.zeros((60, 60), bool)
+    missing[5:15, 5:25] = True
+    held = holdout_mask(missing, 0.1, seed=1)
+    assert not (held & missing).any() and 0.05 < held.sum() / (~missing).sum() <= 0.15
+    discs = holdout_mask(np.zeros((60, 60), bool), 0.1, seed=1)
+    assert 0.05 < discs.mean() <= 0.15
+    assert holdout_mask(np.ones((60, 60), bool), 0.1) is None  # nothing known to spare
+
+
+def test_guide_regression_recovers_a_linear_relation_under_the_cloud(linear_scene):
+    target, mask, guide = linear_scene
+    for estimate in (regression(target, ~mask, [guide]), local_regression(target, ~mask, [guide])):
+        np.testing.assert_allclose(estimate[:, mask], target[:, mask], atol=5e-3)  # the ridge shrinks a little
+
+
+def test_the_anchor_is_chosen_on_held_out_pixels(linear_scene):
+    target, mask, guide = linear_scene
+    unrelated = smooth_field((1, 40, 40), 5)
+    held = holdout_mask(mask, 0.1, seed=0)
+    informative = inpainting_anchor(target, ~mask, [guide], held)
+    assert set(informative.names) == {"guide regression"} or "residual" in informative.names[0]
+    useless = inpainting_anchor(target, ~mask, [unrelated], held)
+    assert useless.image.shape == target.shape  # some estimate for every band, even with an unrelated guide
+
+
+@pytest.mark.parametrize("low_size", [10, 13])  # x4 and a non-integer factor (40 / 13)
+@pytest.mark.parametrize("method", ["direct", "emergent"])
+def test_anchored_super_resolution_degrades_exactly_to_its_input(low_size, method):
+    truth = smooth_field((1, 40, 40), 3) + 5
+    guide = np.concatenate([truth * 2 + smooth_field((1, 40, 40), 4) * 0.1, smooth_field((1, 40, 40), 9)])
+    area = Degradation("area", (40, 40), (low_size, low_size))
+    low = area.numpy(truth)
+    result = super_resolve(low, [guide], method=method, steps=3)
+    np.testing.assert_allclose(area.numpy(result.image), low, rtol=1e-4, atol=1e-4)
+
+
+def test_area_degradation_averages_covered_pixels_and_projection_is_least_change():
+    image = np.arange(36, dtype=float).reshape(1, 6, 6)
+    area = Degradation("area", (6, 6), (3, 3))
+    np.testing.assert_allclose(area.numpy(image)[0, 0, 0], image[0, :2, :2].mean())
+    odd = Degradation("area", (6, 6), (4, 4))  # 1.5 pixels per low-resolution pixel
+    assert np.allclose(odd.numpy(np.ones((1, 6, 6))), 1)
+    low = np.ones((1, 4, 4))
+    projected = odd.project_numpy(image, low, np.ones_like(low, bool))
+    np.testing.assert_allclose(odd.numpy(projected), low, atol=1e-9)
+    unchanged = odd.project_numpy(image, odd.numpy(image), np.ones_like(low, bool))
+    np.testing.assert_allclose(unchanged, image, atol=1e-9)
+
+
+def test_batched_and_single_fits_start_alike_with_anchors(linear_scene):
+    target, mask, guide = linear_scene
+    settings = Settings(method="emergent", steps=1)
+    problems = [Sample.prepare(target, ~mask, [guide], (40, 40), settings).problem() for _ in range(2)]
+    together = fit(problems, settings, CPU)
+    alone = [fit([p], settings, CPU)[0] for p in problems]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.output, b.output, atol=1e-3)
+        assert a.chosen_step == b.chosen_step
