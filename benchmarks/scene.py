@@ -28,13 +28,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _mcpn import DATA_DIR, PKG_DIR, REPO, ensure_package
+from _harness import DATA_DIR, PKG_DIR, REPO, module
 from osgeo import gdal
 
-ensure_package()
-from baselines import fill_gdal, upsample_bicubic  # noqa: E402
+module("core")
+from mcpn.core.classic import bicubic, fill_nodata  # noqa: E402
+from mcpn.core.config import Settings  # noqa: E402
+from mcpn.core.inpainting import inpaint_raster  # noqa: E402
+from mcpn.core.masks import CloudMask  # noqa: E402
 from mcpn.core.metrics import masked_ssim, rmse  # noqa: E402
-from mcpn.core.scene import CloudMask, inpaint_raster, super_resolve_raster  # noqa: E402
+from mcpn.core.super_resolution import super_resolve_raster  # noqa: E402
 
 gdal.UseExceptions()
 S2 = DATA_DIR / "s2_time_pair"
@@ -89,9 +92,11 @@ def peak_rss_mib(target: Path, mask: Path, guide: Path, out: Path, tile: int) ->
     script = f"""
 import resource, sys
 sys.path.insert(0, {str(PKG_DIR)!r})
-from mcpn.core.scene import CloudMask, inpaint_raster
+from mcpn.core.config import Settings
+from mcpn.core.inpainting import inpaint_raster
+from mcpn.core.masks import CloudMask
 inpaint_raster({str(target)!r}, CloudMask({str(mask)!r}), [{str(guide)!r}], {str(out)!r},
-               method="stacked", steps=1, device="cpu", tile_size={tile})
+               Settings(method="stacked", steps=1, device="cpu", tile_size={tile}))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -107,11 +112,11 @@ def inpainting(args: argparse.Namespace, results: dict) -> None:
     started = time.perf_counter()
     result = inpaint_raster(
         str(target), CloudMask(str(mask)), [str(guide)], str(WORK / "filled.tif"),
-        method=args.method, steps=args.steps, device="cpu", tile_size=args.tile,
+        Settings(method=args.method, steps=args.steps, device="cpu", tile_size=args.tile),
     )  # fmt: skip
     wall = time.perf_counter() - started
     filled = read(WORK / "filled.tif")
-    gdal_fill = fill_gdal(np.where(cloud, np.nan, truth), cloud)
+    gdal_fill = fill_nodata(np.where(cloud, np.nan, truth), cloud)
     scene_mpx = 1068 * 1068 / 1e6
     results["inpainting"] = {
         "cloud_cover": float(cloud.mean()),
@@ -160,7 +165,7 @@ def seams(args: argparse.Namespace, results: dict) -> None:
     images = {}
     for name, extra in runs.items():
         inpaint_raster(str(WORK / "part_target.tif"), CloudMask(str(mask)), [str(WORK / "part_guide.tif")],
-                       str(WORK / f"part_{name}.tif"), **common, **extra)  # fmt: skip
+                       str(WORK / f"part_{name}.tif"), Settings(**common, **extra))  # fmt: skip
         images[name] = read(WORK / f"part_{name}.tif")
     truth = read(WORK / "part_target.tif")
     results["seams"] = {
@@ -186,21 +191,21 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     gdal.Translate(str(b08_20), str(b08), width=size // 2, height=size // 2, resampleAlg="average")
     common = {"method": args.sr_method, "steps": args.sr_steps or args.steps, "device": "cpu", "tile_size": args.tile}
     started = time.perf_counter()
-    result = super_resolve_raster(str(b08_20), [str(guides)], str(WORK / "b08_sr.tif"), **common)
+    result = super_resolve_raster(str(b08_20), [str(guides)], str(WORK / "b08_sr.tif"), Settings(**common))
     wall = time.perf_counter() - started
     truth, low = read(b08), read(b08_20)
     every = np.ones(truth.shape[1:], bool)
     sharpened = read(WORK / "b08_sr.tif")
-    bicubic = upsample_bicubic(low, truth.shape[1:])
+    interpolated = bicubic(low, truth.shape[1:])
     results["super_resolution_b08_20m"] = {
         "size_10m": size,
         "steps": common["steps"],
         "tiles": result.tiles,
         "wall_s": wall,
         "ssim_mcpn": masked_ssim(sharpened, truth, every),
-        "ssim_bicubic": masked_ssim(bicubic, truth, every),
+        "ssim_bicubic": masked_ssim(interpolated, truth, every),
         "rmse_mcpn": rmse(sharpened, truth, every),
-        "rmse_bicubic": rmse(bicubic, truth, every),
+        "rmse_bicubic": rmse(interpolated, truth, every),
     }
     print(json.dumps(results["super_resolution_b08_20m"], indent=1), flush=True)
     b09 = WORK / "b09_60m.tif"
@@ -208,7 +213,7 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     b8a = WORK / "b8a_20m.tif"
     gdal.Translate(str(b8a), str(S2 / "2018-08-05" / "B8A.tif"), srcWin=[x // 2, y // 2, size // 2, size // 2])
     for name, path in (("b09", b09), ("b8a", b8a)):
-        super_resolve_raster(str(path), [str(guides)], str(WORK / f"{name}_sr.tif"), **common)
+        super_resolve_raster(str(path), [str(guides)], str(WORK / f"{name}_sr.tif"), Settings(**common))
     figure([read(b09), read(WORK / "b09_sr.tif"), read(b8a), read(WORK / "b8a_sr.tif")],
            ["B09 60 m", "B09 to 10 m (MCPN)", "B8A 20 m", "B8A to 10 m (MCPN)"], RESULTS / "scene_sr.png",
            shared=False)  # fmt: skip

@@ -40,13 +40,13 @@ import sys
 import time
 from pathlib import Path
 
-import _mcpn
+import _harness
 import torch
 
-_mcpn.ensure_package()
-from mcpn.core.batched import fit_batch  # noqa: E402
+_harness.module("core")
+from mcpn.core.config import MEMORY_FORMATS, PRECISIONS, Settings  # noqa: E402
 from mcpn.core.device import select_device  # noqa: E402
-from mcpn.core.fitting import MEMORY_FORMATS, PRECISIONS, Problem, Settings, build_model, fit  # noqa: E402
+from mcpn.core.fitting import Callbacks, Problem, build_model, fit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BANDS = 4
@@ -107,7 +107,15 @@ def _reset_peak_rss() -> bool:
 
 
 def _settings(method: str, precision: str, memory_format: str, steps: int) -> Settings:
-    return Settings(**METHODS[method], steps=steps, precision=precision, memory_format=memory_format, check_every=10**9)
+    return Settings(
+        **METHODS[method],
+        steps=steps,
+        precision=precision,
+        memory_format=memory_format,
+        check_every=10**9,
+        stopping="fixed",
+        anchor="none",
+    )
 
 
 def measure_one(
@@ -119,11 +127,8 @@ def measure_one(
     rss_before = _status_kib("VmRSS")
     exact_peak = _reset_peak_rss()
     settings = _settings(method, precision, memory_format, warmup + steps)
-    progress = lambda s, n: stamps.append(time.perf_counter())  # noqa: E731
-    if batch > 1:
-        fit_batch([_problem(size, seed) for seed in range(batch)], settings, torch_device, progress=progress)
-    else:
-        fit(_problem(size), settings, torch_device, progress=progress)
+    callbacks = Callbacks(progress=lambda s, n: stamps.append(time.perf_counter()))
+    fit([_problem(size, seed) for seed in range(batch)], settings, torch_device, callbacks)
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
         memory = torch.cuda.max_memory_allocated() / 2**20
@@ -189,9 +194,9 @@ def profile(method: str, size: int, precision: str, memory_format: str, device: 
     from torch.profiler import profile as torch_profile
 
     torch_device = select_device(device)
-    fit(_problem(size), _settings(method, precision, memory_format, 2), torch_device)  # warm-up
+    fit([_problem(size)], _settings(method, precision, memory_format, 2), torch_device)  # warm-up
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        fit(_problem(size), _settings(method, precision, memory_format, steps), torch_device)
+        fit([_problem(size)], _settings(method, precision, memory_format, steps), torch_device)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 

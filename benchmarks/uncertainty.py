@@ -45,12 +45,12 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import _mcpn  # noqa: E402
+import _harness  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from cases import INPAINT_CASES, Case, build_cases  # noqa: E402
 from scipy import ndimage, stats  # noqa: E402
 
-metrics = _mcpn.module("core.metrics")
+metrics = _harness.module("core.metrics")
 
 METHODS = ("emergent", "stacked")
 LABELS = {"emergent": "MCPN Emergent", "direct": "MCPN Direct", "stacked": "Stacked"}
@@ -165,7 +165,7 @@ def composite(case: Case, image: np.ndarray) -> np.ndarray:
 
 def run_ensemble(case: Case, method: str, seeds: list[int], steps: int, device: str) -> dict[str, Any]:
     """Fit ``case`` once per seed; return the members' composites and timings."""
-    api = _mcpn.module("core.api")
+    api = _harness.module("core.api")
     members, seconds, devices = [], [], set()
     for seed in seeds:
         t0 = time.perf_counter()
@@ -178,7 +178,7 @@ def run_ensemble(case: Case, method: str, seeds: list[int], steps: int, device: 
             steps=steps,
             seed=seed,
             device=device,
-            sar_guides=case.sar_guides,
+            radar_guides=case.radar_guides,
         )
         members.append(composite(case, res.image))
         seconds.append(time.perf_counter() - t0)
@@ -302,8 +302,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=tuple(LABELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one fit per seed (K = count)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", type=Path, default=_mcpn.DATA_DIR, help="the shared data folder")
-    parser.add_argument("--out", type=Path, default=_mcpn.REPO / "benchmarks" / "results")
+    parser.add_argument("--data", type=Path, default=_harness.DATA_DIR, help="the shared data folder")
+    parser.add_argument("--out", type=Path, default=_harness.REPO / "benchmarks" / "results")
     return parser.parse_args(argv)
 
 
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("an ensemble needs at least two seeds")
     import torch
 
-    load_start, started, commit = _load(), time.perf_counter(), _mcpn.git_commit()  # the code that runs
+    load_start, started, commit = _load(), time.perf_counter(), _harness._commit()  # the code that runs
     cases = build_cases(args.data, args.size, args.cases)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -18,6 +18,7 @@ from scipy import ndimage
 from .degradation import Degradation
 from .errors import InputError
 from .gdal_exceptions import gdal_exceptions
+from .metrics import ssim_map
 
 __all__ = [
     "Anchor",
@@ -27,6 +28,8 @@ __all__ = [
     "inpainting_anchor",
     "local_regression",
     "regression",
+    "regression_and_residual",
+    "consistent_bicubic",
     "super_resolution_anchor",
 ]
 
@@ -35,6 +38,8 @@ __all__ = [
 RADII = (8, 16, 32, 64)
 MIN_SHARE = 0.25
 RIDGE = 1e-3  # shrinks local slopes towards the global ones where the guide hardly varies
+RESIDUAL_SIGMA = 8.0  # px: how far a regression's residual is carried into a gap
+RESIDUAL_FADE = 0.1  # share of known pixels under the smoothing kernel below which the residual fades
 
 
 def as_bands(array: np.ndarray, name: str = "image") -> np.ndarray:
@@ -197,8 +202,9 @@ def inpainting_anchor(
 ) -> Anchor:
     """The best instant fill of each band, judged on the ``holdout`` pixels (known, but not used to fit).
 
-    Candidates: GDAL Fill nodata, and with guides the moving-window guide
-    regression with and without its residual interpolated into the gaps. The
+    Candidates: GDAL Fill nodata, biharmonic interpolation, and with guides the
+    global and the moving-window guide regression, the latter also with its
+    residual carried into the gaps (:func:`spread_residual`). The
     chosen estimate is then computed again from all known pixels.
     """
     target = as_bands(target, "target")
@@ -208,7 +214,10 @@ def inpainting_anchor(
         names = [next(iter(candidates))] * len(target)
     else:
         fitted = known & ~holdout
-        errors = {name: _holdout_error(make(target, fitted), target, holdout) for name, make in candidates.items()}
+        seen = known | holdout
+        errors = {
+            name: _dissimilarity(make(target, fitted), target, holdout, seen) for name, make in candidates.items()
+        }
         names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(target))]
     image = np.empty_like(target)
     for name in set(names):
@@ -221,53 +230,112 @@ def _inpainting_candidates(guides: Sequence[np.ndarray]) -> dict:
     def interpolation(target: np.ndarray, known: np.ndarray) -> np.ndarray:
         return fill_nodata(target, ~known)
 
-    if not guides:
-        return {"interpolation": interpolation}
+    def smooth_interpolation(target: np.ndarray, known: np.ndarray) -> np.ndarray:
+        return biharmonic(target, ~known)
 
-    def guide_regression(target: np.ndarray, known: np.ndarray) -> np.ndarray:
+    if not guides:
+        return {"interpolation": interpolation, "smooth interpolation": smooth_interpolation}
+
+    def global_regression(target: np.ndarray, known: np.ndarray) -> np.ndarray:
+        return regression(target, known, guides)
+
+    def moving_window_regression(target: np.ndarray, known: np.ndarray) -> np.ndarray:
         return local_regression(target, known, guides)
 
     def regression_and_residual(target: np.ndarray, known: np.ndarray) -> np.ndarray:
         estimate = local_regression(target, known, guides)
-        return estimate + fill_nodata(np.where(known, target - estimate, np.nan), ~known)
+        return estimate + spread_residual(target - estimate, known)
 
     return {
-        "guide regression": guide_regression,
-        "guide regression + residual": regression_and_residual,
+        "guide regression": global_regression,
+        "moving-window guide regression": moving_window_regression,
+        "moving-window guide regression + residual": regression_and_residual,
         "interpolation": interpolation,
+        "smooth interpolation": smooth_interpolation,
     }
 
 
-def _holdout_error(estimate: np.ndarray, target: np.ndarray, holdout: np.ndarray) -> np.ndarray:
-    """Mean squared error of each band over the held-out pixels."""
+def spread_residual(residual: np.ndarray, known: np.ndarray, sigma: float = RESIDUAL_SIGMA) -> np.ndarray:
+    """The residual of the known pixels carried into the gaps by normalised Gaussian smoothing.
+
+    It fades to zero further than a few ``sigma`` from any known pixel; known pixels get 0 (they keep their value).
+    """
+    known = np.broadcast_to(known, residual.shape)
+    out = np.zeros(residual.shape)
+    for index, (values, mask) in enumerate(zip(residual, known)):
+        weight = ndimage.gaussian_filter(mask.astype(np.float64), sigma)
+        total = ndimage.gaussian_filter(np.where(mask, values, 0.0), sigma)
+        fade = np.clip(weight / RESIDUAL_FADE, 0, 1)  # where few known pixels are near, less of their residual
+        out[index] = np.where(mask, 0.0, fade * total / np.maximum(weight, 1e-12))
+    return out
+
+
+def _dissimilarity(estimate: np.ndarray, target: np.ndarray, holdout: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """1 - the structural similarity of each band over the held-out pixels (``known`` pixels as they are)."""
     holdout = np.broadcast_to(holdout, target.shape)
-    return np.array([np.mean((e[h] - t[h]) ** 2) if h.any() else np.inf for e, t, h in zip(estimate, target, holdout)])
+    reference = np.where(known, target, estimate)
+    maps = ssim_map(np.where(holdout, estimate, reference), reference)
+    return np.array([1 - m[h].mean() if h.any() else np.inf for m, h in zip(maps, holdout)])
 
 
 def super_resolution_anchor(
-    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
+    low: np.ndarray,
+    known: np.ndarray,
+    guides: Sequence[np.ndarray],
+    degradation: Degradation,
+    holdout: np.ndarray | None = None,
 ) -> Anchor:
-    """Guide regression plus residual for super-resolution, exactly consistent with the input.
+    """The best instant super-resolution of each band (:func:`consistent_bicubic` or, with guides,
+    :func:`regression_and_residual`), judged on the held-out input pixels (kept out of both), then
+    computed again from all known pixels."""
+    low = as_bands(low, "low-resolution input")
+    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
+    candidates = {"bicubic": consistent_bicubic}
+    if guides:
+        candidates["guide regression + residual"] = lambda b, k, d: regression_and_residual(b, k, guides, d)
+    if holdout is None or not holdout.any() or len(candidates) == 1:
+        names = [list(candidates)[-1]] * len(low)
+    else:
+        hidden = np.broadcast_to(holdout, low.shape)
+        errors = {
+            name: _dissimilarity(
+                degradation.numpy(make(low, known & ~hidden, degradation)), low, hidden, known | hidden
+            )
+            for name, make in candidates.items()
+        }
+        names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(low))]
+    image = np.empty((len(low), *degradation.high))
+    for name in set(names):
+        bands = [i for i, n in enumerate(names) if n == name]
+        image[bands] = candidates[name](low, known, degradation)[bands]
+    return Anchor(image, names)
 
-    The low-resolution input is regressed (moving window) on the guides
-    degraded the same way; the slopes, brought to the output grid, turn the
-    guides into a detailed estimate, which is then changed by the least amount
-    that makes its degradation equal the input (its residual, spread back).
-    Without guides the estimate is bicubic interpolation, made consistent the same way.
+
+def consistent_bicubic(low: np.ndarray, known: np.ndarray, degradation: Degradation) -> np.ndarray:
+    """Bicubic interpolation of ``low``, changed by the least amount that makes it degrade exactly to ``low``."""
+    low = as_bands(low, "low-resolution input")
+    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
+    filled = fill_nodata(low, ~known) if not known.all() else low
+    return degradation.project_numpy(bicubic(filled, degradation.high), np.where(known, low, 0.0), known)
+
+
+def regression_and_residual(
+    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
+) -> np.ndarray:
+    """Guide regression plus residual (area-to-point regression style), exactly consistent with ``low``.
+
+    Each band of ``low`` is regressed (moving window) on the guides degraded
+    the same way; the global slopes are applied to the full guides and the
+    local correction is interpolated; the estimate is then changed by the least
+    amount that makes it degrade to ``low`` (its residual, spread back).
     """
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    if guides:
-        design = _design(guides)
-        degraded = degradation.numpy(design)
-        fill = np.where(known, low, 0.0)
-        estimate = np.stack([_upsampled_fit(b, m, degraded, design, degradation) for b, m in zip(fill, known)])
-        name = "guide regression + residual"
-    else:
-        estimate = bicubic(np.where(known, low, np.nanmean(low)), degradation.high)
-        name = "bicubic"
-    image = degradation.project_numpy(estimate, np.where(known, low, 0.0), known)
-    return Anchor(image, [name] * len(low))
+    design = _design(guides)
+    degraded = degradation.numpy(design)
+    fill = np.where(known, low, 0.0)
+    estimate = np.stack([_upsampled_fit(b, k, degraded, design, degradation) for b, k in zip(fill, known)])
+    return degradation.project_numpy(estimate, fill, known)
 
 
 def _upsampled_fit(

@@ -105,7 +105,7 @@ class TracePoint:
     step: int
     loss: float
     known_rmse: float
-    holdout_rmse: float | None = None
+    holdout_ssim: float | None = None  # structural similarity on the held-out pixels (higher is better)
     patch_consistency: float | None = None
 
 
@@ -161,6 +161,33 @@ def masked_mse(pred: torch.Tensor, ref: torch.Tensor, weight: torch.Tensor) -> t
     weight = weight.expand_as(pred)
     dims = tuple(range(1, pred.dim()))
     return ((pred - ref).square() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)
+
+
+def masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean of ``values`` over the pixels where ``weight`` is 1: ``(N, ...)`` to ``(N,)``."""
+    weight = weight.expand_as(values)
+    dims = tuple(range(1, values.dim()))
+    return (values * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)
+
+
+def ssim_map(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Per-pixel structural similarity of normalised images (data range 1), as :func:`core.metrics.ssim_map`.
+
+    Gaussian window of sigma 1.5 (11 taps), population statistics, edges extended, on the last two axes.
+    """
+    taps = torch.exp(-0.5 * (torch.arange(-5, 6, dtype=first.dtype, device=first.device) / 1.5) ** 2)
+    taps = taps / taps.sum()
+    shape = first.shape
+    flat = torch.cat([first, second, first * first, second * second, first * second], 1).flatten(0, -3)[:, None]
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(F.pad(x, (5, 5, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, 5, 5), mode="replicate"), taps.view(1, 1, -1, 1))
+
+    mx, my, xx, yy, xy = blur(flat).view(shape[0], 5, *shape[1:]).unbind(1)
+    c1, c2 = 0.01**2, 0.03**2
+    vx, vy, cov = xx - mx * mx, yy - my * my, xy - mx * my
+    return ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
 
 
 def build_model(problem: Problem, settings: Settings) -> MCPN:
@@ -355,13 +382,18 @@ class _Checks:
         data = self.data
         low = data.low(kept)
         known_rmse = masked_mse(low, data.target, data.known).sqrt()
-        holdout_rmse = masked_mse(low, data.target, data.holdout).sqrt() if data.holdout is not None else None
+        holdout_ssim = None
+        if data.holdout is not None:
+            seen = data.known + data.holdout  # the known pixels; elsewhere the output is compared with itself
+            reference = torch.where(seen > 0, data.target, low)
+            predicted = torch.where(data.known > 0, data.target, low)
+            holdout_ssim = masked_mean(ssim_map(predicted, reference), data.holdout)
         for index, rule in enumerate(self.rules):
             if self.stopped[index]:
                 continue
             point = TracePoint(step, float(loss[index]), float(known_rmse[index]))
-            if holdout_rmse is not None:
-                point.holdout_rmse = float(holdout_rmse[index])
+            if holdout_ssim is not None:
+                point.holdout_ssim = float(holdout_ssim[index])
             scorer = self.scorers[index]
             if scorer is not None:
                 point.patch_consistency = scorer(kept[index, ..., : data.height, : data.width])
@@ -378,5 +410,5 @@ class _Checks:
         if rule == "patch_consistency":
             return point.patch_consistency
         if rule == "validated":
-            return point.holdout_rmse
+            return None if point.holdout_ssim is None else -point.holdout_ssim
         return None
