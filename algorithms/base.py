@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared parts of the MCPN Processing algorithms.
 
 The engine (``core.api``, which imports torch) is imported lazily, inside

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Processing algorithm "Guided super-resolution" (mcpn:guidedsuperresolution)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Patch-consistency metric: Fréchet distance of low-level features, filled vs known region.
 
 The features are the first three convolutions of an ImageNet-trained

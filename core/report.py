@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Run report: one self-contained HTML file with the parameters, timing, convergence plots and self-validation.
 
 Plots and previews are PNG images drawn with Matplotlib's Agg renderer (no

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Demo: "Guided cloud inpainting" on the shipped sample through qgis_process, scored against the truth.
 
 The sample target (Sentinel-2, 2018-08-05) is clear and the cloud mask is a real

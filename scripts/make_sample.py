@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Build resources/sample/ from ../shared/data (GDAL only).
 
 - target_2018-08-05.tif: Sentinel-2 B04, B03, B02, B08 (10 m, uint16) of a 128 x 128 px window

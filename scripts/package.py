@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Build dist/mcpn-<version>.zip for the QGIS plugin manager: one top folder ``mcpn/``.
 
 Packs the plugin's runtime files (git-tracked plus untracked-but-not-ignored ones) and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The algorithms through processing.run on crops of ../shared/data, with the real engine (tiny configs)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The algorithms through the qgis_process command line (--json), as in scripts and CI."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The HTML run report (core.report): well-formed, self-contained, escaped, atomic, and rendered by Chromium."""
 
 from __future__ import annotations
