@@ -16,7 +16,7 @@ import subprocess
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXCLUDED_DIRS = ("tests/", "benchmarks/", "scripts/", ".ci/", ".build/", ".venv/", "dist/", ".github/")
+EXCLUDED_DIRS = ("tests/", "benchmarks/", "scripts/", "docs/", ".ci/", ".build/", ".venv/", "dist/", ".github/")
 EXCLUDED_FILES = {"Makefile", "pyproject.toml", "requirements.txt", ".gitignore", ".gitattributes"}
 
 
