@@ -48,7 +48,7 @@ HELP = "".join(
         "mask dilation, tiling, Dask, the uncertainty ensemble and self-validation; every field has a tooltip.</p>",
         "<p><b>Outputs.</b> A GeoTIFF with the target's grid, data type, nodata and band names; optionally the "
         "uncertainty (spread of several fits) and an HTML run report.</p>",
-        "<p><b>Time.</b> On a laptop CPU one step of a 256 px tile takes about half a second, so the default "
+        "<p><b>Time.</b> On a two-core CPU one step of a 256 px tile takes about half a second, so the default "
         "4000 steps take half an hour or more per cloudy tile: try a few hundred steps first. A GPU (CUDA or "
         "Apple MPS, chosen automatically) is the device for whole scenes. The run happens in the background, "
         "reports its progress and the time left, and can be cancelled. It needs the Python packages torch, "

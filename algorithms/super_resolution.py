@@ -37,7 +37,7 @@ HELP = "".join(
         "width, precision, output averaging, tiling and Dask; every field has a tooltip.</p>",
         "<p><b>Outputs.</b> A GeoTIFF on the first guide's grid with the input's data type, nodata and band "
         "names; where the input is nodata, so is the output. Optionally an HTML run report.</p>",
-        "<p><b>Time.</b> On a laptop CPU the default 4000 steps take tens of minutes per tile of 256 output "
+        "<p><b>Time.</b> On a two-core CPU the default 4000 steps take tens of minutes per tile of 256 output "
         "pixels: try a few hundred steps first. A GPU (CUDA or Apple MPS, chosen automatically) is the device "
         "for whole scenes. The run happens in the background, reports its progress and the time left, and can "
         "be cancelled. It needs the Python packages torch, numpy, scipy and scikit-image (the algorithm tells "
