@@ -7,7 +7,9 @@ QGIS_PROCESS := qgis_process.bin
 PROFILE := $(ROOT)/.build/profile
 PLUGINS := $(PROFILE)/profiles/default/python/plugins
 DEMO_STEPS ?= 500
-DEMO_OUT ?= $(ROOT)/.build/demo/sample_inpainted.tif
+DEMO_OUT ?= $(ROOT)/.build/demo
+VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
+ZIP := dist/mcpn-$(VERSION).zip
 
 # venv site-packages (torch ...) for qgis_process, which embeds the system Python
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -16,15 +18,17 @@ RUN_ENV = QT_QPA_PLATFORM=offscreen GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_R
 	MCPN_QGIS_PROCESS=$(QGIS_PROCESS)
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv deploy demo test lint format package clean
+.PHONY: help venv deploy demo test lint format compat package check-package clean
 
 help:
 	@echo "make venv     - system packages (QGIS, GDAL, Chromium for the report test) if missing + .venv with requirements.txt"
 	@echo "make deploy   - link the repo as plugin 'mcpn' into .build/profile and enable it"
-	@echo "make demo     - run Guided cloud inpainting on resources/sample via qgis_process (DEMO_STEPS=$(DEMO_STEPS))"
+	@echo "make demo     - both algorithms on resources/sample via qgis_process, scored against the truth (DEMO_STEPS=$(DEMO_STEPS))"
 	@echo "make test     - the test suite (real QGIS offscreen, real engine)"
 	@echo "make lint     - ruff check + ruff format --check"
+	@echo "make compat   - every Python file of the repository must run on Python 3.8 (vermin; QGIS 3.22 on Ubuntu 20.04)"
 	@echo "make package  - dist/mcpn-<version>.zip for the QGIS plugin manager"
+	@echo "make check-package - build the zip and check it as plugins.qgis.org does (structure, metadata, LICENSE, Bandit)"
 	@echo "make clean    - remove .build, dist and caches"
 
 venv: $(VENV)/.installed
@@ -46,7 +50,7 @@ deploy: venv
 	@echo "plugin 'mcpn' deployed in $(PROFILE)"
 
 demo: deploy
-	$(RUN_ENV) $(PY) scripts/demo.py --steps $(DEMO_STEPS) --output $(DEMO_OUT)
+	$(RUN_ENV) $(PY) scripts/demo.py --steps $(DEMO_STEPS) --output-dir $(DEMO_OUT)
 
 test: deploy
 	$(RUN_ENV) $(PY) -m pytest
@@ -59,8 +63,16 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# vermin: the minimum Python version from the syntax and library use of every file (not only the plugin's)
+compat: venv
+	$(VENV)/bin/vermin --target=3.8- --no-tips --violations --exclude-regex '(^|/)\.(venv|build|git)/' \
+		--exclude-regex '(^|/)dist/' .
+
 package:
 	/usr/bin/python3 scripts/package.py --output-dir dist
+
+check-package: package venv
+	$(PY) scripts/check_package.py $(ZIP)
 
 clean:
 	rm -rf .build dist .pytest_cache .ruff_cache

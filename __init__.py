@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """MCPN for QGIS: guided cloud inpainting and super-resolution of satellite images.
 
 QGIS (and qgis_process, with ``iface=None``) calls :func:`classFactory`.

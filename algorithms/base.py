@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Shared parts of the MCPN Processing algorithms.
 
 The engine (``core.api``, which imports torch) is imported lazily, inside
@@ -10,15 +11,14 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 import traceback
 from typing import Any, Callable
 
 from osgeo import gdal
 from qgis.core import (
-    Qgis,
     QgsCoordinateReferenceSystem,
     QgsMapLayer,
-    QgsMapLayerType,
     QgsMessageLog,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -39,10 +39,12 @@ from qgis.PyQt.QtGui import QIcon
 from ..core.errors import Cancelled, MCPNError
 from ..core.paths import same_file
 from ..mcpn_plugin import dependencies
+from . import compat
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
 README_PATH = os.path.join(PLUGIN_DIR, "README.md")
+HELP_ANCHOR = "#using-the-algorithms"  # the README section the help buttons open
 LOG_TAG = "MCPN"
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -50,6 +52,7 @@ DEVICE_LABELS = ["auto (a GPU when there is one, else the CPU)", "CPU", "CUDA (N
 
 # The engine's progress (its tile fits) spans 0-99 %; the end of the run (output written) is 100 %.
 _FIT_END = 99.0
+_LOG_EVERY = 0.05  # a progress line in the log every 5 % of the steps
 _SUFFIX = re.compile(r"\s*\(.*\)$")  # "Target raster (cloudy image)" -> "Target raster"
 
 
@@ -59,7 +62,42 @@ def tr(text: str) -> str:
 
 def log_exception(message: str) -> None:
     """Put the current traceback in the QGIS message log (tab "MCPN") for developers."""
-    QgsMessageLog.logMessage(f"{message}\n{traceback.format_exc()}", LOG_TAG, Qgis.Critical)
+    QgsMessageLog.logMessage(f"{message}\n{traceback.format_exc()}", LOG_TAG, compat.MESSAGE_CRITICAL)
+
+
+def duration(seconds: float) -> str:
+    """ "45 s", "12 min 05 s", "2 h 03 min"."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class ProgressReporter:
+    """The engine's progress callback: the bar moves from the first step, and a log line every 5 % of the steps
+    gives the steps done, the time elapsed and an estimate of the time left."""
+
+    def __init__(self, feedback: QgsProcessingFeedback, clock: Callable[[], float] = time.monotonic) -> None:
+        self.feedback = feedback
+        self.clock = clock
+        self.start = clock()
+        self.next_log = 0.0  # fraction of the steps at which the next line is logged
+
+    def __call__(self, step: int, total: int) -> None:
+        if total <= 0 or step <= 0:
+            return
+        done = min(step, total) / total
+        self.feedback.setProgress(max(1.0, _FIT_END * done))  # 1 % from the first step: the bar shows it runs
+        if done < self.next_log:
+            return
+        self.next_log = (int(done / _LOG_EVERY + 1e-9) + 1) * _LOG_EVERY
+        elapsed = self.clock() - self.start
+        line = tr("Step {} of {} ({:.0f} %), {} elapsed").format(min(step, total), total, 100 * done, duration(elapsed))
+        if step < total:
+            line += tr(", about {} left").format(duration(elapsed * (total - step) / step))
+        self.feedback.pushInfo(line + ".")
 
 
 class MCPNAlgorithm(QgsProcessingAlgorithm):
@@ -104,89 +142,133 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         return ICON_PATH
 
     def helpUrl(self) -> str:
-        return QUrl.fromLocalFile(README_PATH).toString()
+        return QUrl.fromLocalFile(README_PATH).toString() + HELP_ANCHOR
+
+    # QGIS 3.22's dialog says "HTML output has been generated" after every run of an algorithm with an HTML
+    # output (the run report), even when none was asked for: it asks this, so say it only after a report.
+    _report_written: dict[str, bool] = {}  # per algorithm name: the dialog asks a copy
+
+    def hasHtmlOutputs(self) -> bool:
+        return self._report_written.get(self.name(), False)
 
     # --- parameters ------------------------------------------------------------------------
+    def add(self, definition: QgsProcessingParameterDefinition, tooltip: str, advanced: bool = False) -> None:
+        """Add a parameter with its tooltip (``setHelp``), in the Advanced group when ``advanced``."""
+        definition.setHelp(tooltip)
+        if advanced:
+            definition.setFlags(definition.flags() | compat.FLAG_ADVANCED)
+        self.addParameter(definition)
+
     def add_run_parameters(self) -> None:
         """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""
-        self.addParameter(
+        self.add(
             QgsProcessingParameterNumber(
-                self.STEPS,
-                tr("Number of optimisation steps (maximum when stopping early)"),
-                QgsProcessingParameterNumber.Integer,
-                defaultValue=4000,
-                minValue=1,
-            )
+                self.STEPS, tr("Number of optimisation steps"), compat.NUMBER_INTEGER, defaultValue=4000, minValue=1
+            ),
+            tr(
+                "How long the network is fitted. 4000 is a good default; a few hundred give a quick preview. "
+                "With a stopping rule other than a fixed number of steps this is the maximum."
+            ),
         )
-        self.addParameter(
-            QgsProcessingParameterEnum(self.DEVICE, tr("Compute device"), options=DEVICE_LABELS, defaultValue=0)
+        self.add(
+            QgsProcessingParameterEnum(self.DEVICE, tr("Compute device"), options=DEVICE_LABELS, defaultValue=0),
+            tr(
+                "Where the network is fitted. Auto uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch "
+                "sees one, else the CPU. Choosing a GPU that is not there is an error."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterNumber(
-                self.SEED, tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0
-            )
+                self.SEED, tr("Random seed"), compat.NUMBER_INTEGER, defaultValue=0, minValue=0
+            ),
+            tr("The same seed and inputs give the same result on the same device."),
         )
-        self.add_advanced(
-            QgsProcessingParameterNumber(
-                self.LEARNING_RATE,
-                tr("Learning rate (0 = default of the method)"),
-                QgsProcessingParameterNumber.Double,
-                defaultValue=0.0,
-                minValue=0.0,
-            )
+        learning_rate = QgsProcessingParameterNumber(
+            self.LEARNING_RATE,
+            tr("Learning rate (0 uses the method's default)"),
+            compat.NUMBER_DOUBLE,
+            defaultValue=0.0,
+            minValue=0.0,
         )
-        self.add_advanced(
+        learning_rate.setMetadata({"widget_wrapper": {"decimals": 6}})  # 0.002, not 0.00
+        self.add(
+            learning_rate,
+            tr("Step size of the Adam optimiser. Leave 0 unless you know why: each method has a tested default."),
+            advanced=True,
+        )
+        self.add(
             QgsProcessingParameterNumber(
                 self.CORE_CHANNELS,
-                tr("Core channels (network width of the shared core)"),
-                QgsProcessingParameterNumber.Integer,
+                tr("Network width (core channels)"),
+                compat.NUMBER_INTEGER,
                 defaultValue=8,
                 minValue=1,
                 maxValue=256,
-            )
+            ),
+            tr("Number of channels of the shared core network. Wider is slower and not necessarily better."),
+            advanced=True,
         )
-        self.add_advanced(
+        self.add(
             QgsProcessingParameterEnum(
                 self.PRECISION, tr("Arithmetic precision"), options=self.PRECISION_LABELS, defaultValue=0
-            )
+            ),
+            tr(
+                "FP32 works everywhere. bf16 can be faster on recent CPUs (AVX-512 BF16 or AMX) and GPUs, "
+                "and slower on CPUs without these instructions."
+            ),
+            advanced=True,
         )
-        self.add_advanced(
+        self.add(
             QgsProcessingParameterNumber(
                 self.OUTPUT_AVERAGE,
-                tr("Output averaging over the steps (decay of the moving average; 0 = the last step's output)"),
-                QgsProcessingParameterNumber.Double,
+                tr("Output averaging over the last steps (0 keeps the last step's output)"),
+                compat.NUMBER_DOUBLE,
                 defaultValue=self.OUTPUT_AVERAGE_DEFAULT,
                 minValue=0.0,
                 maxValue=0.999,
-            )
+            ),
+            tr(
+                "Decay of a moving average of the network's outputs: 0.99 averages about the last 100 steps, "
+                "which removes their step-to-step wander. 0 keeps the last step's output."
+            ),
+            advanced=True,
         )
 
-    def add_advanced(self, param: QgsProcessingParameterDefinition) -> None:
-        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(param)
+    def add_advanced(self, definition: QgsProcessingParameterDefinition, tooltip: str) -> None:
+        self.add(definition, tooltip, advanced=True)
 
-    def add_output(self) -> None:
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Output raster")))
+    def add_output(self, tooltip: str) -> None:
+        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Output raster")), tooltip)
 
     def add_tiling_parameters(self) -> None:
         """Advanced TILE_SIZE and DASK_SCHEDULER."""
-        self.add_advanced(
+        self.add(
             QgsProcessingParameterNumber(
                 self.TILE_SIZE,
-                tr("Tile size (pixels)"),
-                QgsProcessingParameterNumber.Integer,
+                tr("Tile size in pixels"),
+                compat.NUMBER_INTEGER,
                 defaultValue=256,
                 minValue=64,
                 maxValue=4096,
-            )
+            ),
+            tr(
+                "Rasters larger than one tile are processed in overlapping tiles, read and written window by "
+                "window and blended without seams. Larger tiles need more memory."
+            ),
+            advanced=True,
         )
-        self.add_advanced(
+        self.add(
             QgsProcessingParameterString(
                 self.DASK_SCHEDULER,
-                tr("Dask scheduler (empty: here; local or local:N: a local cluster; tcp://host:8786)"),
+                tr("Dask cluster for the tiles (leave empty to run them here)"),
                 defaultValue="",
                 optional=True,
-            )
+            ),
+            tr(
+                "Empty: the tiles run here, one after the other. local or local:4: a local Dask cluster (with 4 "
+                "workers). tcp://host:8786: a running Dask cluster whose workers see the same files."
+            ),
+            advanced=True,
         )
 
     def tiling_options(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
@@ -194,10 +276,14 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         return {"tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context), "scheduler": scheduler or None}
 
     def add_report_output(self) -> None:
-        self.addParameter(
+        self.add(
             QgsProcessingParameterFileDestination(
                 self.REPORT, tr("Run report"), tr("HTML files (*.html)"), optional=True, createByDefault=False
-            )
+            ),
+            tr(
+                "An HTML page with the parameters, device and time, convergence plots, previews and (when asked "
+                "for) the self-validation scores. Needs the Python package matplotlib."
+            ),
         )
 
     def report_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
@@ -214,15 +300,13 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         """Write the HTML run report (parameters as the user gave them, traces, self-validation, previews)."""
         from ..core.report import write_report
 
-        shown = {}
-        for definition in self.parameterDefinitions():
-            if definition.isDestination():
-                continue
-            value = parameters.get(definition.name(), definition.defaultValue())
-            if isinstance(definition, QgsProcessingParameterEnum) and value is not None:
-                shown[definition.description()] = definition.options()[int(value)]
-            else:
-                shown[definition.description()] = definition.valueAsPythonString(value, context)
+        shown = {
+            definition.description(): plain_value(
+                definition, parameters.get(definition.name(), definition.defaultValue()), context
+            )
+            for definition in self.parameterDefinitions()
+            if not definition.isDestination()
+        }
         notes = list(result.notes)
         if result.fitted:
             notes.insert(0, f"{result.fitted} of {result.tiles} tile(s) fitted; the traces are those of the first.")
@@ -243,6 +327,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             log_exception(f"{self.displayName()}: cannot write the report")
             raise QgsProcessingException(tr("Cannot write the run report '{}': {}").format(path, exc)) from None
         feedback.pushInfo(tr("Run report: {}").format(path))
+        self._report_written[self.name()] = True
         return path
 
     # --- checks before anything is read or written -----------------------------------------
@@ -262,6 +347,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def prepareAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> bool:
+        self._report_written[self.name()] = False  # until this run has written one
         problem = self.input_problem(parameters, context) or self.output_problem(parameters, context)
         if problem:
             raise QgsProcessingException(problem)
@@ -285,12 +371,10 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 if isinstance(item, QgsMapLayer):
                     layer = item
                 elif isinstance(item, str) and item:
-                    layer = QgsProcessingUtils.mapLayerFromString(
-                        item, context, True, QgsProcessingUtils.LayerHint.Raster
-                    )
+                    layer = QgsProcessingUtils.mapLayerFromString(item, context, True, compat.LAYER_HINT_RASTER)
                 else:
                     continue  # expressions, model values...: resolved and checked by QGIS
-                if layer is not None and layer.isValid() and layer.type() == QgsMapLayerType.RasterLayer:
+                if layer is not None and layer.isValid() and layer.type() == compat.LAYER_RASTER:
                     if layer.providerType() == "gdal":
                         files.append((label, layer.source().split("|")[0]))
                     continue
@@ -396,6 +480,10 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 tr("The MCPN engine cannot be loaded ({}: {}).\n\n").format(type(exc).__name__, exc)
                 + dependencies.install_message(dependencies.missing_packages() or ["torch"])
             ) from None
+        from ..core import patch_consistency
+        from ..mcpn_plugin import network
+
+        patch_consistency.set_downloader(network.download)  # weights through QGIS's network settings
         return scene
 
     def raster_path(self, layer: QgsRasterLayer | None, what: str) -> str:
@@ -434,14 +522,10 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def callbacks(feedback: QgsProcessingFeedback) -> dict[str, Callable]:
-        def progress(step: int, total: int) -> None:
-            if total > 0:
-                feedback.setProgress(_FIT_END * min(step, total) / total)
-
         def log(message: str) -> None:
             feedback.pushInfo(str(message))
 
-        return {"progress": progress, "cancel": feedback.isCanceled, "log": log}
+        return {"progress": ProgressReporter(feedback), "cancel": feedback.isCanceled, "log": log}
 
     def run_engine(self, function: Callable, feedback: QgsProcessingFeedback, *args: Any, **kwargs: Any) -> Any:
         """Call an engine function, turning every failure into a readable QgsProcessingException."""
@@ -451,8 +535,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             return result
         except Cancelled:
             raise QgsProcessingException(tr("The run was cancelled; no output was written.")) from None
-        except MCPNError as exc:
-            log_exception(f"{self.displayName()}: engine error")
+        except MCPNError as exc:  # an input the engine refuses: its message alone, as QGIS's own algorithms do
             raise QgsProcessingException(str(exc)) from None
         except MemoryError:
             log_exception(f"{self.displayName()}: out of memory")
@@ -474,6 +557,29 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         if context.willLoadLayerOnCompletion(path):
             details = context.layerToLoadOnCompletionDetails(path)
             details.name = name
+
+
+def plain_value(definition: QgsProcessingParameterDefinition, value: Any, context: QgsProcessingContext) -> str:
+    """A parameter value as a person reads it: an enum's label, a layer's file, "yes"/"no", no Python quotes."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain_value(definition, item, context) for item in value)
+    if isinstance(definition, QgsProcessingParameterEnum):
+        try:
+            return definition.options()[int(value)]
+        except (TypeError, ValueError, IndexError):
+            return str(value)
+    if isinstance(value, bool):
+        return tr("yes") if value else tr("no")
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, QgsMapLayer):
+        return value.source().split("|")[0]
+    text = definition.valueAsPythonString(value, context)
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
 
 
 def open_raster(path: str) -> tuple[Any, str]:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Processing algorithm "Guided cloud inpainting" (mcpn:guidedcloudinpainting)."""
 
 from __future__ import annotations
@@ -5,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
@@ -18,76 +18,43 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.errors import MCPNError
+from ..core.masks import parse_mask_values
+from . import compat
 from .base import MCPNAlgorithm, report_result, tr
 
 STOPPING_RULES = ["fixed", "known_rmse", "patch_consistency"]
 STOPPING_LABELS = ["Fixed number of steps", "Known-region RMSE", "Patch consistency"]
 
-HELP = """<p>Fills the cloudy (or missing) pixels of a satellite image with a small convolutional
-network that is fitted to <i>this</i> image only (deep image prior, MCPN). The network sees the
-clear part of the target image and one or more <b>guide</b> images of the same place (for example
-a clear image of another date, or a radar image) and learns to reproduce the target from them;
-its output then fills the masked pixels. Clear pixels are copied unchanged from the input.</p>
-<h3>Parameters</h3>
-<ul>
-<li><b>Target raster</b>: the image to repair (any number of bands). Its nodata pixels are filled too.</li>
-<li><b>Cloud mask raster</b>: a raster whose values mark clouds (any grid or CRS; resampled with
-nearest neighbour to the target's grid).</li>
-<li><b>Cloud polygons</b>: a polygon layer whose features are clouds (any CRS), instead of or in addition
-to the mask raster.</li>
-<li><b>Mask values meaning cloud</b>: comma-separated values (<code>1</code> for a 0/1 mask,
-<code>3,8,9,10</code> for the Sentinel-2 scene classification layer), ranges (<code>8-10</code>) or a
-threshold for probability masks (<code>&gt;=40</code>).</li>
-<li><b>Guide rasters</b>: images of the same area used as they are (an optical image of another
-date, a radar image already in dB, ...); they are resampled (bilinear) to the target's grid. Pixels
-outside a guide's coverage are treated as invalid.</li>
-<li><b>Radar guide rasters</b>: radar backscatter in linear units (for example Sentinel-1 GRD
-sigma0); they are converted to decibels, then used like the other guides. Give at least one guide
-in either list.</li>
-<li><b>Method</b>: <i>Emergent</i> (a shared core network produces a learned signal from which one
-small head per image rebuilds the target and each guide; the default, and the best with radar
-guides in the paper), <i>Direct</i> (the core network produces the target itself and small heads
-rebuild each guide from it) or <i>Stacked</i> (one network outputs target and guides stacked as
-channels; the baseline of earlier work).</li>
-<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the output at the last step (averaged over the
-last steps, see Output averaging); <i>Known-region
-RMSE</i> keeps the checked step (every 50 steps) whose output best matches the clear pixels, and stops
-early when it has not improved for 1000 steps; <i>Patch consistency</i> keeps the step whose filled
-region has the texture statistics (Fr&eacute;chet distance of low-level image features) closest to
-the clear region's. Its features are the first layers of Inception-v3: the first run downloads its
-weights (about 100 MB) into PyTorch's cache; without internet access a fixed filter bank is used
-instead, and the log says so.</li>
-<li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.
-On a 2-core CPU one step of a 256&times;256 px tile takes about 0.5 s (Emergent), 0.57 s (Direct) or
-0.12 s (Stacked), so 4000 steps take 8 to 40 minutes per cloudy tile; use a GPU for whole scenes (GPU speed is not
-measured yet; see the README).</li>
-<li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch
-sees one, else the CPU; choosing a GPU that is not there is an error.</li>
-<li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
-<li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
-arithmetic precision (bf16 took about 1/1.4 of the FP32 time on a CPU with AVX-512 BF16, and its
-masked SSIM differed from FP32 by no more than the seed-to-seed spread in our benchmark; on CPUs
-without bf16 instructions it may be slower), output averaging (the image kept is a moving average of
-the network's outputs over about the last 100 steps, which removes their step-to-step wander; 0 keeps
-the last step's output),
-mask dilation in pixels (grow the clouds to cover their hazy edges), the tile size (rasters
-larger than one tile are processed in overlapping tiles, read and written window by window and
-blended without seams; only tiles containing clouds are fitted), the Dask scheduler (empty: tiles
-run here one after the other; <code>local</code> or <code>local:4</code>: a local Dask cluster;
-<code>tcp://host:8786</code>: a running Dask cluster whose workers see the same files), the number
-of ensemble fits for the uncertainty layer, and self-validation: before the real fill, clear pixels
-of one cloudy tile are hidden under synthetic clouds shaped like yours, filled with MCPN and with
-GDAL Fill nodata, and both are scored (SSIM, RMSE) against the true pixels, an estimate of the
-quality on your scene (it costs one more tile fit).</li>
-<li><b>Output</b>: a GeoTIFF with the target's grid, data type, nodata and band names.</li>
-<li><b>Uncertainty</b> (optional): per filled pixel, the standard deviation of the fills of the
-ensemble (each tile fitted K times with seeds seed..seed+K-1, the output being their mean); 0 on clear
-pixels.</li>
-<li><b>Run report</b> (optional): an HTML page with the parameters, device and time, convergence
-plots, self-validation scores and previews.</li>
-</ul>
-<p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image
-(and matplotlib for the run report).</p>"""
+HELP = "".join(
+    [
+        "<p>Fills the cloudy or missing pixels of a satellite image using one or more guide images of the same "
+        "place, for example a clear image of another date or a radar image. A small neural network is fitted to "
+        "this scene only (a deep image prior): it learns to reproduce the clear part of the target from the "
+        "guides, and its output fills the clouds. Clear pixels are copied unchanged. No training data and no "
+        "download are needed.</p>",
+        "<p><b>Inputs.</b> <i>Target raster</i>: the image to repair (any number of bands); its nodata pixels "
+        "are filled too. <i>Cloud mask raster</i> or <i>cloud polygons</i> (at least one of the two): where the "
+        "clouds are, on any grid or CRS. <i>Mask values meaning cloud</i>: 1 for a 0/1 mask, 3,8,9,10 for the "
+        "Sentinel-2 scene classification layer, a range such as 8-10 or a threshold such as &gt;=40 for a cloud "
+        "probability. <i>Guide rasters</i> or <i>radar guide rasters</i> (at least one guide in either list): "
+        "images of the same area; radar guides in linear backscatter (such as Sentinel-1 sigma0) are converted "
+        "to decibels first.</p>",
+        "<p><b>Choices.</b> <i>Method</i>: Emergent is the default and suits radar guides; Direct and Stacked "
+        "are alternatives. <i>Stopping</i>: a fixed number of steps, or the step that best matches the clear "
+        "pixels (known-region RMSE), or the step whose fill has the texture of the clear region (patch "
+        "consistency; it downloads about 100 MB of network weights once, and works offline with a simpler "
+        "feature set). The Advanced group holds the learning rate, network width, precision, output averaging, "
+        "mask dilation, tiling, Dask, the uncertainty ensemble and self-validation; every field has a tooltip.</p>",
+        "<p><b>Outputs.</b> A GeoTIFF with the target's grid, data type, nodata and band names; optionally the "
+        "uncertainty (spread of several fits) and an HTML run report.</p>",
+        "<p><b>Time.</b> On a two-core CPU one step of a 256 px tile takes about half a second, so the default "
+        "4000 steps take half an hour or more per cloudy tile: try a few hundred steps first. A GPU (CUDA or "
+        "Apple MPS, chosen automatically) is the device for whole scenes. The run happens in the background, "
+        "reports its progress and the time left, and can be cancelled. It needs the Python packages torch, "
+        "numpy, scipy and scikit-image (the algorithm tells you how to install them when they are missing).</p>",
+    ]
+)
 
 
 class GuidedCloudInpainting(MCPNAlgorithm):
@@ -113,76 +80,136 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         return tr(HELP)
 
     def initAlgorithm(self, config: dict | None = None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, tr("Target raster (cloudy image)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MASK, tr("Cloud mask raster"), optional=True))
-        self.addParameter(
-            QgsProcessingParameterString(self.MASK_VALUES, tr("Mask values meaning cloud"), defaultValue="1")
+        self.add(
+            QgsProcessingParameterRasterLayer(self.INPUT, tr("Target raster (cloudy image)")),
+            tr("The image to repair, any number of bands. Its nodata pixels are filled too."),
         )
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterRasterLayer(self.MASK, tr("Cloud mask raster (or cloud polygons)"), optional=True),
+            tr(
+                "A raster whose values mark the clouds, on any grid or CRS (resampled to the target with nearest "
+                "neighbour). Give this, cloud polygons, or both."
+            ),
+        )
+        self.add(
+            QgsProcessingParameterString(self.MASK_VALUES, tr("Mask values meaning cloud"), defaultValue="1"),
+            tr(
+                "Values of the cloud mask raster that mean cloud, separated by commas: 1 for a 0/1 mask, 3,8,9,10 "
+                "for the Sentinel-2 scene classification layer, ranges such as 8-10, or a threshold such as >=40 "
+                "for a cloud probability raster."
+            ),
+        )
+        self.add(
             QgsProcessingParameterFeatureSource(
-                self.MASK_POLYGONS, tr("Cloud polygons"), [QgsProcessing.TypeVectorPolygon], optional=True
-            )
+                self.MASK_POLYGONS,
+                tr("Cloud polygons (or cloud mask raster)"),
+                [compat.SOURCE_VECTOR_POLYGON],
+                optional=True,
+            ),
+            tr("A polygon layer whose features are clouds, in any CRS. Give this, a cloud mask raster, or both."),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterMultipleLayers(
-                self.GUIDES, tr("Guide rasters"), layerType=QgsProcessing.TypeRaster, optional=True
-            )
+                self.GUIDES,
+                tr("Guide rasters (or radar guide rasters)"),
+                layerType=compat.SOURCE_RASTER,
+                optional=True,
+            ),
+            tr(
+                "Images of the same area used as they are: a clear optical image of another date, a radar image "
+                "already in dB... They are resampled (bilinear) to the target's grid. Give at least one guide here "
+                "or in Radar guide rasters."
+            ),
         )
-        self.addParameter(
+        self.add(
             QgsProcessingParameterMultipleLayers(
                 self.RADAR_GUIDES,
-                tr("Radar guide rasters (linear backscatter, converted to dB)"),
-                layerType=QgsProcessing.TypeRaster,
+                tr("Radar guide rasters in linear backscatter (or guide rasters)"),
+                layerType=compat.SOURCE_RASTER,
                 optional=True,
-            )
+            ),
+            tr(
+                "Radar backscatter in linear units, such as Sentinel-1 GRD sigma0: converted to decibels, then used "
+                "like the other guides. Give at least one guide here or in Guide rasters."
+            ),
         )
-        self.addParameter(
-            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=0)
+        self.add(
+            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=0),
+            tr(
+                "Emergent (default): a shared core network with one small head per image; the best with radar "
+                "guides. Direct: the core produces the target itself. Stacked: one network outputs target and "
+                "guides as channels (the earlier baseline, fastest per step)."
+            ),
         )
-        self.addParameter(
-            QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0)
+        self.add(
+            QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0),
+            tr(
+                "Fixed number of steps: keep the (averaged) output of the last step. Known-region RMSE: keep the "
+                "checked step that best matches the clear pixels and stop when it no longer improves. Patch "
+                "consistency: keep the step whose fill has the texture of the clear region (downloads about "
+                "100 MB of Inception-v3 weights once; offline a fixed filter bank is used and the log says so)."
+            ),
         )
         self.add_run_parameters()
         self.add_advanced(
             QgsProcessingParameterNumber(
                 self.MASK_DILATION,
-                tr("Mask dilation (pixels)"),
-                QgsProcessingParameterNumber.Integer,
+                tr("Grow the clouds by (pixels)"),
+                compat.NUMBER_INTEGER,
                 defaultValue=0,
                 minValue=0,
                 maxValue=100,
-            )
+            ),
+            tr("Grows the cloud mask by this many pixels, to cover the hazy edges of the clouds."),
         )
         self.add_tiling_parameters()
         self.add_advanced(
             QgsProcessingParameterNumber(
                 self.ENSEMBLE,
-                tr("Ensemble fits for the uncertainty layer"),
-                QgsProcessingParameterNumber.Integer,
+                tr("Number of fits for the uncertainty layer"),
+                compat.NUMBER_INTEGER,
                 defaultValue=3,
                 minValue=2,
                 maxValue=20,
-            )
+            ),
+            tr(
+                "Used only when the Uncertainty output is asked for: each cloudy tile is fitted this many times "
+                "with different seeds; the output is their mean and the uncertainty their spread."
+            ),
         )
         self.add_advanced(
             QgsProcessingParameterBoolean(
-                self.SELF_VALIDATION, tr("Self-validation on synthetic clouds (one more fit)"), defaultValue=False
-            )
+                self.SELF_VALIDATION, tr("Estimate the quality on synthetic clouds (one more fit)"), defaultValue=False
+            ),
+            tr(
+                "Before the real fill, clear pixels of one cloudy tile are hidden under synthetic clouds shaped like "
+                "yours, filled with MCPN and with GDAL Fill nodata, and both are scored against the true pixels. "
+                "The scores are in the log and the run report."
+            ),
         )
-        self.add_output()
-        self.addParameter(
+        self.add_output(tr("A GeoTIFF with the target's grid, data type, nodata and band names."))
+        self.add(
             QgsProcessingParameterRasterDestination(
-                self.UNCERTAINTY, tr("Uncertainty (spread of the ensemble)"), optional=True, createByDefault=False
-            )
+                self.UNCERTAINTY, tr("Uncertainty (spread of several fits)"), optional=True, createByDefault=False
+            ),
+            tr(
+                "Per filled pixel, the standard deviation of the fills of the ensemble (0 on clear pixels). "
+                "Costs one fit per ensemble member."
+            ),
         )
         self.add_report_output()
 
     def input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
-        """As the base class, and: a cloud mask and at least one guide are given."""
+        """As the base class, and: a cloud mask and at least one guide are given, the mask values can be read."""
         if not parameters.get(self.MASK) and not parameters.get(self.MASK_POLYGONS):
             return tr("Give a cloud mask raster, cloud polygons or both.")
         if not parameters.get(self.GUIDES) and not parameters.get(self.RADAR_GUIDES):
             return tr("Select at least one guide raster (Guide rasters or Radar guide rasters).")
+        if parameters.get(self.MASK):
+            try:
+                parse_mask_values(self.parameterAsString(parameters, self.MASK_VALUES, context))
+            except MCPNError as exc:
+                return str(exc)
         return super().input_problem(parameters, context)
 
     def processAlgorithm(

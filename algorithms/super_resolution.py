@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Processing algorithm "Guided super-resolution" (mcpn:guidedsuperresolution)."""
 
 from __future__ import annotations
@@ -5,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -14,52 +14,36 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from . import compat
 from .base import MCPNAlgorithm, report_result, tr
 
 STOPPING_RULES = ["fixed", "known_rmse"]
 STOPPING_LABELS = ["Fixed number of steps", "Low-resolution RMSE"]
 
-HELP = """<p>Brings a low-resolution raster (for example a 20 m or 60 m Sentinel-2 band) to the
-resolution of one or more high-resolution <b>guide</b> rasters of the same place (for example the
-10 m bands). A small convolutional network is fitted to this scene only (deep image prior, MCPN):
-it learns to reproduce the guides and an image which, resampled to the low resolution (antialiased
-bilinear, any scale factor), reproduces the input; so the result keeps the input's radiometry and
-gains the guides' detail.</p>
-<h3>Parameters</h3>
-<ul>
-<li><b>Low-resolution raster</b>: the band(s) to sharpen; it is read over the first guide's extent at
-its own pixel size (nothing is resampled when the grids are aligned, as for bands of one Sentinel-2
-tile).</li>
-<li><b>Guide rasters</b>: high-resolution images; the output takes the <b>first</b> guide's grid (CRS,
-extent and pixel size), the other guides are resampled (bilinear) to it.</li>
-<li><b>Method</b>: <i>Direct</i> (the core network produces the sharpened image itself and small heads
-rebuild each guide from it; the default, and the best for super-resolution in the paper),
-<i>Emergent</i> (a learned core signal with one head per image) or <i>Stacked</i> (one network outputs
-all images stacked as channels).</li>
-<li><b>Stopping</b>: <i>Fixed number of steps</i> keeps the output at the last step (averaged over the
-last steps, see Output averaging); <i>Low-resolution RMSE</i> keeps
-the checked step (every 50 steps) that best reproduces the low-resolution input, and stops early when
-it has not improved for 1000 steps.</li>
-<li><b>Number of optimisation steps</b>: 4000 is a good default; a few hundred give a quick preview.</li>
-<li><b>Compute device</b>: <i>auto</i> uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch
-sees one, else the CPU; choosing a GPU that is not there is an error.</li>
-<li><b>Random seed</b>: the same seed and inputs give the same result on the same device.</li>
-<li><b>Advanced</b>: learning rate (0 = the method's default), core channels (network width),
-arithmetic precision (FP32, or bf16: faster on CPUs with AVX-512 BF16), output averaging (the image
-kept is a moving average of the network's outputs over about the last 100 steps; 0 keeps the last
-step's output), the tile
-size in output pixels (large rasters are processed in overlapping tiles cut at low-resolution pixel
-boundaries, every tile fitted, read and written window by window and blended without seams) and
-the Dask scheduler (empty: tiles run here; <code>local</code> or <code>local:4</code>: a local Dask
-cluster; <code>tcp://host:8786</code>: a running cluster whose workers see the same files).</li>
-<li><b>Output</b>: a GeoTIFF on the first guide's grid with the input's data type, nodata and band
-names; where the input is nodata (or outside its extent, when it has a nodata value), so is the
-output.</li>
-<li><b>Run report</b> (optional): an HTML page with the parameters, device and time, convergence
-plots and previews.</li>
-</ul>
-<p>Runs in the background and can be cancelled. Requires torch, numpy, scipy and scikit-image
-(and matplotlib for the run report).</p>"""
+HELP = "".join(
+    [
+        "<p>Brings a low-resolution raster, for example a 20 m or 60 m Sentinel-2 band, to the resolution of "
+        "one or more high-resolution guide rasters of the same place, for example the 10 m bands. A small neural "
+        "network is fitted to this scene only (a deep image prior): it learns an image that reproduces the input "
+        "once brought back to the low resolution, and that shares the guides' detail. So the result keeps the "
+        "input's values and gains the guides' sharpness. No training data and no download are needed.</p>",
+        "<p><b>Inputs.</b> <i>Low-resolution raster</i>: the band or bands to sharpen, read over the first "
+        "guide's extent at their own pixel size. <i>High-resolution guide rasters</i>: the output takes the "
+        "<b>first</b> guide's grid (CRS, extent and pixel size); the other guides are resampled to it. The "
+        "guides must be finer than the input.</p>",
+        "<p><b>Choices.</b> <i>Method</i>: Direct is the default for super-resolution; Emergent and Stacked "
+        "are alternatives. <i>Stopping</i>: a fixed number of steps, or the checked step that best reproduces "
+        "the low-resolution input (low-resolution RMSE). The Advanced group holds the learning rate, network "
+        "width, precision, output averaging, tiling and Dask; every field has a tooltip.</p>",
+        "<p><b>Outputs.</b> A GeoTIFF on the first guide's grid with the input's data type, nodata and band "
+        "names; where the input is nodata, so is the output. Optionally an HTML run report.</p>",
+        "<p><b>Time.</b> On a two-core CPU the default 4000 steps take tens of minutes per tile of 256 output "
+        "pixels: try a few hundred steps first. A GPU (CUDA or Apple MPS, chosen automatically) is the device "
+        "for whole scenes. The run happens in the background, reports its progress and the time left, and can "
+        "be cancelled. It needs the Python packages torch, numpy, scipy and scikit-image (the algorithm tells "
+        "you how to install them when they are missing).</p>",
+    ]
+)
 
 
 class GuidedSuperResolution(MCPNAlgorithm):
@@ -76,23 +60,39 @@ class GuidedSuperResolution(MCPNAlgorithm):
         return tr(HELP)
 
     def initAlgorithm(self, config: dict | None = None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, tr("Low-resolution raster")))
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterRasterLayer(self.INPUT, tr("Low-resolution raster")),
+            tr("The band or bands to sharpen, for example a 20 m Sentinel-2 band. Must be coarser than the guides."),
+        )
+        self.add(
             QgsProcessingParameterMultipleLayers(
                 self.GUIDES,
                 tr("High-resolution guide rasters (the output takes the first one's grid)"),
-                layerType=QgsProcessing.TypeRaster,
-            )
+                layerType=compat.SOURCE_RASTER,
+            ),
+            tr(
+                "Images of the same place at the target resolution, for example the 10 m Sentinel-2 bands. The "
+                "output takes the first guide's CRS, extent and pixel size; the others are resampled to it."
+            ),
         )
-        self.addParameter(
-            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=1)
+        self.add(
+            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=1),
+            tr(
+                "Direct (default): the core network produces the sharpened image and small heads rebuild each guide "
+                "from it. Emergent: a learned core signal with one head per image. Stacked: one network outputs "
+                "all images as channels."
+            ),
         )
-        self.addParameter(
-            QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0)
+        self.add(
+            QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0),
+            tr(
+                "Fixed number of steps: keep the (averaged) output of the last step. Low-resolution RMSE: keep the "
+                "checked step that best reproduces the low-resolution input and stop when it no longer improves."
+            ),
         )
         self.add_run_parameters()
         self.add_tiling_parameters()
-        self.add_output()
+        self.add_output(tr("A GeoTIFF on the first guide's grid, with the input's data type, nodata and band names."))
         self.add_report_output()
 
     def processAlgorithm(

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Patch-consistency metric: Fréchet distance of low-level features, filled vs known region.
 
 The features are the first three convolutions of an ImageNet-trained
@@ -5,6 +6,11 @@ Inception-v3 (``Conv2d_1a_3x3``, ``Conv2d_2a_3x3``, ``Conv2d_2b_3x3``, 64
 channels), as in SIFID. Their weights come from the same file torchvision
 uses (about 100 MB), downloaded once into PyTorch's hub cache
 (``torch.hub.get_dir()``), so a copy already fetched by torchvision is reused.
+The download goes through ``torch.hub.load_state_dict_from_url`` (hash checked
+against the sha256 prefix in the file name), or through the function installed
+with :func:`set_downloader` (inside QGIS the plugin layer installs one that uses
+QGIS's network manager, so the user's proxy settings apply; this module itself
+never imports QGIS), checked the same way.
 When the file cannot be had (offline, or ``MCPN_OFFLINE=1``; a failed download
 is not retried in the same process), a fixed filter bank with the same receptive
 fields is used instead (:class:`FilterBankFeatures`) and the result says so.
@@ -14,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
-import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,6 +35,11 @@ LAYERS = ((3, 2, 0), (3, 1, 0), (3, 1, 1))
 _INCEPTION_LAYERS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3")
 _INCEPTION_WIDTHS = ((3, 32), (32, 32), (32, 64))
 _download_failed = False  # set once a download failed: this process does not try again
+_HASH_PREFIX = re.compile(r"-([a-f0-9]*)\.")  # as torch.hub: "name-<sha256 prefix>.pth"
+
+# (url, destination path): writes the file at the url to the path, or raises (OSError...)
+Downloader = Callable[[str, str], None]
+_downloader: Downloader | None = None
 
 
 class InceptionFeatures(nn.Module):
@@ -80,27 +92,56 @@ class FilterBankFeatures(nn.Module):
         return F.conv2d(x, self.smooth, stride=s3, padding=p3, groups=12)
 
 
+def set_downloader(function: Downloader | None) -> Downloader | None:
+    """Use ``function(url, destination_path)`` to download the weights (None: torch.hub); returns the previous one."""
+    global _downloader
+    previous, _downloader = _downloader, function
+    return previous
+
+
+def _download_with(function: Downloader, url: str, path: Path) -> bool:
+    """Download ``url`` to ``path`` with ``function`` into a temporary file, keeping it only if its hash matches."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        function(url, temporary)
+        digest = hashlib.sha256()
+        with open(temporary, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        expected = _HASH_PREFIX.search(path.name)
+        if expected is None or not digest.hexdigest().startswith(expected.group(1)):
+            return False
+        os.replace(temporary, path)
+        return True
+    except Exception:  # any failure of the installed function (network, disk, ...) means: no weights
+        return False
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 def _cached_inception_state() -> dict[str, torch.Tensor] | None:
     """The Inception-v3 weights from the hub cache, downloading them once; None if unavailable."""
     global _download_failed
     path = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_URL.rsplit("/", 1)[1]
-    if not path.exists():
-        if os.environ.get("MCPN_OFFLINE") == "1" or _download_failed:
-            return None
-        try:
-            with urllib.request.urlopen(INCEPTION_URL, timeout=30) as response:
-                data = response.read()
-        except OSError:
-            _download_failed = True  # not again for every tile of this run
-            return None
-        if not hashlib.sha256(data).hexdigest().startswith(path.stem.rsplit("-", 1)[1]):
-            _download_failed = True
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    if os.environ.get("MCPN_OFFLINE") == "1" or _download_failed:
+        return None
+    if _downloader is not None:
+        if _download_with(_downloader, INCEPTION_URL, path):
+            return torch.load(path, map_location="cpu", weights_only=True)
+        _download_failed = True  # not again for every tile of this run
+        return None
+    try:
+        return torch.hub.load_state_dict_from_url(
+            INCEPTION_URL, check_hash=True, map_location="cpu", progress=False, weights_only=True
+        )
+    except (OSError, RuntimeError, ValueError):  # offline, HTTP error, hash mismatch
+        _download_failed = True
+        return None
 
 
 def load_feature_extractor() -> tuple[nn.Module, str]:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Run report: one self-contained HTML file with the parameters, timing, convergence plots and self-validation.
 
 Plots and previews are PNG images drawn with Matplotlib's Agg renderer (no
@@ -71,7 +72,7 @@ def write_report(
     sections = [
         f"<h1>{_text(title)}</h1>",
         "<h2>Parameters</h2>",
-        _table(["Parameter", "Value"], [[name, value] for name, value in parameters.items()]),
+        _table(["Parameter", "Value"], [[name, _plain(value)] for name, value in parameters.items()]),
         "<h2>Run</h2>",
         _table(None, [["Device", device], ["Fitting time", f"{seconds:.1f} s"], ["Chosen step", chosen_step]]),
         "<h2>Convergence</h2>",
@@ -94,6 +95,20 @@ def write_report(
 
 def _text(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _plain(value: object) -> str:
+    """A parameter value as a person writes it: no Python quotes or brackets, "yes"/"no", lists with commas."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(item) for item in value)
+    text = str(value)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":  # a Python literal such as '1' or ''
+        text = text[1:-1]
+    return text
 
 
 def _table(header: list[str] | None, rows: list[list[object]], numeric: bool = False) -> str:
@@ -120,6 +135,19 @@ def _convergence(trace: Sequence[TracePoint], chosen_step: int) -> str:
     """The loss, known-region RMSE and (when recorded) patch-consistency curves, chosen step marked."""
     if not trace:
         return "<p>No convergence trace: nothing was fitted.</p>"
+    if len({p.step for p in trace}) < 2:  # one point on an axis of its own would be drawn on a degenerate scale
+        rows = [
+            [
+                p.step,
+                f"{p.loss:.4g}",
+                f"{p.known_rmse:.4g}",
+                "" if p.patch_consistency is None else f"{p.patch_consistency:.4g}",
+            ]
+            for p in trace
+        ]
+        return "<p>Too few checked steps to plot (a short run): the values at the checked step are below.</p>" + _table(
+            ["Step", "Training loss", "Known-region RMSE", "Patch consistency"], rows, numeric=True
+        )
     steps = [p.step for p in trace]
     panels = [
         ("Training loss", steps, [p.loss for p in trace]),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Check that the engine's Python packages can be imported, without importing them.
 
 The plugin never installs anything itself: when a package is missing the

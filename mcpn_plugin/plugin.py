@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The plugin object QGIS loads: registers the Processing provider."""
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""Demo: "Guided cloud inpainting" on the shipped sample through qgis_process, scored against the truth.
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Demo: both algorithms on the shipped sample through qgis_process, each scored against the known truth.
 
-The sample target (Sentinel-2, 2018-08-05) is clear and the cloud mask is a real
-mask transplanted onto it, so the pixels under the mask are known: the demo fills
-them using the 2018-07-21 image as guide and reports masked SSIM and RMSE (in
-reflectance x 10000) over the cloud, next to a naive baseline (the guide's
-pixels pasted into the gap).
+- Guided cloud inpainting: the sample target (Sentinel-2, 2018-08-05) is clear and the cloud mask
+  is a real mask transplanted onto it, so the pixels under the mask are known: the demo fills them
+  using the 2018-07-21 image as guide and reports masked SSIM and RMSE (reflectance x 10000) over
+  the cloud, next to a naive baseline (the guide's pixels pasted into the gap).
+- Guided super-resolution: the input is the target's 10 m B08 averaged to 20 m, so the 10 m B08 is
+  the truth; the guides are the 10 m B04, B03, B02. SSIM and RMSE over the whole image, next to
+  bicubic interpolation of the 20 m input.
 
 Run with `make demo` (which sets up the QGIS profile and environment).
-Usage: python scripts/demo.py [--steps 500] [--output path.tif] [--method 0|1|2]
+Usage: python scripts/demo.py [--steps 500] [--output-dir .build/demo] [--only inpainting|super-resolution]
 """
 
 from __future__ import annotations
@@ -20,58 +23,88 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "resources", "sample")
+TARGET = os.path.join(SAMPLE, "target_2018-08-05.tif")
+
+
+def run(qgis_process: str, algorithm: str, arguments: list[str], output: str) -> bool:
+    """Run one algorithm through qgis_process (it prints its progress and log); True when the output exists."""
+    print(f"\nrunning {algorithm} through {qgis_process} ...", flush=True)
+    start = time.time()
+    done = subprocess.run([qgis_process, "run", algorithm, "--", *arguments, f"OUTPUT={output}"])
+    if done.returncode != 0 or not os.path.isfile(output):
+        print(f"{algorithm} failed", file=sys.stderr)
+        return False
+    print(f"done in {time.time() - start:.0f} s; output: {output}")
+    return True
+
+
+def scores(rows: list[tuple[str, object]], truth: object, region: object) -> None:
+    from mcpn.core.metrics import masked_ssim, rmse
+
+    print(f"{'':28}{'SSIM':>8}{'RMSE':>10}")
+    for name, image in rows:
+        print(f"{name:28}{masked_ssim(image, truth, region):8.4f}{rmse(image, truth, region):10.1f}")
+
+
+def inpainting(args: argparse.Namespace) -> bool:
+    from mcpn.core import masks, rasters
+
+    guide = os.path.join(SAMPLE, "guide_2018-07-21.tif")
+    mask_path = os.path.join(SAMPLE, "cloud_mask.tif")
+    output = os.path.join(args.output_dir, "sample_inpainted.tif")
+    arguments = [f"INPUT={TARGET}", f"MASK={mask_path}", "MASK_VALUES=1", f"GUIDES={guide}", "METHOD=0"]
+    if not run(args.qgis_process, "mcpn:guidedcloudinpainting", [*arguments, *common(args)], output):
+        return False
+    truth = rasters.read_raster(TARGET).data
+    cloud = masks.mask_from_values(rasters.read_raster(mask_path).data, "1")
+    pasted = truth.copy()
+    pasted[:, cloud] = rasters.read_raster(guide).data[:, cloud]
+    print(f"cloud: {masks.summary(cloud)}; scores over the cloud:")
+    scores([("MCPN", rasters.read_raster(output).data), ("guide pasted (baseline)", pasted)], truth, cloud)
+    return True
+
+
+def super_resolution(args: argparse.Namespace) -> bool:
+    from mcpn.core import rasters
+    from osgeo import gdal
+
+    low = os.path.join(SAMPLE, "sr_b08_20m.tif")
+    guides = os.path.join(SAMPLE, "sr_guides_10m.tif")
+    output = os.path.join(args.output_dir, "sample_b08_10m.tif")
+    arguments = [f"INPUT={low}", f"GUIDES={guides}", "METHOD=1"]
+    if not run(args.qgis_process, "mcpn:guidedsuperresolution", [*arguments, *common(args)], output):
+        return False
+    truth = rasters.read_raster(TARGET).data[3:4]  # band 4: the 10 m B08 the input was averaged from
+    grid = gdal.Open(guides)
+    width, height = grid.RasterXSize, grid.RasterYSize
+    gt = grid.GetGeoTransform()
+    bounds = (gt[0], gt[3] + height * gt[5], gt[0] + width * gt[1], gt[3])
+    cubic = gdal.Warp("", low, format="MEM", width=width, height=height, outputBounds=bounds, resampleAlg="cubic")
+    baseline = cubic.ReadAsArray()[None].astype(float)
+    print("scores over the whole image against the 10 m B08:")
+    scores([("MCPN", rasters.read_raster(output).data), ("bicubic (baseline)", baseline)], truth, None)
+    return True
+
+
+def common(args: argparse.Namespace) -> list[str]:
+    return ["STOPPING=0", f"STEPS={args.steps}", "DEVICE=0", "SEED=0"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--method", type=int, default=0, help="0 Emergent, 1 Direct, 2 Stacked")
-    parser.add_argument("--output", default=os.path.join(ROOT, ".build", "demo", "sample_inpainted.tif"))
+    parser.add_argument("--output-dir", default=os.path.join(ROOT, ".build", "demo"))
+    parser.add_argument("--only", choices=["inpainting", "super-resolution"])
     parser.add_argument("--qgis-process", default=os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin"))
     args = parser.parse_args()
-
-    from mcpn.core import masks, rasters
-    from mcpn.core.metrics import masked_ssim, rmse
-
-    target = os.path.join(SAMPLE, "target_2018-08-05.tif")
-    guide = os.path.join(SAMPLE, "guide_2018-07-21.tif")
-    mask_path = os.path.join(SAMPLE, "cloud_mask.tif")
-    output = os.path.abspath(args.output)
-    os.makedirs(os.path.dirname(output), exist_ok=True)
-    command = [
-        args.qgis_process,
-        "run",
-        "mcpn:guidedcloudinpainting",
-        "--",
-        f"INPUT={target}",
-        f"MASK={mask_path}",
-        "MASK_VALUES=1",
-        f"GUIDES={guide}",
-        f"METHOD={args.method}",
-        "STOPPING=0",
-        f"STEPS={args.steps}",
-        "DEVICE=0",
-        "SEED=0",
-        f"OUTPUT={output}",
-    ]
-    print(f"running Guided cloud inpainting ({args.steps} steps) on the sample through {args.qgis_process} ...")
-    start = time.time()
-    done = subprocess.run(command)  # qgis_process prints its progress and the algorithm's log
-    if done.returncode != 0 or not os.path.isfile(output):
-        print("qgis_process failed", file=sys.stderr)
-        return 1
-    print(f"done in {time.time() - start:.0f} s; output: {output}")
-
-    truth = rasters.read_raster(target).data
-    filled = rasters.read_raster(output).data
-    cloud = masks.mask_from_values(rasters.read_raster(mask_path).data, "1")
-    pasted = truth.copy()
-    pasted[:, cloud] = rasters.read_raster(guide).data[:, cloud]
-    print(f"cloud: {masks.summary(cloud)}")
-    print(f"{'':24}{'masked SSIM':>12}{'RMSE':>10}")
-    for name, image in (("MCPN", filled), ("guide pasted (baseline)", pasted)):
-        print(f"{name:24}{masked_ssim(image, truth, cloud):12.4f}{rmse(image, truth, cloud):10.1f}")
-    return 0
+    args.output_dir = os.path.abspath(args.output_dir)
+    os.makedirs(args.output_dir, exist_ok=True)
+    ok = True
+    if args.only in (None, "inpainting"):
+        ok = inpainting(args) and ok
+    if args.only in (None, "super-resolution"):
+        ok = super_resolution(args) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

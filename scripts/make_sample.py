@@ -1,9 +1,14 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Build resources/sample/ from ../shared/data (GDAL only).
 
 - target_2018-08-05.tif: Sentinel-2 B04, B03, B02, B08 (10 m, uint16) of a 128 x 128 px window
 - guide_2018-07-21.tif: the same bands and window 15 days earlier
 - cloud_mask.tif: a real cloud mask (from ../shared/data/s1_sar_guide, another place) put on the
   sample's grid; 1 = cloud. Both dates are clear, so the target is the ground truth under the mask.
+- sr_b08_20m.tif: super-resolution input: the 10 m B08 (near infrared) of the target window
+  area-averaged to 20 m (64 x 64 px, gdal.Warp -r average), so the 10 m original (band 4 of
+  target_2018-08-05.tif) is the truth; a real 20 m band such as B8A has no 10 m truth.
+- sr_guides_10m.tif: its guides, B04, B03, B02 at 10 m (the same date and window; not B08, the truth).
 
 Usage: python scripts/make_sample.py [--data ../shared/data] [--out resources/sample]
 """
@@ -53,6 +58,26 @@ def mask(src_path: str, template: str, out: str) -> float:
     return float(values.mean())
 
 
+def super_resolution_sample(target: str, out: str) -> None:
+    """The target's band 4 (B08) averaged to 20 m, and its bands 1-3 (B04, B03, B02) as 10 m guides."""
+    options = ["COMPRESS=DEFLATE", "PREDICTOR=2"]
+    low = gdal.Warp(
+        os.path.join(out, "sr_b08_20m.tif"),
+        gdal.Translate("", target, format="VRT", bandList=[4]),
+        xRes=20,
+        yRes=20,
+        resampleAlg="average",
+        outputType=gdal.GDT_UInt16,
+        creationOptions=options,
+    )
+    low.GetRasterBand(1).SetDescription("B08 near infrared, averaged to 20 m")
+    low = None
+    guides = gdal.Translate(os.path.join(out, "sr_guides_10m.tif"), target, bandList=[1, 2, 3], creationOptions=options)
+    for i, (_, description) in enumerate(BANDS[:3]):
+        guides.GetRasterBand(i + 1).SetDescription(description)
+    guides = None
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +91,7 @@ def main() -> None:
     stack(os.path.join(pair, "2018-07-21"), os.path.join(args.out, "guide_2018-07-21.tif"))
     source_mask = os.path.join(args.data, "s1_sar_guide", "cloud_mask.tif")
     cover = mask(source_mask, target, os.path.join(args.out, "cloud_mask.tif"))
+    super_resolution_sample(target, args.out)
     print(f"sample written to {args.out}; cloud cover {100 * cover:.1f} %")
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Build dist/mcpn-<version>.zip for the QGIS plugin manager: one top folder ``mcpn/``.
 
 Packs the plugin's runtime files (git-tracked plus untracked-but-not-ignored ones) and
@@ -15,7 +16,7 @@ import subprocess
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXCLUDED_DIRS = ("tests/", "benchmarks/", "scripts/", ".ci/", ".build/", ".venv/", "dist/", ".github/")
+EXCLUDED_DIRS = ("tests/", "benchmarks/", "scripts/", "docs/", ".ci/", ".build/", ".venv/", "dist/", ".github/")
 EXCLUDED_FILES = {"Makefile", "pyproject.toml", "requirements.txt", ".gitignore", ".gitattributes"}
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Bad input through the real algorithms (issue #5): every case ends in a message naming the problem.
 
 processing.run runs checkParameterValues first, so refusals read "Unable to execute algorithm\\n<message>";

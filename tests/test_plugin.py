@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The plugin in a real QgsApplication: provider, algorithms, load/unload/reload."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The algorithms through processing.run on crops of ../shared/data, with the real engine (tiny configs)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from mcpn.core import scene as engine_scene
 from mcpn.core.scene import inpaint_raster
 from osgeo import gdal
 from qgis.core import (
+    QgsApplication,
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
@@ -381,6 +383,11 @@ def test_polygon_mask_uncertainty_self_validation_and_report(mcpn_provider, s2_s
     )
     page = report.read_text()
     assert "Self-validation" in page and "GDAL Fill nodata" in page and "data:image/png;base64" in page
+    assert "<td>Mask values meaning cloud</td><td>1</td>" in page and "<td>&#x27;" not in page  # no Python quotes
+    registry = QgsApplication.processingRegistry()
+    assert registry.algorithmById(INPAINT).hasHtmlOutputs()  # the dialog's "HTML output has been generated"
+    run(INPAINT, {**params, **FAST, "OUTPUT": str(tmp / "again.tif")})
+    assert not registry.algorithmById(INPAINT).hasHtmlOutputs()  # not after a run without a report
 
 
 def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(mcpn_provider, tmp_path, monkeypatch):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The algorithms through the qgis_process command line (--json), as in scripts and CI."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import sysconfig
 
 import numpy as np
 import pytest
-from conftest import PLUGINS, PROFILE, block_mask, poisoned, raster_info
+from conftest import PLUGINS, PROFILE, S2, block_mask, crop, poisoned, raster_info, write_mask
+from osgeo import gdal
 
 QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
 
@@ -122,6 +124,56 @@ def test_error_is_reported(enabled, s2_scene):
     assert done.returncode != 0
     assert "Cannot read the cloud mask value" in done.stdout + done.stderr
     assert not (s2_scene["tmp"] / "never.tif").exists()
+
+
+def bad_inputs(s2_scene, sr_scene) -> dict:
+    """Held-out input mistakes the engine (not the parameter checks) finds: (algorithm, arguments, message)."""
+    tmp = s2_scene["tmp"]
+    far = crop(S2 / "2018-07-21" / "B04.tif", tmp / "far_guide.tif", 40, 40, 48)
+    everything = write_mask(s2_scene["target"], tmp / "everything.tif", np.ones((48, 48), bool))
+    complex_target = tmp / "complex.tif"
+    gdal.Translate(str(complex_target), str(s2_scene["target"]), outputType=gdal.GDT_CFloat32)
+    inpaint = ["mcpn:guidedcloudinpainting", "--", "STEPS=3", "DEVICE=1"]
+    return {
+        "guide off the target": (
+            [*inpaint, f"INPUT={s2_scene['target']}", f"MASK={s2_scene['mask']}", f"GUIDES={far}"],
+            "does not overlap",
+        ),
+        "mask covering everything": (
+            [*inpaint, f"INPUT={s2_scene['target']}", f"MASK={everything}", f"GUIDES={s2_scene['guide']}"],
+            "no pixel of the target is known",
+        ),
+        "complex data type": (
+            [*inpaint, f"INPUT={complex_target}", f"MASK={s2_scene['mask']}", f"GUIDES={s2_scene['guide']}"],
+            "data type CFloat32, which is not supported",
+        ),
+        "super-resolution input finer than its guide": (
+            [
+                "mcpn:guidedsuperresolution",
+                "--",
+                "STEPS=3",
+                "DEVICE=1",
+                f"INPUT={sr_scene['guides'][0]}",
+                f"GUIDES={sr_scene['low']}",
+            ],
+            "must be coarser than the first guide",
+        ),
+    }
+
+
+def test_input_mistakes_end_in_the_message_alone(enabled, s2_scene, sr_scene):
+    """As QGIS's own algorithms: the engine's message, no traceback (nor a critical log of one), no output."""
+    for case, (arguments, expected) in bad_inputs(s2_scene, sr_scene).items():
+        out = s2_scene["tmp"] / f"never_{case.replace(' ', '_')}.tif"
+        done = qgis_process("run", *arguments, f"OUTPUT={out}", timeout=300)
+        text = done.stdout + done.stderr
+        assert done.returncode != 0, case
+        assert expected in text, (case, text[-2000:])
+        assert "Traceback" not in text and 'File "' not in text, (case, text[-3000:])
+        noise = ("QStandardPaths", "DeprecationWarning", "setapi")
+        lines = [line for line in done.stderr.splitlines() if line.strip() and not any(n in line for n in noise)]
+        assert lines and all(expected in line for line in lines), (case, lines)  # QGIS repeats it, nothing else
+        assert not out.exists(), case
 
 
 if __name__ == "__main__":  # pragma: no cover

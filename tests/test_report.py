@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The HTML run report (core.report): well-formed, self-contained, escaped, atomic, and rendered by Chromium."""
 
 from __future__ import annotations
@@ -235,3 +236,15 @@ def test_chromium_renders_the_plot(tmp_path) -> None:
     # The validation table and the mask preview are drawn too (below the plot).
     orange = np.nonzero(near(with_plot, MASK_COLOUR))[0]
     assert len(orange) > 1000 and orange.min() > rows.max()
+
+
+def test_short_run_and_plain_parameter_values(tmp_path) -> None:
+    """One checked step: a sentence and a table, no plot on a degenerate axis; values without Python quotes."""
+    one = [TracePoint(3, 0.5, 0.25, None)]
+    parameters = {"Mask values meaning cloud": "'1'", "Dask": "''", "Guides": ["a.tif", "b.tif"], "Self": False}
+    page = Page(write(tmp_path / "short.html", trace=one, chosen_step=3, parameters=parameters).read_text())
+    assert "Too few checked steps to plot (a short run): the values at the checked step are below." in page.texts["p"]
+    assert ["3", "0.5", "0.25"] in page.rows  # (empty cells are not collected)
+    assert len(page.images) == 5 - 1  # no convergence plot
+    assert ["Mask values meaning cloud", "1"] in page.rows and ["Dask"] in page.rows
+    assert ["Guides", "a.tif, b.tif"] in page.rows and ["Self", "no"] in page.rows

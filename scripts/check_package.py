@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Check a plugin zip the way plugins.qgis.org does before it accepts an upload.
+
+Reproduces the repository validator's checks (QGIS-Django ``plugins/validator.py``):
+size limit, no path information, no ``.pyc`` / ``__pycache__`` / ``.git`` / ``__MACOSX``,
+a single top folder with a valid name holding ``__init__.py`` and ``metadata.txt``,
+the required metadata fields (read with the same ``configparser`` settings), URLs
+with a scheme and a host, an author without slashes, ``LICENSE`` present, and the
+icon readable; plus no hidden files (``.DS_Store``...) and the upload security
+scan: Bandit with its default rules and nothing skipped, where any issue of
+medium or high severity fails. The validator's reachability check of the URLs
+needs a network and is left out; ``--release`` also refuses placeholder email and URLs.
+
+Usage: python scripts/check_package.py dist/mcpn-<version>.zip [--release]
+Exit status: 0 when the zip would be accepted, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import configparser
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from io import StringIO
+from urllib.parse import urlparse
+
+MAX_SIZE = 25_000_000  # PLUGIN_MAX_UPLOAD_SIZE of the repository
+REQUIRED = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker", "repository")
+FORBIDDEN_DIRS = ("__MACOSX", ".git", "__pycache__")
+PLACEHOLDERS = ("example.org", "example.com", "mcpn-qgis/")
+
+
+def check(path: str, release: bool = False) -> list[str]:
+    """The problems found in the zip at ``path`` (empty when it passes)."""
+    problems: list[str] = []
+    if os.path.getsize(path) > MAX_SIZE:
+        problems.append(f"the zip is {os.path.getsize(path)} bytes, over the {MAX_SIZE} bytes limit")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        return ["not a zip file"]
+    with archive:
+        names = archive.namelist()
+        for name in names:
+            parts = name.rstrip("/").split("/")
+            if ".." in name or name.startswith("/"):
+                problems.append(f"path information in the zip: {name}")
+            if ".pyc" in name:
+                problems.append(f"compiled Python file: {name}")
+            for forbidden in FORBIDDEN_DIRS:
+                if forbidden in parts[:-1] or (name.endswith("/") and forbidden in parts):
+                    problems.append(f"forbidden folder {forbidden}: {name}")
+            if any(part.startswith(".") for part in parts):
+                problems.append(f"hidden file or folder: {name}")
+        bad = archive.testzip()
+        if bad:
+            problems.append(f"bad zip (CRC error) on {bad}")
+        tops = sorted({name.split("/")[0] for name in names})
+        if len(tops) != 1 or not names or "/" not in names[0]:
+            return [*problems, f"the zip must hold one top folder, not {tops}"]
+        package = tops[0]
+        if not re.match(r"^[A-Za-z][A-Za-z0-9-_]+$", package):
+            problems.append(f"invalid top folder name {package!r}")
+        for required in ("__init__.py", "metadata.txt", "LICENSE"):
+            if f"{package}/{required}" not in names:
+                problems.append(f"cannot find {required} in the plugin package")
+        if f"{package}/metadata.txt" not in names:
+            return problems
+        parser = configparser.ConfigParser()  # as the validator: with interpolation, case kept
+        parser.optionxform = str  # type: ignore[assignment]
+        try:
+            parser.read_file(StringIO(codecs.decode(archive.read(f"{package}/metadata.txt"), "utf8")))
+            metadata = dict(parser.items("general"))
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            return [*problems, f"errors parsing metadata.txt: {exc}"]
+        missing = [field for field in REQUIRED if not metadata.get(field, "").strip()]
+        if missing:
+            problems.append(f"missing metadata: {', '.join(missing)}")
+        for field in ("tracker", "repository", "homepage"):
+            url = urlparse(metadata.get(field, "") or "")
+            if field in metadata and not (url.scheme and url.netloc):
+                problems.append(f"metadata {field} is not a valid URL")
+        if "/" in metadata.get("author", ""):
+            problems.append("author name cannot contain slashes")
+        if metadata.get("category") not in (None, "Raster", "Vector", "Database", "Web"):
+            problems.append(f"category {metadata['category']!r} is not one of Raster, Vector, Database, Web")
+        icon = metadata.get("icon", "")
+        icon = icon[2:] if icon.startswith("./") else icon
+        try:
+            data = archive.read(f"{package}/{icon}") if icon else b""
+        except KeyError:
+            data = b""
+        if not data:
+            problems.append(f"icon {icon or '(none)'} not found in the zip")
+        elif icon.endswith(".svg") and b"<svg" not in data[:2000]:
+            problems.append(f"icon {icon} is not an SVG image")
+        elif icon.endswith(".png") and not data.startswith(b"\x89PNG"):
+            problems.append(f"icon {icon} is not a PNG image")
+        placeholders = [
+            field
+            for field in ("email", "tracker", "repository", "homepage")
+            if any(p in metadata.get(field, "") for p in PLACEHOLDERS)
+        ]
+        if placeholders:
+            message = f"placeholder metadata to replace before publishing: {', '.join(placeholders)}"
+            if release:
+                problems.append(message)
+            else:
+                print(f"warning: {message}")
+        with tempfile.TemporaryDirectory() as folder:
+            archive.extractall(folder)
+            problems += bandit(os.path.join(folder, package))
+    return problems
+
+
+def bandit(folder: str) -> list[str]:
+    """Bandit over the unzipped plugin with its default rules (none skipped): medium or high severity fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bandit", "-r", folder, "-f", "json", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return [f"bandit did not run: {done.stderr.strip()[-500:]}"]
+    problems = []
+    for issue in report.get("results", []):
+        where = f"{os.path.relpath(issue['filename'], folder)}:{issue['line_number']}"
+        line = (
+            f"bandit {issue['test_id']} ({issue['issue_severity'].lower()} severity) at {where}: {issue['issue_text']}"
+        )
+        if issue["issue_severity"] in ("MEDIUM", "HIGH"):
+            problems.append(line)
+        else:
+            print(f"note: {line}")
+    print(f"bandit: {report.get('metrics', {}).get('_totals', {}).get('loc', '?')} lines scanned")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("zip")
+    parser.add_argument("--release", action="store_true", help="also refuse placeholder email and URLs")
+    args = parser.parse_args()
+    problems = check(args.zip, args.release)
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    print(f"{args.zip}: {'refused' if problems else 'passes the plugin repository checks'}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
