@@ -13,6 +13,7 @@ import re
 import tempfile
 import time
 import traceback
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from osgeo import gdal
@@ -36,6 +37,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
+from ..core.config import ANCHORS, DEVICES, METHODS, PRECISIONS, Settings
 from ..core.errors import Cancelled, MCPNError
 from ..core.paths import same_file
 from ..mcpn_plugin import dependencies
@@ -47,8 +49,20 @@ README_PATH = os.path.join(PLUGIN_DIR, "README.md")
 HELP_ANCHOR = "#using-the-algorithms"  # the README section the help buttons open
 LOG_TAG = "MCPN"
 
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-DEVICE_LABELS = ["auto (a GPU when there is one, else the CPU)", "CPU", "CUDA (NVIDIA GPU)", "MPS (Apple GPU)"]
+DEFAULTS = Settings()
+# The dialogs' option labels, one per choice of core.config (in its order: qgis_process takes the numbers).
+DEVICE_LABELS = {
+    "auto": "auto (a GPU when there is one, else the CPU)",
+    "cpu": "CPU",
+    "cuda": "CUDA (NVIDIA GPU)",
+    "mps": "MPS (Apple GPU)",
+}
+METHOD_LABELS = {"emergent": "Emergent", "direct": "Direct", "stacked": "Stacked"}
+PRECISION_LABELS = {"fp32": "FP32 (default)", "bf16": "bf16 (faster on CPUs with AVX-512 BF16 or AMX)"}
+ANCHOR_LABELS = {
+    "auto": "From the best instant estimate (guide regression or interpolation)",
+    "none": "From noise (the paper's set-up)",
+}
 
 # The engine's progress (its tile fits) spans 0-99 %; the end of the run (output written) is 100 %.
 _FIT_END = 99.0
@@ -118,12 +132,9 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     DASK_SCHEDULER = "DASK_SCHEDULER"
     REPORT = "REPORT"
+    ANCHOR = "ANCHOR"
 
-    METHODS = ["emergent", "direct", "stacked"]
-    METHOD_LABELS = ["Emergent", "Direct", "Stacked"]
-    PRECISIONS = ["fp32", "bf16"]
-    PRECISION_LABELS = ["FP32 (default)", "bf16 (faster on CPUs with AVX-512 BF16 or AMX)"]
-    OUTPUT_AVERAGE_DEFAULT = 0.99  # the engine's default (core.fitting.Settings; a test keeps them equal)
+    STOPPING_RULES: tuple[str, ...] = ()  # the rules this algorithm offers, in the order of its STOPPING options
 
     # --- identity --------------------------------------------------------------------------
     def createInstance(self) -> MCPNAlgorithm:
@@ -163,15 +174,21 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""
         self.add(
             QgsProcessingParameterNumber(
-                self.STEPS, tr("Number of optimisation steps"), compat.NUMBER_INTEGER, defaultValue=4000, minValue=1
+                self.STEPS,
+                tr("Number of optimisation steps"),
+                compat.NUMBER_INTEGER,
+                defaultValue=DEFAULTS.steps,
+                minValue=1,
             ),
             tr(
-                "How long the network is fitted. 4000 is a good default; a few hundred give a quick preview. "
-                "With a stopping rule other than a fixed number of steps this is the maximum."
+                "How long the network is fitted at most. With the default stopping rule the fit stops earlier once "
+                "the held-out pixels stop improving. A few hundred steps give a quick preview."
             ),
         )
         self.add(
-            QgsProcessingParameterEnum(self.DEVICE, tr("Compute device"), options=DEVICE_LABELS, defaultValue=0),
+            QgsProcessingParameterEnum(
+                self.DEVICE, tr("Compute device"), options=[DEVICE_LABELS[d] for d in DEVICES], defaultValue=0
+            ),
             tr(
                 "Where the network is fitted. Auto uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch "
                 "sees one, else the CPU. Choosing a GPU that is not there is an error."
@@ -201,7 +218,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 self.CORE_CHANNELS,
                 tr("Network width (core channels)"),
                 compat.NUMBER_INTEGER,
-                defaultValue=8,
+                defaultValue=DEFAULTS.core_channels,
                 minValue=1,
                 maxValue=256,
             ),
@@ -210,7 +227,25 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         )
         self.add(
             QgsProcessingParameterEnum(
-                self.PRECISION, tr("Arithmetic precision"), options=self.PRECISION_LABELS, defaultValue=0
+                self.ANCHOR,
+                tr("Start the network"),
+                options=[ANCHOR_LABELS[a] for a in ANCHORS],
+                defaultValue=0,
+                optional=True,  # models saved before it existed run with the default
+            ),
+            tr(
+                "From the best instant estimate: the network learns a correction of the better of guide regression "
+                "and interpolation (judged on held-out clear pixels), so the result starts as good as them. "
+                "From noise: the network alone, as in the MCPN paper."
+            ),
+            advanced=True,
+        )
+        self.add(
+            QgsProcessingParameterEnum(
+                self.PRECISION,
+                tr("Arithmetic precision"),
+                options=[PRECISION_LABELS[p] for p in PRECISIONS],
+                defaultValue=0,
             ),
             tr(
                 "FP32 works everywhere. bf16 can be faster on recent CPUs (AVX-512 BF16 or AMX) and GPUs, "
@@ -223,7 +258,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 self.OUTPUT_AVERAGE,
                 tr("Output averaging over the last steps (0 keeps the last step's output)"),
                 compat.NUMBER_DOUBLE,
-                defaultValue=self.OUTPUT_AVERAGE_DEFAULT,
+                defaultValue=DEFAULTS.output_average,
                 minValue=0.0,
                 maxValue=0.999,
             ),
@@ -247,7 +282,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 self.TILE_SIZE,
                 tr("Tile size in pixels"),
                 compat.NUMBER_INTEGER,
-                defaultValue=256,
+                defaultValue=DEFAULTS.tile_size,
                 minValue=64,
                 maxValue=4096,
             ),
@@ -270,10 +305,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             ),
             advanced=True,
         )
-
-    def tiling_options(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        scheduler = self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip()
-        return {"tile_size": self.parameterAsInt(parameters, self.TILE_SIZE, context), "scheduler": scheduler or None}
 
     def add_report_output(self) -> None:
         self.add(
@@ -470,10 +501,13 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(dependencies.install_message(missing))
 
     @staticmethod
-    def load_engine() -> Any:
-        """Import the engine's raster pipeline (and torch) now; a broken installation becomes a readable error."""
+    def load_engine() -> SimpleNamespace:
+        """Import the engine's raster pipelines (and torch) now; a broken installation becomes a readable error."""
         try:
-            from ..core import scene
+            from ..core.fitting import Callbacks
+            from ..core.inpainting import inpaint_raster
+            from ..core.masks import CloudMask
+            from ..core.super_resolution import super_resolve_raster
         except (ImportError, OSError) as exc:
             log_exception("MCPN: cannot import the engine")
             raise QgsProcessingException(
@@ -484,7 +518,12 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         from ..mcpn_plugin import network
 
         patch_consistency.set_downloader(network.download)  # weights through QGIS's network settings
-        return scene
+        return SimpleNamespace(
+            inpaint_raster=inpaint_raster,
+            super_resolve_raster=super_resolve_raster,
+            CloudMask=CloudMask,
+            Callbacks=Callbacks,
+        )
 
     def raster_path(self, layer: QgsRasterLayer | None, what: str) -> str:
         """The file a raster layer reads (GDAL provider only)."""
@@ -500,32 +539,43 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         source = layer.source()
         return source.split("|")[0]
 
-    def engine_options(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
-        lr = self.parameterAsDouble(parameters, self.LEARNING_RATE, context)
-        return {
-            "steps": self.parameterAsInt(parameters, self.STEPS, context),
-            "learning_rate": lr if lr > 0 else None,
-            "core_channels": self.parameterAsInt(parameters, self.CORE_CHANNELS, context),
-            "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
-            "seed": self.parameterAsInt(parameters, self.SEED, context),
-            "precision": self.PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
-            "output_average": self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
-        }
+    def settings(self, parameters: dict[str, Any], context: QgsProcessingContext, **specific: Any) -> Settings:
+        """The engine's one configuration, built once from the parameters (``specific``: the algorithm's own)."""
+        learning_rate = self.parameterAsDouble(parameters, self.LEARNING_RATE, context)
+        scheduler = self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip()
+        try:
+            return Settings(
+                method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
+                stopping=self.STOPPING_RULES[self.parameterAsEnum(parameters, self.STOPPING, context)],
+                anchor=ANCHORS[self.parameterAsEnum(parameters, self.ANCHOR, context)],
+                steps=self.parameterAsInt(parameters, self.STEPS, context),
+                learning_rate=learning_rate if learning_rate > 0 else None,
+                core_channels=self.parameterAsInt(parameters, self.CORE_CHANNELS, context),
+                device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+                seed=self.parameterAsInt(parameters, self.SEED, context),
+                precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
+                output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
+                tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                scheduler=scheduler or None,
+                **specific,
+            )
+        except MCPNError as exc:
+            raise QgsProcessingException(str(exc)) from None
 
     @staticmethod
-    def log_run(feedback: QgsProcessingFeedback, method: str, stopping: str, options: dict[str, Any]) -> None:
+    def log_run(feedback: QgsProcessingFeedback, settings: Settings) -> None:
         """Say in the log how the network is fitted."""
         feedback.pushInfo(
-            tr("Method: {}, stopping: {}, steps: {}, ").format(method, stopping, options["steps"])
-            + tr("precision: {}, output averaging: {:g}.").format(options["precision"], options["output_average"])
+            tr("Method: {}, stopping: {}, start: {}, steps: {}, ").format(
+                settings.method, settings.stopping, settings.anchor, settings.steps
+            )
+            + tr("precision: {}, output averaging: {:g}.").format(settings.precision, settings.output_average)
         )
 
     @staticmethod
-    def callbacks(feedback: QgsProcessingFeedback) -> dict[str, Callable]:
-        def log(message: str) -> None:
-            feedback.pushInfo(str(message))
-
-        return {"progress": ProgressReporter(feedback), "cancel": feedback.isCanceled, "log": log}
+    def callbacks(engine: SimpleNamespace, feedback: QgsProcessingFeedback) -> Any:
+        """The engine's callbacks: progress and log lines into ``feedback``, and its cancel button."""
+        return engine.Callbacks(ProgressReporter(feedback), feedback.isCanceled, lambda m: feedback.pushInfo(str(m)))
 
     def run_engine(self, function: Callable, feedback: QgsProcessingFeedback, *args: Any, **kwargs: Any) -> Any:
         """Call an engine function, turning every failure into a readable QgsProcessingException."""

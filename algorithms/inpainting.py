@@ -21,10 +21,14 @@ from qgis.core import (
 from ..core.errors import MCPNError
 from ..core.masks import parse_mask_values
 from . import compat
-from .base import MCPNAlgorithm, report_result, tr
+from .base import METHOD_LABELS, MCPNAlgorithm, report_result, tr
 
-STOPPING_RULES = ["fixed", "known_rmse", "patch_consistency"]
-STOPPING_LABELS = ["Fixed number of steps", "Known-region RMSE", "Patch consistency"]
+STOPPING_LABELS = {
+    "fixed": "Fixed number of steps",
+    "known_rmse": "Known-region RMSE",
+    "patch_consistency": "Patch consistency",
+    "validated": "Held-out clear pixels (default)",
+}
 
 HELP = "".join(
     [
@@ -58,6 +62,8 @@ HELP = "".join(
 
 
 class GuidedCloudInpainting(MCPNAlgorithm):
+    STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency", "validated")  # numbers kept for saved models
+    DEFAULT_METHOD = 0
     MASK = "MASK"
     MASK_VALUES = "MASK_VALUES"
     MASK_POLYGONS = "MASK_POLYGONS"
@@ -134,7 +140,9 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             ),
         )
         self.add(
-            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=0),
+            QgsProcessingParameterEnum(
+                self.METHOD, tr("Method"), options=list(METHOD_LABELS.values()), defaultValue=self.DEFAULT_METHOD
+            ),
             tr(
                 "Emergent (default): a shared core network with one small head per image; the best with radar "
                 "guides. Direct: the core produces the target itself. Stacked: one network outputs target and "
@@ -142,12 +150,19 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             ),
         )
         self.add(
-            QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0),
+            QgsProcessingParameterEnum(
+                self.STOPPING,
+                tr("Stopping"),
+                options=[STOPPING_LABELS[rule] for rule in self.STOPPING_RULES],
+                defaultValue=self.STOPPING_RULES.index("validated"),
+            ),
             tr(
+                "Held-out clear pixels (default): a few cloud-shaped patches of clear pixels are hidden from the "
+                "fit; the step whose fill matches them best is kept, the instant estimate when no step beats it. "
                 "Fixed number of steps: keep the (averaged) output of the last step. Known-region RMSE: keep the "
-                "checked step that best matches the clear pixels and stop when it no longer improves. Patch "
-                "consistency: keep the step whose fill has the texture of the clear region (downloads about "
-                "100 MB of Inception-v3 weights once; offline a fixed filter bank is used and the log says so)."
+                "checked step that best matches the clear pixels. Patch consistency: keep the step whose fill has "
+                "the texture of the clear region (downloads about 100 MB of Inception-v3 weights once; offline a "
+                "fixed filter bank is used and the log says so)."
             ),
         )
         self.add_run_parameters()
@@ -242,33 +257,31 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         if uncertainty:
             self.name_output_layer(context, uncertainty, f"Uncertainty – {target_layer.name()}")
 
-        scene = self.load_engine()  # lazy: imports torch
-        mask = scene.CloudMask(
+        engine = self.load_engine()  # lazy: imports torch
+        mask = engine.CloudMask(
             raster=mask_path,
             values=self.parameterAsString(parameters, self.MASK_VALUES, context),
             polygons=polygons,
             dilation=self.parameterAsInt(parameters, self.MASK_DILATION, context),
         )
-        options = self.engine_options(parameters, context)
-        method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
-        stopping = STOPPING_RULES[self.parameterAsEnum(parameters, self.STOPPING, context)]
-        self.log_run(feedback, method, stopping, options)
+        settings = self.settings(
+            parameters,
+            context,
+            ensemble=self.parameterAsInt(parameters, self.ENSEMBLE, context) if uncertainty else 1,
+            self_validation=self.parameterAsBoolean(parameters, self.SELF_VALIDATION, context),
+        )
+        self.log_run(feedback, settings)
         result = self.run_engine(
-            scene.inpaint_raster,
+            engine.inpaint_raster,
             feedback,
             target_path,
             mask,
-            guide_paths + radar_paths,
+            guide_paths,
             output,
-            method=method,
-            stopping=stopping,
-            sar_guides=tuple(range(len(guide_paths), len(guide_paths) + len(radar_paths))),
-            ensemble=self.parameterAsInt(parameters, self.ENSEMBLE, context) if uncertainty else 1,
+            settings,
+            radar_guides=radar_paths,
             uncertainty=uncertainty,
-            self_validation=self.parameterAsBoolean(parameters, self.SELF_VALIDATION, context),
-            **self.tiling_options(parameters, context),
-            **options,
-            **self.callbacks(feedback),
+            callbacks=self.callbacks(engine, feedback),
         )
         report_result(result, feedback)
         outputs = {self.OUTPUT: output}

@@ -14,11 +14,19 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..core.config import DEGRADATIONS
 from . import compat
-from .base import MCPNAlgorithm, report_result, tr
+from .base import METHOD_LABELS, MCPNAlgorithm, report_result, tr
 
-STOPPING_RULES = ["fixed", "known_rmse"]
-STOPPING_LABELS = ["Fixed number of steps", "Low-resolution RMSE"]
+STOPPING_LABELS = {
+    "fixed": "Fixed number of steps",
+    "known_rmse": "Low-resolution RMSE",
+    "validated": "Held-out input pixels (default)",
+}
+DEGRADATION_LABELS = {
+    "area": "Area average (a sensor's pixels, GDAL's average resampling)",
+    "bilinear": "Bilinear resampling (the MCPN paper's set-up)",
+}
 
 HELP = "".join(
     [
@@ -47,6 +55,10 @@ HELP = "".join(
 
 
 class GuidedSuperResolution(MCPNAlgorithm):
+    DEGRADATION = "DEGRADATION"
+    STOPPING_RULES = ("fixed", "known_rmse", "validated")  # numbers kept for saved models
+    DEFAULT_METHOD = 1
+
     def name(self) -> str:
         return "guidedsuperresolution"
 
@@ -76,7 +88,9 @@ class GuidedSuperResolution(MCPNAlgorithm):
             ),
         )
         self.add(
-            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=self.METHOD_LABELS, defaultValue=1),
+            QgsProcessingParameterEnum(
+                self.METHOD, tr("Method"), options=list(METHOD_LABELS.values()), defaultValue=self.DEFAULT_METHOD
+            ),
             tr(
                 "Direct (default): the core network produces the sharpened image and small heads rebuild each guide "
                 "from it. Emergent: a learned core signal with one head per image. Stacked: one network outputs "
@@ -84,13 +98,34 @@ class GuidedSuperResolution(MCPNAlgorithm):
             ),
         )
         self.add(
-            QgsProcessingParameterEnum(self.STOPPING, tr("Stopping"), options=STOPPING_LABELS, defaultValue=0),
+            QgsProcessingParameterEnum(
+                self.STOPPING,
+                tr("Stopping"),
+                options=[STOPPING_LABELS[rule] for rule in self.STOPPING_RULES],
+                defaultValue=self.STOPPING_RULES.index("validated"),
+            ),
             tr(
-                "Fixed number of steps: keep the (averaged) output of the last step. Low-resolution RMSE: keep the "
-                "checked step that best reproduces the low-resolution input and stop when it no longer improves."
+                "Held-out input pixels (default): a few patches of the low-resolution input are hidden from the "
+                "fit; the step that predicts them best is kept, the instant estimate when no step beats it. Fixed "
+                "number of steps: keep the (averaged) output of the last step. Low-resolution RMSE: keep the "
+                "checked step that best reproduces the low-resolution input."
             ),
         )
         self.add_run_parameters()
+        self.add_advanced(
+            QgsProcessingParameterEnum(
+                self.DEGRADATION,
+                tr("How the low-resolution raster was made"),
+                options=[DEGRADATION_LABELS[d] for d in DEGRADATIONS],
+                defaultValue=0,
+                optional=True,  # models saved before it existed run with the default
+            ),
+            tr(
+                "Area average: each low-resolution pixel is the mean of the high-resolution pixels it covers, as a "
+                "sensor measures and as GDAL's average resampling makes it. The result then averages back exactly "
+                "to the input. Bilinear: the antialiased bilinear resampling of the MCPN paper."
+            ),
+        )
         self.add_tiling_parameters()
         self.add_output(tr("A GeoTIFF on the first guide's grid, with the input's data type, nodata and band names."))
         self.add_report_output()
@@ -111,22 +146,18 @@ class GuidedSuperResolution(MCPNAlgorithm):
         report = self.report_path(parameters, context)
         self.name_output_layer(context, output, f"{self.displayName()} – {low_layer.name()}")
 
-        scene = self.load_engine()  # lazy: imports torch
-        options = self.engine_options(parameters, context)
-        method = self.METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
-        stopping = STOPPING_RULES[self.parameterAsEnum(parameters, self.STOPPING, context)]
-        self.log_run(feedback, method, stopping, options)
+        engine = self.load_engine()  # lazy: imports torch
+        degradation = DEGRADATIONS[self.parameterAsEnum(parameters, self.DEGRADATION, context)]
+        settings = self.settings(parameters, context, degradation=degradation)
+        self.log_run(feedback, settings)
         result = self.run_engine(
-            scene.super_resolve_raster,
+            engine.super_resolve_raster,
             feedback,
             low_path,
             guide_paths,
             output,
-            method=method,
-            stopping=stopping,
-            **self.tiling_options(parameters, context),
-            **options,
-            **self.callbacks(feedback),
+            settings,
+            callbacks=self.callbacks(engine, feedback),
         )
         report_result(result, feedback)
         outputs = {self.OUTPUT: output}

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from osgeo import gdal
 from scipy import ndimage
 
 from .degradation import Degradation
 from .errors import InputError
-from .gdal_exceptions import gdal_exceptions
 from .metrics import ssim_map
 
 __all__ = [
@@ -38,6 +36,7 @@ __all__ = [
 RADII = (8, 16, 32, 64)
 MIN_SHARE = 0.25
 RIDGE = 1e-3  # shrinks local slopes towards the global ones where the guide hardly varies
+SSIM_WINDOW = 11  # the smallest image side structural similarity is computed on (its Gaussian window)
 RESIDUAL_SIGMA = 8.0  # px: how far a regression's residual is carried into a gap
 RESIDUAL_FADE = 0.1  # share of known pixels under the smoothing kernel below which the residual fades
 
@@ -54,7 +53,6 @@ def as_bands(array: np.ndarray, name: str = "image") -> np.ndarray:
     return array.astype(np.float64)
 
 
-@gdal_exceptions()
 def fill_nodata(target: np.ndarray, missing: np.ndarray) -> np.ndarray:
     """GDAL Fill nodata (inverse-distance interpolation from the gap's edge) of every band, in memory.
 
@@ -62,7 +60,15 @@ def fill_nodata(target: np.ndarray, missing: np.ndarray) -> np.ndarray:
     pixels. The search distance is the image diagonal, so every gap is filled;
     no smoothing iterations (QGIS's default). Other pixels are unchanged.
     """
-    bands = as_bands(target, "target")
+    from osgeo import gdal  # here: the arrays API runs without GDAL until an interpolation is asked for
+
+    from .gdal_exceptions import gdal_exceptions
+
+    with gdal_exceptions():
+        return _fill_nodata(as_bands(target, "target"), missing, gdal)
+
+
+def _fill_nodata(bands: np.ndarray, missing: np.ndarray, gdal) -> np.ndarray:
     missing = np.broadcast_to(missing, bands.shape) | ~np.isfinite(bands)
     _, height, width = bands.shape
     driver = gdal.GetDriverByName("MEM")
@@ -274,7 +280,12 @@ def _dissimilarity(estimate: np.ndarray, target: np.ndarray, holdout: np.ndarray
     """1 - the structural similarity of each band over the held-out pixels (``known`` pixels as they are)."""
     holdout = np.broadcast_to(holdout, target.shape)
     reference = np.where(known, target, estimate)
-    maps = ssim_map(np.where(holdout, estimate, reference), reference)
+    predicted = np.where(holdout, estimate, reference)
+    if min(target.shape[1:]) < SSIM_WINDOW:  # too small for a structural similarity: the squared error ranks them
+        return np.array(
+            [np.mean((p[h] - r[h]) ** 2) if h.any() else np.inf for p, r, h in zip(predicted, reference, holdout)]
+        )
+    maps = ssim_map(predicted, reference)
     return np.array([1 - m[h].mean() if h.any() else np.inf for m, h in zip(maps, holdout)])
 
 

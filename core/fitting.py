@@ -105,8 +105,8 @@ class TracePoint:
     step: int
     loss: float
     known_rmse: float
-    holdout_ssim: float | None = None  # structural similarity on the held-out pixels (higher is better)
     patch_consistency: float | None = None
+    holdout_ssim: float | None = None  # structural similarity on the held-out pixels (higher is better)
 
 
 @dataclass

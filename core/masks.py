@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from skimage.morphology import disk
 
 from .errors import InputError
 from .rasters import read_decimated, read_window
@@ -101,6 +99,9 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
         raise MaskError("The mask dilation must be zero or a positive number of pixels.")
     if pixels == 0 or not mask.any():
         return mask.copy()
+    from scipy import ndimage  # here: the plugin reads mask values before the engine's packages are checked
+    from skimage.morphology import disk
+
     return ndimage.binary_dilation(mask, structure=disk(pixels))
 
 

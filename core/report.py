@@ -148,16 +148,17 @@ def _convergence(trace: Sequence[TracePoint], chosen_step: int) -> str:
         return "<p>Too few checked steps to plot (a short run): the values at the checked step are below.</p>" + _table(
             ["Step", "Training loss", "Known-region RMSE", "Patch consistency"], rows, numeric=True
         )
-    steps = [p.step for p in trace]
-    panels = [
-        ("Training loss", steps, [p.loss for p in trace]),
-        ("Known-region RMSE (normalised units)", steps, [p.known_rmse for p in trace]),
-    ]
-    scored = [p for p in trace if p.patch_consistency is not None and np.isfinite(p.patch_consistency)]
-    if scored:
-        panels.append(
-            ("Patch consistency (lower is better)", [p.step for p in scored], [p.patch_consistency for p in scored])
-        )
+    curves = (
+        ("Training loss", "loss"),
+        ("Known-region RMSE (normalised units)", "known_rmse"),
+        ("Patch consistency (lower is better)", "patch_consistency"),
+        ("Held-out similarity (higher is better)", "holdout_ssim"),
+    )
+    panels = []
+    for name, field in curves:
+        points = [(p.step, getattr(p, field)) for p in trace if _finite(getattr(p, field))]
+        if points:  # the loss has no value at step 0 (the anchor), a rule's score only when it is recorded
+            panels.append((name, [x for x, _ in points], [y for _, y in points]))
     figure = Figure(figsize=(min(3.6 * len(panels), 10.5), 3.4), dpi=100, layout="constrained")
     for index, (name, x, y) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
@@ -170,6 +171,10 @@ def _convergence(trace: Sequence[TracePoint], chosen_step: int) -> str:
         axes.grid(alpha=0.3)
     figure.axes[0].legend(fontsize=8)
     return _figure(_figure_png(figure), "Convergence; the dashed line marks the step whose output is kept", "plot")
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and bool(np.isfinite(value))
 
 
 def _validation(validation: Validation) -> str:

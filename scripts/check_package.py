@@ -47,17 +47,7 @@ def check(path: str, release: bool = False) -> list[str]:
         return ["not a zip file"]
     with archive:
         names = archive.namelist()
-        for name in names:
-            parts = name.rstrip("/").split("/")
-            if ".." in name or name.startswith("/"):
-                problems.append(f"path information in the zip: {name}")
-            if ".pyc" in name:
-                problems.append(f"compiled Python file: {name}")
-            for forbidden in FORBIDDEN_DIRS:
-                if forbidden in parts[:-1] or (name.endswith("/") and forbidden in parts):
-                    problems.append(f"forbidden folder {forbidden}: {name}")
-            if any(part.startswith(".") for part in parts):
-                problems.append(f"hidden file or folder: {name}")
+        problems += [problem for name in names for problem in _entry_problems(name)]
         bad = archive.testzip()
         if bad:
             problems.append(f"bad zip (CRC error) on {bad}")
@@ -65,58 +55,98 @@ def check(path: str, release: bool = False) -> list[str]:
         if len(tops) != 1 or not names or "/" not in names[0]:
             return [*problems, f"the zip must hold one top folder, not {tops}"]
         package = tops[0]
-        if not re.match(r"^[A-Za-z][A-Za-z0-9-_]+$", package):
-            problems.append(f"invalid top folder name {package!r}")
-        for required in ("__init__.py", "metadata.txt", "LICENSE"):
-            if f"{package}/{required}" not in names:
-                problems.append(f"cannot find {required} in the plugin package")
+        problems += _structure_problems(package, names)
         if f"{package}/metadata.txt" not in names:
             return problems
-        parser = configparser.ConfigParser()  # as the validator: with interpolation, case kept
-        parser.optionxform = str  # type: ignore[assignment]
         try:
-            parser.read_file(StringIO(codecs.decode(archive.read(f"{package}/metadata.txt"), "utf8")))
-            metadata = dict(parser.items("general"))
+            metadata = _metadata(archive.read(f"{package}/metadata.txt"))
         except (configparser.Error, UnicodeDecodeError) as exc:
             return [*problems, f"errors parsing metadata.txt: {exc}"]
-        missing = [field for field in REQUIRED if not metadata.get(field, "").strip()]
-        if missing:
-            problems.append(f"missing metadata: {', '.join(missing)}")
-        for field in ("tracker", "repository", "homepage"):
-            url = urlparse(metadata.get(field, "") or "")
-            if field in metadata and not (url.scheme and url.netloc):
-                problems.append(f"metadata {field} is not a valid URL")
-        if "/" in metadata.get("author", ""):
-            problems.append("author name cannot contain slashes")
-        if metadata.get("category") not in (None, "Raster", "Vector", "Database", "Web"):
-            problems.append(f"category {metadata['category']!r} is not one of Raster, Vector, Database, Web")
-        icon = metadata.get("icon", "")
-        icon = icon[2:] if icon.startswith("./") else icon
-        try:
-            data = archive.read(f"{package}/{icon}") if icon else b""
-        except KeyError:
-            data = b""
-        if not data:
-            problems.append(f"icon {icon or '(none)'} not found in the zip")
-        elif icon.endswith(".svg") and b"<svg" not in data[:2000]:
-            problems.append(f"icon {icon} is not an SVG image")
-        elif icon.endswith(".png") and not data.startswith(b"\x89PNG"):
-            problems.append(f"icon {icon} is not a PNG image")
-        placeholders = [
-            field
-            for field in ("email", "tracker", "repository", "homepage")
-            if any(p in metadata.get(field, "") for p in PLACEHOLDERS)
-        ]
-        if placeholders:
-            message = f"placeholder metadata to replace before publishing: {', '.join(placeholders)}"
-            if release:
-                problems.append(message)
-            else:
-                print(f"warning: {message}")
+        problems += _metadata_problems(metadata) + _icon_problems(archive, package, metadata.get("icon", ""))
+        problems += _placeholders(metadata, release)
         with tempfile.TemporaryDirectory() as folder:
             archive.extractall(folder)
             problems += bandit(os.path.join(folder, package))
     return problems
+
+
+def _entry_problems(name: str) -> list[str]:
+    """What is wrong with one entry of the zip: path information, compiled, forbidden or hidden files."""
+    parts = name.rstrip("/").split("/")
+    problems = []
+    if ".." in name or name.startswith("/"):
+        problems.append(f"path information in the zip: {name}")
+    if ".pyc" in name:
+        problems.append(f"compiled Python file: {name}")
+    for forbidden in FORBIDDEN_DIRS:
+        if forbidden in parts[:-1] or (name.endswith("/") and forbidden in parts):
+            problems.append(f"forbidden folder {forbidden}: {name}")
+    if any(part.startswith(".") for part in parts):
+        problems.append(f"hidden file or folder: {name}")
+    return problems
+
+
+def _structure_problems(package: str, names: list[str]) -> list[str]:
+    problems = []
+    if not re.match(r"^[A-Za-z][A-Za-z0-9-_]+$", package):
+        problems.append(f"invalid top folder name {package!r}")
+    for required in ("__init__.py", "metadata.txt", "LICENSE"):
+        if f"{package}/{required}" not in names:
+            problems.append(f"cannot find {required} in the plugin package")
+    return problems
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """The [general] section of metadata.txt, read as the validator reads it (interpolation on, case kept)."""
+    parser = configparser.ConfigParser()
+    parser.optionxform = str  # type: ignore[assignment]
+    parser.read_file(StringIO(codecs.decode(data, "utf8")))
+    return dict(parser.items("general"))
+
+
+def _metadata_problems(metadata: dict[str, str]) -> list[str]:
+    problems = []
+    missing = [field for field in REQUIRED if not metadata.get(field, "").strip()]
+    if missing:
+        problems.append(f"missing metadata: {', '.join(missing)}")
+    for field in ("tracker", "repository", "homepage"):
+        url = urlparse(metadata.get(field, "") or "")
+        if field in metadata and not (url.scheme and url.netloc):
+            problems.append(f"metadata {field} is not a valid URL")
+    if "/" in metadata.get("author", ""):
+        problems.append("author name cannot contain slashes")
+    if metadata.get("category") not in (None, "Raster", "Vector", "Database", "Web"):
+        problems.append(f"category {metadata['category']!r} is not one of Raster, Vector, Database, Web")
+    return problems
+
+
+def _icon_problems(archive: zipfile.ZipFile, package: str, icon: str) -> list[str]:
+    icon = icon[2:] if icon.startswith("./") else icon
+    try:
+        data = archive.read(f"{package}/{icon}") if icon else b""
+    except KeyError:
+        data = b""
+    if not data:
+        return [f"icon {icon or '(none)'} not found in the zip"]
+    if icon.endswith(".svg") and b"<svg" not in data[:2000]:
+        return [f"icon {icon} is not an SVG image"]
+    if icon.endswith(".png") and not data.startswith(b"\x89PNG"):
+        return [f"icon {icon} is not a PNG image"]
+    return []
+
+
+def _placeholders(metadata: dict[str, str], release: bool) -> list[str]:
+    """Placeholder email and URLs: a problem for a release, a warning otherwise."""
+    fields = [
+        f for f in ("email", "tracker", "repository", "homepage") if any(p in metadata.get(f, "") for p in PLACEHOLDERS)
+    ]
+    if not fields:
+        return []
+    message = f"placeholder metadata to replace before publishing: {', '.join(fields)}"
+    if release:
+        return [message]
+    print(f"warning: {message}")
+    return []
 
 
 def bandit(folder: str) -> list[str]:

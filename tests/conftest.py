@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +190,35 @@ def raster_info(path: Path) -> dict:
     }
     ds = None
     return info
+
+
+QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
+
+
+def qgis_process_env() -> dict:
+    """The environment `make` gives qgis_process: offscreen, the .build profile, venv packages importable."""
+    env = dict(os.environ)
+    site = sysconfig.get_paths()["purelib"]
+    paths = [str(PLUGINS), site] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        QGIS_CUSTOM_CONFIG_PATH=str(PROFILE),
+        PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
+        XDG_RUNTIME_DIR=env.get("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}"),
+    )
+    return env
+
+
+def qgis_process(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [QGIS_PROCESS, *args], env=qgis_process_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def enabled():
+    """The plugin enabled in the .build profile for qgis_process."""
+    if shutil.which(QGIS_PROCESS) is None:
+        pytest.fail(f"{QGIS_PROCESS} not found: install QGIS (make venv)")
+    done = qgis_process("plugins", "enable", "mcpn", timeout=120)
+    assert done.returncode == 0 or "already enabled" in done.stdout + done.stderr, done.stderr

@@ -13,10 +13,9 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import block_mask, poisoned, raster_info
+from conftest import block_mask, poisoned, qgis_process, raster_info
 from osgeo import gdal
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
-from test_qgis_process import enabled, qgis_process  # noqa: F401  (enabled: fixture used by name)
 
 INPAINT = "mcpn:guidedcloudinpainting"
 SR = "mcpn:guidedsuperresolution"
@@ -156,7 +155,7 @@ def test_rotated_raster_in_core_api(tmp_path, s2_scene):
 
     rot = rotated(s2_scene["target"], tmp_path / "rotated.tif")
     with pytest.raises(rasters.RasterError, match="rotated rasters are not supported"):
-        rasters.read_raster(str(rot))
+        rasters.grid_of(str(rot))
 
 
 # --- 2. output path ------------------------------------------------------------------------------
@@ -330,6 +329,7 @@ def test_float_mask_with_value_one(mcpn_provider, s2_scene):
 
 def test_float_masks_in_core_api(tmp_path, s2_scene):
     from mcpn.core import masks, rasters
+    from mcpn.core.tiling import Window
 
     prob = probability()
     prob[0, 0] = -9999.0
@@ -337,7 +337,7 @@ def test_float_masks_in_core_api(tmp_path, s2_scene):
     ds = gdal.Open(str(path), gdal.GA_Update)
     ds.GetRasterBand(1).SetNoDataValue(-9999.0)
     ds = None
-    data = rasters.read_raster(str(path)).data
+    data = rasters.read_window(str(path), Window(0, 0, 48, 48))
     assert np.isnan(data[0, 0, 0])
     expected = prob >= 0.5
     expected[0, 0] = False  # nodata is not cloud

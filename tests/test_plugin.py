@@ -8,22 +8,21 @@ import sys
 
 import mcpn
 from conftest import PLUGINS, remove_provider
-from mcpn.core.fitting import Settings
 from mcpn.mcpn_plugin import dependencies
 from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
 
 INPAINT_PARAMS = [
     "INPUT", "MASK", "MASK_VALUES", "MASK_POLYGONS", "GUIDES", "RADAR_GUIDES", "METHOD", "STOPPING", "STEPS",
-    "DEVICE", "SEED", "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "TILE_SIZE",
-    "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION", "OUTPUT", "UNCERTAINTY", "REPORT",
+    "DEVICE", "SEED", "LEARNING_RATE", "CORE_CHANNELS", "ANCHOR", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION",
+    "TILE_SIZE", "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION", "OUTPUT", "UNCERTAINTY", "REPORT",
 ]  # fmt: skip
 SR_PARAMS = [
-    "INPUT", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED", "LEARNING_RATE", "CORE_CHANNELS",
-    "PRECISION", "OUTPUT_AVERAGE", "TILE_SIZE", "DASK_SCHEDULER", "OUTPUT", "REPORT",
+    "INPUT", "GUIDES", "METHOD", "STOPPING", "STEPS", "DEVICE", "SEED", "LEARNING_RATE", "CORE_CHANNELS", "ANCHOR",
+    "PRECISION", "OUTPUT_AVERAGE", "DEGRADATION", "TILE_SIZE", "DASK_SCHEDULER", "OUTPUT", "REPORT",
 ]  # fmt: skip
 ADVANCED = {
-    "LEARNING_RATE", "CORE_CHANNELS", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "TILE_SIZE",
-    "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION",
+    "LEARNING_RATE", "CORE_CHANNELS", "ANCHOR", "PRECISION", "OUTPUT_AVERAGE", "MASK_DILATION", "TILE_SIZE",
+    "DASK_SCHEDULER", "ENSEMBLE", "SELF_VALIDATION", "DEGRADATION",
 }  # fmt: skip
 
 
@@ -55,13 +54,18 @@ def test_enum_defaults_and_options(mcpn_provider):
     assert inpaint.parameterDefinition("METHOD").defaultValue() == 0
     assert sr.parameterDefinition("METHOD").defaultValue() == 1
     assert inpaint.parameterDefinition("STOPPING").options() == [
-        "Fixed number of steps", "Known-region RMSE", "Patch consistency",
+        "Fixed number of steps", "Known-region RMSE", "Patch consistency", "Held-out clear pixels (default)",
     ]  # fmt: skip
-    assert sr.parameterDefinition("STOPPING").options() == ["Fixed number of steps", "Low-resolution RMSE"]
+    assert inpaint.parameterDefinition("STOPPING").defaultValue() == 3
+    assert sr.parameterDefinition("STOPPING").options() == [
+        "Fixed number of steps", "Low-resolution RMSE", "Held-out input pixels (default)",
+    ]  # fmt: skip
+    assert sr.parameterDefinition("STOPPING").defaultValue() == 2
+    assert sr.parameterDefinition("DEGRADATION").defaultValue() == 0
     assert [o.split()[0] for o in inpaint.parameterDefinition("DEVICE").options()] == ["auto", "CPU", "CUDA", "MPS"]
     assert inpaint.parameterDefinition("MASK_VALUES").defaultValue() == "1"
     for alg in (inpaint, sr):
-        assert alg.parameterDefinition("OUTPUT_AVERAGE").defaultValue() == Settings().output_average
+        assert alg.parameterDefinition("ANCHOR").defaultValue() == 0  # from the instant estimate
 
 
 def test_class_factory_load_unload_reload(qgis_app, qgis_iface):

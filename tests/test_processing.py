@@ -9,9 +9,8 @@ import time
 import numpy as np
 import pytest
 from conftest import DATA, block_mask, crop, poisoned, raster_info, require_data, write_mask
-from mcpn.core import masks
-from mcpn.core import scene as engine_scene
-from mcpn.core.scene import inpaint_raster
+from mcpn.core import inpainting, masks
+from mcpn.core.inpainting import inpaint_raster
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
@@ -189,8 +188,8 @@ def test_broken_engine_import_message(mcpn_provider, s2_scene, monkeypatch):
 
     import mcpn.core
 
-    monkeypatch.delattr(mcpn.core, "scene", raising=False)
-    monkeypatch.setitem(sys.modules, "mcpn.core.scene", None)  # any import of it now fails
+    monkeypatch.delattr(mcpn.core, "inpainting", raising=False)
+    monkeypatch.setitem(sys.modules, "mcpn.core.inpainting", None)  # any import of it now fails
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
     with pytest.raises(QgsProcessingException, match="engine cannot be loaded"):
         run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
@@ -284,7 +283,7 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene):
     from_input(inpaint, "MASK", "mask")
     from_input(inpaint, "GUIDES", "guides")
     static(inpaint, "MASK_VALUES", "1")
-    for child in (sr, inpaint):
+    for child in (sr, inpaint):  # as a model saved by 0.5.0: no ANCHOR nor DEGRADATION (optional, defaults used)
         for name, value in {
             "METHOD": 1,
             "STOPPING": 0,
@@ -370,8 +369,8 @@ def test_polygon_mask_uncertainty_self_validation_and_report(mcpn_provider, s2_s
     params = {"INPUT": str(s2_scene["target"]), "MASK_POLYGONS": clouds, "GUIDES": [str(s2_scene["guide"])]}
     result = run(
         INPAINT,
-        {**params, **FAST, "ENSEMBLE": 2, "SELF_VALIDATION": True, "OUTPUT": str(out), "UNCERTAINTY": str(spread),
-         "REPORT": str(report)},
+        {**params, **FAST, "STOPPING": 0, "ENSEMBLE": 2, "SELF_VALIDATION": True, "OUTPUT": str(out),
+         "UNCERTAINTY": str(spread), "REPORT": str(report)},
     )  # fmt: skip
     assert result == {"OUTPUT": str(out), "UNCERTAINTY": str(spread), "REPORT": str(report)}
     cloud = block_mask(48, 15, 30, 10, 25)
@@ -401,15 +400,15 @@ def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(mcpn_prov
     sar = crop(folder / "s1_2020_sar.tif", tmp_path / "sar.tif", 104, 104, 48)
     calls = []
 
-    def spy(target, mask, guides, output, **kwargs):
-        calls.append((list(guides), kwargs["sar_guides"]))
-        return inpaint_raster(target, mask, guides, output, **kwargs)
+    def spy(target, mask, guides, output, settings, **kwargs):
+        calls.append((list(guides), list(kwargs["radar_guides"])))
+        return inpaint_raster(target, mask, guides, output, settings, **kwargs)
 
-    monkeypatch.setattr(engine_scene, "inpaint_raster", spy)
+    monkeypatch.setattr(inpainting, "inpaint_raster", spy)
     params = {"INPUT": str(target), "MASK": str(mask), **FAST}
     run(INPAINT, {**params, "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "radar.tif")})
     run(INPAINT, {**params, "GUIDES": [str(sar)], "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "both.tif")})
-    assert calls == [([str(sar)], (0,)), ([str(sar), str(sar)], (1,))]
+    assert calls == [([], [str(sar)]), ([str(sar)], [str(sar)])]
     for name in ("radar.tif", "both.tif"):
         out = raster_info(tmp_path / name)["data"]
         np.testing.assert_array_equal((out != raster_info(target)["data"]).any(axis=0), cloud)
@@ -463,7 +462,7 @@ def test_an_unexpected_engine_failure_is_a_processing_error(mcpn_provider, s2_sc
     def failing(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(engine_scene, "inpaint_raster", failing)
+    monkeypatch.setattr(inpainting, "inpaint_raster", failing)
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
     with pytest.raises(QgsProcessingException) as caught:
         run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "out.tif")})
