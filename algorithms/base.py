@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Shared parts of the MCPN Processing algorithms.
 
-The engine (``core.api``, which imports torch) is imported lazily, inside
+The engine (``core.pipeline.api``, which imports torch) is imported lazily, inside
 ``processAlgorithm``, so the provider loads even where torch is missing; the
 algorithms then stop with installation instructions.
 """
@@ -39,7 +39,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.config import ANCHORS, DEVICES, METHODS, PRECISIONS, Settings
 from ..core.errors import Cancelled, MCPNError
-from ..core.paths import same_file
+from ..core.raster.paths import same_file
 from ..mcpn_plugin import dependencies
 from . import compat
 
@@ -329,7 +329,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> str:
         """Write the HTML run report (parameters as the user gave them, traces, self-validation, previews)."""
-        from ..core.report import write_report
+        from ..core.trust.report import write_report
 
         shown = {
             definition.description(): plain_value(
@@ -504,17 +504,17 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def load_engine() -> SimpleNamespace:
         """Import the engine's raster pipelines (and torch) now; a broken installation becomes a readable error."""
         try:
-            from ..core.fitting import Callbacks
-            from ..core.inpainting import inpaint_raster
-            from ..core.masks import CloudMask
-            from ..core.super_resolution import super_resolve_raster
+            from ..core.model.fitting import Callbacks
+            from ..core.pipeline.inpainting import inpaint_raster
+            from ..core.pipeline.super_resolution import super_resolve_raster
+            from ..core.raster.masks import CloudMask
         except (ImportError, OSError) as exc:
             log_exception("MCPN: cannot import the engine")
             raise QgsProcessingException(
                 tr("The MCPN engine cannot be loaded ({}: {}).\n\n").format(type(exc).__name__, exc)
                 + dependencies.install_message(dependencies.missing_packages() or ["torch"])
             ) from None
-        from ..core import patch_consistency
+        from ..core.model import patch_consistency
         from ..mcpn_plugin import network
 
         patch_consistency.set_downloader(network.download)  # weights through QGIS's network settings

@@ -19,7 +19,7 @@ from qgis.core import (
 )
 
 from ..core.errors import MCPNError
-from ..core.masks import parse_mask_values
+from ..core.raster.masks import parse_mask_values
 from . import compat
 from .base import METHOD_LABELS, MCPNAlgorithm, report_result, tr
 

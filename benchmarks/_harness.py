@@ -1,7 +1,7 @@
 """What every benchmark shares: the engine imported from this checkout, the run header, result files, plots.
 
 The plugin root is a Python package whose modules use relative imports
-(``mcpn.core.api`` inside QGIS). A checkout is not necessarily named ``mcpn``,
+(``mcpn.core.pipeline.api`` inside QGIS). A checkout is not necessarily named ``mcpn``,
 so a symlink ``.build/pkg/mcpn -> <repo root>`` is made (``.build`` is
 git-ignored) and ``.build/pkg`` is put on ``sys.path``. A results file is
 written by its script only, with a header saying how it was made.
@@ -26,7 +26,7 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def module(name: str) -> ModuleType:
-    """Import ``mcpn.<name>`` (e.g. ``"core.api"``) from this checkout."""
+    """Import ``mcpn.<name>`` (e.g. ``"core.pipeline.api"``) from this checkout."""
     link = PKG_DIR / "mcpn"
     if not link.exists():
         PKG_DIR.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ Run from the repository root with the project's venv::
 
 Every case (``cases.py``) is scored on what the user gets: known pixels kept,
 the gap (or the whole image, for super-resolution) from the method, against
-the clear ground truth, with :mod:`core.metrics` (masked SSIM on
+the clear ground truth, with :mod:`core.trust.metrics` (masked SSIM on
 percentile-scaled bands). The baselines run in the same process on the same
 arrays; each MCPN fit records its output at every checked step, so the
 quality reached after 1, 5 and 20 minutes of this CPU is read from one fit
@@ -26,12 +26,12 @@ import _harness
 import numpy as np
 from cases import ALL_CASES, Case, build_cases
 
-api = _harness.module("core.api")
+api = _harness.module("core.pipeline.api")
 classic = _harness.module("core.classic")
-metrics = _harness.module("core.metrics")
-Degradation = _harness.module("core.degradation").Degradation
+metrics = _harness.module("core.trust.metrics")
+Degradation = _harness.module("core.model.degradation").Degradation
 Settings = _harness.module("core.config").Settings
-Sample = _harness.module("core.sample").Sample
+Sample = _harness.module("core.pipeline.sample").Sample
 
 BUDGETS = (60, 300, 1200)  # seconds of fitting per tile: what 1, 5 and 20 minutes buy
 DEFAULT_METHOD = {"inpaint": "emergent", "sr": "direct"}

@@ -34,10 +34,10 @@ from osgeo import gdal
 module("core")
 from mcpn.core.classic import bicubic, fill_nodata  # noqa: E402
 from mcpn.core.config import Settings  # noqa: E402
-from mcpn.core.inpainting import inpaint_raster  # noqa: E402
-from mcpn.core.masks import CloudMask  # noqa: E402
-from mcpn.core.metrics import masked_ssim, rmse  # noqa: E402
-from mcpn.core.super_resolution import super_resolve_raster  # noqa: E402
+from mcpn.core.pipeline.inpainting import inpaint_raster  # noqa: E402
+from mcpn.core.pipeline.super_resolution import super_resolve_raster  # noqa: E402
+from mcpn.core.raster.masks import CloudMask  # noqa: E402
+from mcpn.core.trust.metrics import masked_ssim, rmse  # noqa: E402
 
 gdal.UseExceptions()
 S2 = DATA_DIR / "s2_time_pair"
@@ -93,8 +93,8 @@ def peak_rss_mib(target: Path, mask: Path, guide: Path, out: Path, tile: int) ->
 import resource, sys
 sys.path.insert(0, {str(PKG_DIR)!r})
 from mcpn.core.config import Settings
-from mcpn.core.inpainting import inpaint_raster
-from mcpn.core.masks import CloudMask
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.raster.masks import CloudMask
 inpaint_raster({str(target)!r}, CloudMask({str(mask)!r}), [{str(guide)!r}], {str(out)!r},
                Settings(method="stacked", steps=1, device="cpu", tile_size={tile}))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

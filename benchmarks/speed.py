@@ -1,6 +1,6 @@
 """Speed of one optimiser step of each variant: ms/step, GFLOP/step, GFLOP/s and its share of the peak, memory.
 
-The step is the engine's real training step (``core.fitting.fit`` with one
+The step is the engine's real training step (``core.model.fitting.fit`` with one
 4-band target and one 4-band guide); its time is the median over ``--steps``
 steps after ``--warmup`` steps, from the fit's own progress callbacks. Every
 configuration (method x size x precision x memory format) runs in a fresh
@@ -45,8 +45,8 @@ import torch
 
 _harness.module("core")
 from mcpn.core.config import MEMORY_FORMATS, PRECISIONS, Settings  # noqa: E402
-from mcpn.core.device import select_device  # noqa: E402
-from mcpn.core.fitting import Callbacks, Problem, build_model, fit  # noqa: E402
+from mcpn.core.model.device import select_device  # noqa: E402
+from mcpn.core.model.fitting import Callbacks, Problem, build_model, fit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BANDS = 4

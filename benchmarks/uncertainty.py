@@ -7,7 +7,7 @@ Run from the repository root, e.g.::
 
 For each inpainting case of :mod:`cases` (``s2_guide``, ``sar_guide``) and each
 method (MCPN Emergent, the default, and the Stacked baseline) the cloud is
-filled K times (``--seeds``, default 0 1 2) through :func:`core.api.inpaint`
+filled K times (``--seeds``, default 0 1 2) through :func:`core.pipeline.api.inpaint`
 with fixed stopping. As in :func:`core.scene.inpaint_raster` with
 ``ensemble=K``, the output is the members' mean and the uncertainty layer their
 population standard deviation (the *spread*). Over the cloud pixels we compare
@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from cases import INPAINT_CASES, Case, build_cases  # noqa: E402
 from scipy import ndimage, stats  # noqa: E402
 
-metrics = _harness.module("core.metrics")
+metrics = _harness.module("core.trust.metrics")
 
 METHODS = ("emergent", "stacked")
 LABELS = {"emergent": "MCPN Emergent", "direct": "MCPN Direct", "stacked": "Stacked"}
@@ -165,7 +165,7 @@ def composite(case: Case, image: np.ndarray) -> np.ndarray:
 
 def run_ensemble(case: Case, method: str, seeds: list[int], steps: int, device: str) -> dict[str, Any]:
     """Fit ``case`` once per seed; return the members' composites and timings."""
-    api = _harness.module("core.api")
+    api = _harness.module("core.pipeline.api")
     members, seconds, devices = [], [], set()
     for seed in seeds:
         t0 = time.perf_counter()

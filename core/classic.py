@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .degradation import Degradation
 from .errors import InputError
-from .metrics import ssim_map
+from .model.degradation import Degradation
+from .trust.metrics import ssim_map
 
 __all__ = [
     "Anchor",
@@ -62,7 +62,7 @@ def fill_nodata(target: np.ndarray, missing: np.ndarray) -> np.ndarray:
     """
     from osgeo import gdal  # here: the arrays API runs without GDAL until an interpolation is asked for
 
-    from .gdal_exceptions import gdal_exceptions
+    from .raster.gdal_exceptions import gdal_exceptions
 
     with gdal_exceptions():
         return _fill_nodata(as_bands(target, "target"), missing, gdal)

@@ -2,7 +2,7 @@
 """Downloads through QGIS's network manager, so the user's proxy and authentication settings apply.
 
 The engine (``core/``) never imports QGIS: the algorithms hand :func:`download` to
-``core.patch_consistency.set_downloader``, which checks the file's hash itself.
+``core.model.patch_consistency.set_downloader``, which checks the file's hash itself.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def run(qgis_process: str, algorithm: str, arguments: list[str], output: str) ->
 
 
 def scores(rows: list[tuple[str, object]], truth: object, region: object) -> None:
-    from mcpn.core.metrics import masked_ssim, rmse
+    from mcpn.core.trust.metrics import masked_ssim, rmse
 
     print(f"{'':28}{'SSIM':>8}{'RMSE':>10}")
     for name, image in rows:
@@ -47,7 +47,8 @@ def scores(rows: list[tuple[str, object]], truth: object, region: object) -> Non
 
 
 def inpainting(args: argparse.Namespace) -> bool:
-    from mcpn.core import masks, rasters
+    from mcpn.core.raster import io as rasters
+    from mcpn.core.raster import masks
 
     guide = os.path.join(SAMPLE, "guide_2018-07-21.tif")
     mask_path = os.path.join(SAMPLE, "cloud_mask.tif")
@@ -65,7 +66,7 @@ def inpainting(args: argparse.Namespace) -> bool:
 
 
 def super_resolution(args: argparse.Namespace) -> bool:
-    from mcpn.core import rasters
+    from mcpn.core.raster import io as rasters
     from osgeo import gdal
 
     low = os.path.join(SAMPLE, "sr_b08_20m.tif")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mcpn.core.api import inpaint, super_resolve
 from mcpn.core.classic import inpainting_anchor, local_regression, regression
 from mcpn.core.config import Settings
-from mcpn.core.degradation import Degradation
-from mcpn.core.fitting import fit
-from mcpn.core.sample import Sample
-from mcpn.core.self_validation import holdout_mask
+from mcpn.core.model.degradation import Degradation
+from mcpn.core.model.fitting import fit
+from mcpn.core.pipeline.api import inpaint, super_resolve
+from mcpn.core.pipeline.sample import Sample
+from mcpn.core.trust.self_validation import holdout_mask
 
 CPU = torch.device("cpu")
 
@@ -42,7 +42,7 @@ def test_the_first_output_of_an_anchored_fit_is_the_anchor(linear_scene, method)
     settings = Settings(method=method, steps=1, output_average=0, stopping="fixed")
     sample = Sample.prepare(target, ~mask, [guide], (40, 40), settings)
     problem = sample.problem()
-    from mcpn.core.fitting import build_model
+    from mcpn.core.model.fitting import build_model
 
     model = build_model(problem, settings)
     z = torch.rand(1, 32, 65, 65)
@@ -134,8 +134,8 @@ def test_batched_and_single_fits_start_alike_with_anchors(linear_scene):
 
 
 def test_the_fits_structural_similarity_is_the_metrics_one():
-    from mcpn.core.fitting import ssim_map as torch_ssim
-    from mcpn.core.metrics import ssim_map
+    from mcpn.core.model.fitting import ssim_map as torch_ssim
+    from mcpn.core.trust.metrics import ssim_map
 
     truth = smooth_field((2, 48, 48), 1) * 0.2 + 0.5
     noisy = truth + smooth_field((2, 48, 48), 2) * 0.05

@@ -151,7 +151,7 @@ def test_rotated_guide_is_refused_in_super_resolution(mcpn_provider, sr_scene):
 
 
 def test_rotated_raster_in_core_api(tmp_path, s2_scene):
-    from mcpn.core import rasters
+    from mcpn.core.raster import io as rasters
 
     rot = rotated(s2_scene["target"], tmp_path / "rotated.tif")
     with pytest.raises(rasters.RasterError, match="rotated rasters are not supported"):
@@ -328,8 +328,9 @@ def test_float_mask_with_value_one(mcpn_provider, s2_scene):
 
 
 def test_float_masks_in_core_api(tmp_path, s2_scene):
-    from mcpn.core import masks, rasters
-    from mcpn.core.tiling import Window
+    from mcpn.core.raster import io as rasters
+    from mcpn.core.raster import masks
+    from mcpn.core.raster.tiling import Window
 
     prob = probability()
     prob[0, 0] = -9999.0

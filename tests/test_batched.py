@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import block_mask, fast, raster_info, scene, write_mask
-from mcpn.core import device
 from mcpn.core.config import Settings
-from mcpn.core.degradation import Degradation
-from mcpn.core.fitting import Callbacks, Problem, fit
-from mcpn.core.inpainting import inpaint_raster
-from mcpn.core.masks import CloudMask
-from mcpn.core.stopping import StoppingRule
+from mcpn.core.model import device
+from mcpn.core.model.degradation import Degradation
+from mcpn.core.model.fitting import Callbacks, Problem, fit
+from mcpn.core.model.stopping import StoppingRule
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.raster.masks import CloudMask
 
 CPU = torch.device("cpu")
 

@@ -6,24 +6,24 @@ import numpy as np
 import pytest
 import torch
 from conftest import S2, require_data
-from mcpn.core.api import inpaint, super_resolve
 from mcpn.core.config import Settings
-from mcpn.core.degradation import Degradation
-from mcpn.core.device import select_device
 from mcpn.core.errors import Cancelled, DeviceError, InputError
-from mcpn.core.fitting import Callbacks
-from mcpn.core.networks import MCPN
-from mcpn.core.normalisation import BandScaling, to_decibels
-from mcpn.core.patch_consistency import (
+from mcpn.core.model.degradation import Degradation
+from mcpn.core.model.device import select_device
+from mcpn.core.model.fitting import Callbacks
+from mcpn.core.model.networks import MCPN
+from mcpn.core.model.patch_consistency import (
     InceptionFeatures,
     PatchConsistency,
     feature_mask,
     frechet_distance,
     load_feature_extractor,
 )
-from mcpn.core.sample import Sample
-from mcpn.core.stopping import StoppingRule
-from mcpn.core.tiling import Window, feather, tile_windows
+from mcpn.core.model.stopping import StoppingRule
+from mcpn.core.pipeline.api import inpaint, super_resolve
+from mcpn.core.pipeline.normalisation import BandScaling, to_decibels
+from mcpn.core.pipeline.sample import Sample
+from mcpn.core.raster.tiling import Window, feather, tile_windows
 from osgeo import gdal
 
 BANDS = ("B04", "B03", "B02", "B08")

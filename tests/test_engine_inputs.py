@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mcpn.core.api import inpaint, super_resolve
 from mcpn.core.errors import InputError
+from mcpn.core.pipeline.api import inpaint, super_resolve
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 300), (70, 3), (33, 47)])

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mcpn.core import networks
 from mcpn.core.config import Settings
 from mcpn.core.errors import InputError
-from mcpn.core.fitting import Fit, OutputAverage, Problem, build_model, fit
-from mcpn.core.networks import MCPN
+from mcpn.core.model import networks
+from mcpn.core.model.fitting import Fit, OutputAverage, Problem, build_model, fit
+from mcpn.core.model.networks import MCPN
 
 CPU = torch.device("cpu")
 

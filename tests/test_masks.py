@@ -1,10 +1,10 @@
-"""Unit tests of core/masks.py: mask values, ranges, thresholds, dilation."""
+"""Unit tests of core/raster/masks.py: mask values, ranges, thresholds, dilation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from mcpn.core import masks
+from mcpn.core.raster import masks
 
 
 def test_parse_values_lists_ranges_thresholds():

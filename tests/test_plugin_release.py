@@ -15,7 +15,7 @@ import pytest
 import torch
 from mcpn.algorithms import compat
 from mcpn.algorithms.base import ProgressReporter, duration
-from mcpn.core import patch_consistency as pc
+from mcpn.core.model import patch_consistency as pc
 from mcpn.mcpn_plugin import network
 from qgis.core import (
     Qgis,

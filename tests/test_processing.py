@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 from conftest import DATA, block_mask, crop, poisoned, raster_info, require_data, write_mask
-from mcpn.core import inpainting, masks
-from mcpn.core.inpainting import inpaint_raster
+from mcpn.core.pipeline import inpainting
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.raster import masks
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
@@ -188,8 +189,8 @@ def test_broken_engine_import_message(mcpn_provider, s2_scene, monkeypatch):
 
     import mcpn.core
 
-    monkeypatch.delattr(mcpn.core, "inpainting", raising=False)
-    monkeypatch.setitem(sys.modules, "mcpn.core.inpainting", None)  # any import of it now fails
+    monkeypatch.delattr(mcpn.core.pipeline, "inpainting", raising=False)
+    monkeypatch.setitem(sys.modules, "mcpn.core.pipeline.inpainting", None)  # any import of it now fails
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
     with pytest.raises(QgsProcessingException, match="engine cannot be loaded"):
         run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})

@@ -1,4 +1,4 @@
-"""Unit tests of core/rasters.py: reading, alignment, dtype conversion, atomic writes."""
+"""Unit tests of core/raster/io.py: reading, alignment, dtype conversion, atomic writes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 from conftest import S2, crop, raster_info, require_data
-from mcpn.core import rasters
-from mcpn.core.tiling import Window
+from mcpn.core.raster import io as rasters
+from mcpn.core.raster.tiling import Window
 from osgeo import gdal, osr
 
 UTM30 = osr.SpatialReference()

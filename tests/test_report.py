@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The HTML run report (core.report): well-formed, self-contained, escaped, atomic, and rendered by Chromium."""
+"""The HTML run report (core.trust.report): well-formed, self-contained, escaped, atomic, and rendered by Chromium."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mcpn.core import report
-from mcpn.core.fitting import TracePoint
-from mcpn.core.report import CHOSEN_COLOUR, LINE_COLOUR, MASK_COLOUR, write_report
-from mcpn.core.self_validation import Validation
+from mcpn.core.model.fitting import TracePoint
+from mcpn.core.trust import report
+from mcpn.core.trust.report import CHOSEN_COLOUR, LINE_COLOUR, MASK_COLOUR, write_report
+from mcpn.core.trust.self_validation import Validation
 from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,4 +1,4 @@
-"""Whole rasters from files (core.inpainting, core.super_resolution): any grids and masks, tiles, memory, Dask."""
+"""Whole rasters from files (core.pipeline.inpainting, .super_resolution): any grids and masks, tiles, memory, Dask."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import PLUGINS, REPO, RGB, S2, block_mask, crop, fast, raster_info, require_data, scene, stack, write_mask
-from mcpn.core import masks
 from mcpn.core.errors import Cancelled, InputError
-from mcpn.core.fitting import Callbacks
-from mcpn.core.inpainting import inpaint_raster
-from mcpn.core.masks import CloudMask, MaskLayer
-from mcpn.core.rasters import grid_of
-from mcpn.core.super_resolution import super_resolve_raster
-from mcpn.core.tiling import Window
+from mcpn.core.model.fitting import Callbacks
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.pipeline.super_resolution import super_resolve_raster
+from mcpn.core.raster import masks
+from mcpn.core.raster.io import grid_of
+from mcpn.core.raster.masks import CloudMask, MaskLayer
+from mcpn.core.raster.tiling import Window
 from osgeo import gdal
 
 
@@ -73,7 +73,7 @@ def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path,
     a, w = raster_info(tmp_path / "aligned.tif"), raster_info(tmp_path / "warped.tif")
     assert (w["size"], w["geotransform"], w["crs"]) == (a["size"], a["geotransform"], a["crs"])
     layer = MaskLayer(str(tmp_path / f"mask_{epsg}.tif"), ((1.0, 1.0),), None, 0, 64, 64)
-    from mcpn.core.rasters import aligned_path
+    from mcpn.core.raster.io import aligned_path
 
     on_grid = aligned_path(str(tmp_path / f"mask_{epsg}.tif"), grid_of(str(s["target"])), str(tmp_path), "near")
     warped_mask = MaskLayer(on_grid, layer.ranges, None, 0, 64, 64).read(Window(0, 0, 64, 64))
@@ -101,7 +101,7 @@ def _layer(tmp_path: Path, values: np.ndarray, spec: str, dilation: int = 0, pol
     ds.GetRasterBand(1).WriteArray(values)
     ds = None
     grid = grid_of(str(path))
-    from mcpn.core.rasters import rasterise
+    from mcpn.core.raster.io import rasterise
 
     burnt = rasterise(polygons, grid, str(tmp_path / "burnt.tif")) if polygons else None
     ranges = tuple(masks.parse_mask_values(spec))
@@ -275,8 +275,8 @@ def test_memory_does_not_grow_with_the_scene(tmp_path):
 import resource, sys
 sys.path.insert(0, {str(PLUGINS)!r})
 from mcpn.core.config import Settings
-from mcpn.core.inpainting import inpaint_raster
-from mcpn.core.masks import CloudMask
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.raster.masks import CloudMask
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 r = inpaint_raster({str(target)!r}, CloudMask({str(tmp_path / "mask.tif")!r}), [{str(target)!r}],
                    {str(tmp_path / "out.tif")!r}, Settings(method="stacked", steps=1, device="cpu"))

@@ -1,4 +1,4 @@
-"""Self-validation (core.self_validation): synthetic clouds, GDAL Fill nodata, scores on the hidden pixels."""
+"""Self-validation (core.trust.self_validation): synthetic clouds, GDAL Fill nodata, scores on the hidden pixels."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import subprocess
 import numpy as np
 import pytest
 from conftest import DATA, S2, require_data
-from mcpn.core.api import inpaint
 from mcpn.core.classic import fill_nodata
 from mcpn.core.errors import InputError
-from mcpn.core.self_validation import MAX_HIDDEN_SHARE, synthetic_mask, validate
+from mcpn.core.pipeline.api import inpaint
+from mcpn.core.trust.self_validation import MAX_HIDDEN_SHARE, synthetic_mask, validate
 from osgeo import gdal
 from scipy import ndimage
 from skimage.metrics import structural_similarity

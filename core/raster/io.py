@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, osr
 
-from .errors import InputError
+from ..errors import InputError
 from .gdal_exceptions import gdal_exceptions
 from .tiling import Window
 

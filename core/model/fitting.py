@@ -1,6 +1,6 @@
 """The fitting loop: one network per sample, for one sample or several fitted together.
 
-Everything here works on normalised tensors; :mod:`core.sample` prepares them.
+Everything here works on normalised tensors; :mod:`core.pipeline.sample` prepares them.
 Several samples of one shape are fitted in one vectorised loop
 (``torch.func.vmap``): every sample has its own weights, Adam state, batch
 statistics and stopping rule, and gets the fit it would get alone (up to
@@ -24,9 +24,9 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
-from .config import Settings
+from ..config import Settings
+from ..errors import Cancelled
 from .degradation import Degradation
-from .errors import Cancelled
 from .networks import MCPN, Outputs
 from .patch_consistency import PatchConsistency
 from .stopping import StoppingRule
@@ -171,7 +171,7 @@ def masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_map(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """Per-pixel structural similarity of normalised images (data range 1), as :func:`core.metrics.ssim_map`.
+    """Per-pixel structural similarity of normalised images (data range 1), as :func:`core.trust.metrics.ssim_map`.
 
     Gaussian window of sigma 1.5 (11 taps), population statistics, edges extended, on the last two axes.
     """

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from osgeo import gdal
 
-from .config import Settings
-from .device import fit_on_device, select_device
-from .fitting import Callbacks, TracePoint
-from .gdal_exceptions import gdal_exceptions
-from .masks import MaskLayer
+from ..config import Settings
+from ..model.device import fit_on_device, select_device
+from ..model.fitting import Callbacks, TracePoint
+from ..raster.gdal_exceptions import gdal_exceptions
+from ..raster.io import read_window
+from ..raster.masks import MaskLayer
+from ..raster.tiling import Window
 from .normalisation import BandScaling
-from .rasters import read_window
 from .sample import Sample
-from .tiling import Window
 
 __all__ = ["Blend", "TileFit", "TileJob", "fit_jobs"]
 

@@ -1,4 +1,4 @@
-"""Guided cloud inpainting of a raster file, tile by tile (see :mod:`core.runs`).
+"""Guided cloud inpainting of a raster file, tile by tile (see :mod:`core.pipeline.runs`).
 
 Only the tiles with missing pixels are fitted, so the cost grows with the
 cloudy area, not with the scene; clear pixels are copied unchanged.
@@ -14,20 +14,29 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 from osgeo import gdal
 
-from . import masks
-from .config import Settings
-from .device import fit_on_device, select_device
-from .errors import InputError
-from .fitting import Callbacks
-from .gdal_exceptions import gdal_exceptions
-from .masks import CloudMask, MaskLayer
+from ..config import Settings
+from ..errors import InputError
+from ..model.device import fit_on_device, select_device
+from ..model.fitting import Callbacks
+from ..raster import masks
+from ..raster.gdal_exceptions import gdal_exceptions
+from ..raster.io import (
+    Grid,
+    RasterWriter,
+    aligned_path,
+    grid_of,
+    rasterise,
+    read_decimated,
+    read_window,
+    writer_profile,
+)
+from ..raster.masks import CloudMask, MaskLayer
+from ..raster.tiling import Window, tile_windows
+from ..trust.self_validation import Validation, validate
 from .normalisation import BandScaling
-from .rasters import Grid, RasterWriter, aligned_path, grid_of, rasterise, read_decimated, read_window, writer_profile
 from .runs import PREVIEW_SIDE, WRITE_BLOCK, RunResult, blend_tiles, check_run, finish, scalings_of, scratch_folder
 from .sample import Sample
-from .self_validation import Validation, validate
 from .tiles import Blend, TileJob
-from .tiling import Window, tile_windows
 
 __all__ = ["CloudMask", "inpaint_raster"]
 
@@ -55,7 +64,7 @@ def inpaint_raster(
     ``seed``..``seed + K - 1``: the output is their mean and ``uncertainty``
     (a path) receives their standard deviation on the filled pixels (0
     elsewhere). ``settings.self_validation`` first scores the fill on clear
-    pixels of one cloudy tile hidden under synthetic clouds (:mod:`core.self_validation`).
+    pixels of one cloudy tile hidden under synthetic clouds (:mod:`core.trust.self_validation`).
     """
     started = time.perf_counter()
     settings = check_run(settings or Settings())

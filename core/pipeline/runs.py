@@ -17,18 +17,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .config import Settings
-from .device import select_device
+from ..config import Settings
+from ..model.device import select_device
+from ..model.fitting import Callbacks, TracePoint
+from ..raster.io import RasterError, read_decimated
+from ..raster.masks import MaskLayer
+from ..raster.paths import same_file
+from ..raster.tiling import Window, feather
+from ..trust.self_validation import Validation
 from .distributed import run_tiles
-from .fitting import Callbacks, TracePoint
-from .masks import MaskLayer
 from .normalisation import BandScaling
-from .paths import same_file
-from .rasters import RasterError, read_decimated
 from .sample import domain_scalings
-from .self_validation import Validation
 from .tiles import Blend, TileFit, TileJob, fit_jobs
-from .tiling import Window, feather
 
 __all__ = ["RunResult", "blend_tiles", "check_run", "finish", "scalings_of", "scratch_folder"]
 

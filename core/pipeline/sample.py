@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .classic import Anchor, as_bands, inpainting_anchor, super_resolution_anchor
-from .config import Settings
-from .degradation import Degradation
-from .errors import InputError
-from .fitting import Problem
+from ..classic import Anchor, as_bands, inpainting_anchor, super_resolution_anchor
+from ..config import Settings
+from ..errors import InputError
+from ..model.degradation import Degradation
+from ..model.fitting import Problem
+from ..trust.self_validation import holdout_mask
 from .normalisation import BandScaling, to_decibels
-from .self_validation import holdout_mask
 
 __all__ = ["Sample", "domain_scalings", "guide_bands"]
 

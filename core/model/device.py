@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .config import Settings
-from .errors import DeviceError
+from ..config import Settings
+from ..errors import DeviceError
 from .fitting import Callbacks, Fit, Problem, fit
 
 __all__ = ["fit_on_device", "select_device"]

@@ -5,7 +5,7 @@ are hidden under *synthetic* clouds shaped like the real ones (the real mask's
 connected cloud shapes, rotated by multiples of 90°, maybe mirrored, and moved
 onto clear ground), the image is filled with the user's settings and with GDAL
 Fill nodata, and both fills are scored on the hidden pixels (SSIM and RMSE of
-:mod:`core.metrics`): an estimate, on the user's own scene, of how good the
+:mod:`core.trust.metrics`): an estimate, on the user's own scene, of how good the
 real fill is and of what MCPN adds over interpolation. It is slightly
 pessimistic: the validation fit learns from fewer clear pixels than the real one.
 """
@@ -19,8 +19,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import fftconvolve
 
-from .classic import as_bands, fill_nodata
-from .errors import InputError
+from ..classic import as_bands, fill_nodata
+from ..errors import InputError
 from .metrics import rmse, ssim_map
 
 __all__ = ["Fill", "Validation", "holdout_mask", "synthetic_mask", "validate"]
@@ -110,7 +110,7 @@ def validate(target: np.ndarray, mask: np.ndarray, fill: Fill, *, seed: Seed = 0
 
     ``fill(target, mask)`` gets the target with the hidden pixels set to NaN
     and the real mask plus the synthetic clouds, and returns the filled
-    ``(B, H, W)`` image (e.g. a closure over :func:`core.api.inpaint` with the
+    ``(B, H, W)`` image (e.g. a closure over :func:`core.pipeline.api.inpaint` with the
     user's settings and guides). Scores use only the hidden pixels: RMSE over
     them, and SSIM maps averaged over them. Both SSIM images are the same
     reference except at the hidden pixels: the target where it is known, GDAL

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .rasters import read_decimated, read_window
+from ..errors import InputError
+from .io import read_decimated, read_window
 from .tiling import Window
 
 __all__ = ["CloudMask", "MaskError", "MaskLayer", "dilate", "mask_from_values", "parse_mask_values"]
@@ -148,7 +148,7 @@ class MaskLayer:
         ]
 
     def read_decimated(self, max_side: int = 1024) -> np.ndarray:
-        """Cloud pixels of the whole grid subsampled like :func:`core.rasters.read_decimated` (no dilation)."""
+        """Cloud pixels of the whole grid subsampled like :func:`core.raster.io.read_decimated` (no dilation)."""
         return self._evaluate(
             read_decimated(self.raster, max_side) if self.raster else None,
             read_decimated(self.polygons, max_side) if self.polygons else None,

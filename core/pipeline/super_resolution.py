@@ -1,4 +1,4 @@
-"""Guided super-resolution of a raster file onto the first guide's grid, tile by tile (see :mod:`core.runs`)."""
+"""Guided super-resolution of a raster file onto the first guide's grid, tile by tile (:mod:`core.pipeline.runs`)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .config import Settings
-from .errors import InputError
-from .fitting import Callbacks
-from .gdal_exceptions import gdal_exceptions
-from .rasters import Grid, RasterWriter, aligned_path, grid_of, low_res_grid, read_window, writer_profile
+from ..config import Settings
+from ..errors import InputError
+from ..model.fitting import Callbacks
+from ..raster.gdal_exceptions import gdal_exceptions
+from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, low_res_grid, read_window, writer_profile
+from ..raster.tiling import Window, tile_windows
 from .runs import WRITE_BLOCK, RunResult, blend_tiles, check_run, finish, scalings_of, scratch_folder
 from .tiles import Blend, TileJob
-from .tiling import Window, tile_windows
 
 __all__ = ["super_resolve_raster"]
 

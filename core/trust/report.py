@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
 if TYPE_CHECKING:
-    from .fitting import TracePoint
+    from ..model.fitting import TracePoint
     from .self_validation import Validation
 
 __all__ = ["write_report"]

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, Callable
 
-from .errors import Cancelled, InputError
-from .fitting import Callbacks
+from ..errors import Cancelled, InputError
+from ..model.fitting import Callbacks
 
 __all__ = ["run_tiles"]
 

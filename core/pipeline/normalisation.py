@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 PERCENTILES = (1.0, 99.0)
 _DB_FLOOR = 1e-6

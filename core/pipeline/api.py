@@ -1,6 +1,6 @@
 """Python API of the MCPN engine: guided inpainting and guided super-resolution of arrays.
 
->>> from mcpn.core.api import inpaint
+>>> from mcpn.core.pipeline.api import inpaint
 >>> result = inpaint(target, cloud_mask, [older_image], method="emergent")
 >>> filled = result.image
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .classic import as_bands
-from .config import Settings
-from .device import fit_on_device, select_device
-from .errors import InputError
-from .fitting import Callbacks, TracePoint
+from ..classic import as_bands
+from ..config import Settings
+from ..errors import InputError
+from ..model.device import fit_on_device, select_device
+from ..model.fitting import Callbacks, TracePoint
 from .sample import Sample, guide_bands
 
 __all__ = ["Result", "Settings", "TracePoint", "inpaint", "super_resolve"]
@@ -62,7 +62,7 @@ def inpaint(
     NaN pixels of the target are filled too; NaN pixels of a guide are left out
     of its loss. ``radar_guides`` lists the guides given in linear backscatter,
     converted to dB. The arrays are fitted as one sample: for rasters larger
-    than a few hundred pixels use :func:`core.inpainting.inpaint_raster`, which tiles them.
+    than a few hundred pixels use :func:`core.pipeline.inpainting.inpaint_raster`, which tiles them.
     """
     settings = _settings(settings, options)
     callbacks = callbacks or Callbacks()
@@ -99,7 +99,7 @@ def super_resolve(
     (any, not only integers) is the ratio of the grids' sizes. The network's
     target output is degraded (``settings.degradation``) before its loss
     against ``low_res``; with an anchor, the result degrades exactly to
-    ``low_res``. For large rasters use :func:`core.super_resolution.super_resolve_raster`.
+    ``low_res``. For large rasters use :func:`core.pipeline.super_resolution.super_resolve_raster`.
     """
     settings = _settings(settings, options)
     low_res = as_bands(low_res, "low-resolution input")
