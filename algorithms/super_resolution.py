@@ -57,7 +57,7 @@ HELP = "".join(
 class GuidedSuperResolution(MCPNAlgorithm):
     DEGRADATION = "DEGRADATION"
     STOPPING_RULES = ("fixed", "known_rmse", "validated")  # numbers kept for saved models
-    DEFAULT_METHOD = 1
+    DEFAULT_METHOD = 1  # Direct: benchmarks/results/quality
 
     def name(self) -> str:
         return "guidedsuperresolution"

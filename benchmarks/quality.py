@@ -34,7 +34,7 @@ Settings = _harness.module("core.config").Settings
 Sample = _harness.module("core.pipeline.sample").Sample
 
 BUDGETS = (60, 300, 1200)  # seconds of fitting per tile: what 1, 5 and 20 minutes buy
-DEFAULT_METHOD = {"inpaint": "emergent", "sr": "direct"}
+DEFAULT_METHOD = {"inpaint": Settings().method, "sr": Settings().method}
 PAPER = {"anchor": "none", "stopping": "fixed", "degradation": "bilinear"}
 
 

@@ -44,7 +44,7 @@ class Settings:
     for the uncertainty layer) and ``self_validation``.
     """
 
-    method: str = "emergent"
+    method: str = "direct"  # the best in benchmarks/results/quality
     stopping: str = "validated"
     steps: int = 4000
     learning_rate: float | None = None  # None: the method's default
@@ -55,7 +55,7 @@ class Settings:
     up_kernel: int = 3  # the core network's up-sampling kernel (5 in the reference Stacked network)
     input_kind: str = "noise"
     check_every: int = 50
-    patience: int = 1000
+    patience: int = 500
     precision: str = "fp32"
     memory_format: str = "channels_last"  # NHWC: faster convolutions on CPU (benchmarks/speed.py)
     output_average: float = 0.99  # decay of the moving average of the output kept (0: the last step's output)
