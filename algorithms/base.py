@@ -134,11 +134,24 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     REPORT = "REPORT"
     ANCHOR = "ANCHOR"
 
+    NAME = DISPLAY_NAME = SHORT_DESCRIPTION = HELP = ""  # each algorithm's identity and help (translated here)
     STOPPING_RULES: tuple[str, ...] = ()  # the rules this algorithm offers, in the order of its STOPPING options
 
     # --- identity --------------------------------------------------------------------------
     def createInstance(self) -> MCPNAlgorithm:
         return type(self)()
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:
+        return tr(self.DISPLAY_NAME)
+
+    def shortDescription(self) -> str:
+        return tr(self.SHORT_DESCRIPTION)
+
+    def shortHelpString(self) -> str:
+        return tr(self.HELP)
 
     def group(self) -> str:
         return tr("Raster restoration")
@@ -170,6 +183,24 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             definition.setFlags(definition.flags() | compat.FLAG_ADVANCED)
         self.addParameter(definition)
 
+    def add_choice(
+        self,
+        name: str,
+        label: str,
+        labels: dict[str, str],
+        choices: tuple[str, ...],
+        default: str,
+        tooltip: str,
+        advanced: bool = False,
+        optional: bool = False,
+    ) -> None:
+        """An enum parameter over the engine's ``choices`` (in their order: qgis_process takes the numbers)."""
+        options = [labels[choice] for choice in choices]
+        definition = QgsProcessingParameterEnum(
+            name, label, options=options, defaultValue=choices.index(default), optional=optional
+        )
+        self.add(definition, tooltip, advanced)
+
     def add_run_parameters(self) -> None:
         """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""
         self.add(
@@ -185,10 +216,12 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 "the held-out pixels stop improving. A few hundred steps give a quick preview."
             ),
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.DEVICE, tr("Compute device"), options=[DEVICE_LABELS[d] for d in DEVICES], defaultValue=0
-            ),
+        self.add_choice(
+            self.DEVICE,
+            tr("Compute device"),
+            DEVICE_LABELS,
+            DEVICES,
+            DEFAULTS.device,
             tr(
                 "Where the network is fitted. Auto uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch "
                 "sees one, else the CPU. Choosing a GPU that is not there is an error."
@@ -225,28 +258,26 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             tr("Number of channels of the shared core network. Wider is slower and not necessarily better."),
             advanced=True,
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.ANCHOR,
-                tr("Start the network"),
-                options=[ANCHOR_LABELS[a] for a in ANCHORS],
-                defaultValue=0,
-                optional=True,  # models saved before it existed run with the default
-            ),
+        self.add_choice(  # optional: models saved before it existed run with the default
+            self.ANCHOR,
+            tr("Start the network"),
+            ANCHOR_LABELS,
+            ANCHORS,
+            DEFAULTS.anchor,
             tr(
                 "From the best instant estimate: the network learns a correction of the better of guide regression "
                 "and interpolation (judged on held-out clear pixels), so the result starts as good as them. "
                 "From noise: the network alone, as in the MCPN paper."
             ),
             advanced=True,
+            optional=True,
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.PRECISION,
-                tr("Arithmetic precision"),
-                options=[PRECISION_LABELS[p] for p in PRECISIONS],
-                defaultValue=0,
-            ),
+        self.add_choice(
+            self.PRECISION,
+            tr("Arithmetic precision"),
+            PRECISION_LABELS,
+            PRECISIONS,
+            DEFAULTS.precision,
             tr(
                 "FP32 works everywhere. bf16 can be faster on recent CPUs (AVX-512 BF16 or AMX) and GPUs, "
                 "and slower on CPUs without these instructions."

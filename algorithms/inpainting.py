@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -18,10 +17,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.config import METHODS
 from ..core.errors import MCPNError
 from ..core.raster.masks import parse_mask_values
 from . import compat
-from .base import METHOD_LABELS, MCPNAlgorithm, report_result, tr
+from .base import DEFAULTS, METHOD_LABELS, MCPNAlgorithm, report_result, tr
 
 STOPPING_LABELS = {
     "fixed": "Fixed number of steps",
@@ -30,7 +30,7 @@ STOPPING_LABELS = {
     "validated": "Held-out clear pixels (default)",
 }
 
-HELP = "".join(
+HELP_TEXT = "".join(
     [
         "<p>Fills the cloudy or missing pixels of a satellite image using one or more guide images of the same "
         "place, for example a clear image of another date or a radar image. A small neural network is fitted to "
@@ -65,8 +65,11 @@ HELP = "".join(
 
 
 class GuidedCloudInpainting(MCPNAlgorithm):
+    NAME = "guidedcloudinpainting"
+    DISPLAY_NAME = "Guided cloud inpainting"
+    SHORT_DESCRIPTION = "Fills cloudy pixels of an image using guide images of the same place."
+    HELP = HELP_TEXT
     STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency", "validated")  # numbers kept for saved models
-    DEFAULT_METHOD = 1  # Direct: benchmarks/results/quality
     MASK = "MASK"
     MASK_VALUES = "MASK_VALUES"
     MASK_POLYGONS = "MASK_POLYGONS"
@@ -75,18 +78,6 @@ class GuidedCloudInpainting(MCPNAlgorithm):
     ENSEMBLE = "ENSEMBLE"
     SELF_VALIDATION = "SELF_VALIDATION"
     UNCERTAINTY = "UNCERTAINTY"
-
-    def name(self) -> str:
-        return "guidedcloudinpainting"
-
-    def displayName(self) -> str:
-        return tr("Guided cloud inpainting")
-
-    def shortDescription(self) -> str:
-        return tr("Fills cloudy pixels of an image using guide images of the same place.")
-
-    def shortHelpString(self) -> str:
-        return tr(HELP)
 
     def initAlgorithm(self, config: dict | None = None) -> None:
         self.add(
@@ -142,10 +133,12 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "like the other guides. Give at least one guide here or in Guide rasters."
             ),
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.METHOD, tr("Method"), options=list(METHOD_LABELS.values()), defaultValue=self.DEFAULT_METHOD
-            ),
+        self.add_choice(
+            self.METHOD,
+            tr("Method"),
+            METHOD_LABELS,
+            METHODS,
+            DEFAULTS.method,
             tr(
                 "Direct (default, the best in our benchmark): the core network produces the target itself and "
                 "small heads rebuild each guide from it. Emergent: a learned core signal with one small head per "
@@ -153,13 +146,12 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "channels (the earlier baseline, fastest per step)."
             ),
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.STOPPING,
-                tr("Stopping"),
-                options=[STOPPING_LABELS[rule] for rule in self.STOPPING_RULES],
-                defaultValue=self.STOPPING_RULES.index("validated"),
-            ),
+        self.add_choice(
+            self.STOPPING,
+            tr("Stopping"),
+            STOPPING_LABELS,
+            self.STOPPING_RULES,
+            DEFAULTS.stopping,
             tr(
                 "Held-out clear pixels (default): a few cloud-shaped patches of clear pixels are hidden from the "
                 "fit; the step whose fill matches them best is kept, the instant estimate when no step beats it. "

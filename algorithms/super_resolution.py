@@ -9,14 +9,13 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.config import DEGRADATIONS
+from ..core.config import DEGRADATIONS, METHODS
 from . import compat
-from .base import METHOD_LABELS, MCPNAlgorithm, report_result, tr
+from .base import DEFAULTS, METHOD_LABELS, MCPNAlgorithm, report_result, tr
 
 STOPPING_LABELS = {
     "fixed": "Fixed number of steps",
@@ -28,7 +27,7 @@ DEGRADATION_LABELS = {
     "bilinear": "Bilinear resampling (the MCPN paper's set-up)",
 }
 
-HELP = "".join(
+HELP_TEXT = "".join(
     [
         "<p>Brings a low-resolution raster, for example a 20 m or 60 m Sentinel-2 band, to the resolution of "
         "one or more high-resolution guide rasters of the same place, for example the 10 m bands. A small neural "
@@ -56,20 +55,11 @@ HELP = "".join(
 
 class GuidedSuperResolution(MCPNAlgorithm):
     DEGRADATION = "DEGRADATION"
+    NAME = "guidedsuperresolution"
+    DISPLAY_NAME = "Guided super-resolution"
+    SHORT_DESCRIPTION = "Brings a low-resolution band to the resolution of high-resolution guide images."
+    HELP = HELP_TEXT
     STOPPING_RULES = ("fixed", "known_rmse", "validated")  # numbers kept for saved models
-    DEFAULT_METHOD = 1  # Direct: benchmarks/results/quality
-
-    def name(self) -> str:
-        return "guidedsuperresolution"
-
-    def displayName(self) -> str:
-        return tr("Guided super-resolution")
-
-    def shortDescription(self) -> str:
-        return tr("Brings a low-resolution band to the resolution of high-resolution guide images.")
-
-    def shortHelpString(self) -> str:
-        return tr(HELP)
 
     def initAlgorithm(self, config: dict | None = None) -> None:
         self.add(
@@ -87,23 +77,24 @@ class GuidedSuperResolution(MCPNAlgorithm):
                 "output takes the first guide's CRS, extent and pixel size; the others are resampled to it."
             ),
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.METHOD, tr("Method"), options=list(METHOD_LABELS.values()), defaultValue=self.DEFAULT_METHOD
-            ),
+        self.add_choice(
+            self.METHOD,
+            tr("Method"),
+            METHOD_LABELS,
+            METHODS,
+            DEFAULTS.method,
             tr(
                 "Direct (default): the core network produces the sharpened image and small heads rebuild each guide "
                 "from it. Emergent: a learned core signal with one head per image. Stacked: one network outputs "
                 "all images as channels."
             ),
         )
-        self.add(
-            QgsProcessingParameterEnum(
-                self.STOPPING,
-                tr("Stopping"),
-                options=[STOPPING_LABELS[rule] for rule in self.STOPPING_RULES],
-                defaultValue=self.STOPPING_RULES.index("validated"),
-            ),
+        self.add_choice(
+            self.STOPPING,
+            tr("Stopping"),
+            STOPPING_LABELS,
+            self.STOPPING_RULES,
+            DEFAULTS.stopping,
             tr(
                 "Held-out input pixels (default): a few patches of the low-resolution input are hidden from the "
                 "fit; the step that predicts them best is kept, the instant estimate when no step beats it. Fixed "
@@ -112,19 +103,19 @@ class GuidedSuperResolution(MCPNAlgorithm):
             ),
         )
         self.add_run_parameters()
-        self.add_advanced(
-            QgsProcessingParameterEnum(
-                self.DEGRADATION,
-                tr("How the low-resolution raster was made"),
-                options=[DEGRADATION_LABELS[d] for d in DEGRADATIONS],
-                defaultValue=0,
-                optional=True,  # models saved before it existed run with the default
-            ),
+        self.add_choice(  # optional: models saved before it existed run with the default
+            self.DEGRADATION,
+            tr("How the low-resolution raster was made"),
+            DEGRADATION_LABELS,
+            DEGRADATIONS,
+            DEFAULTS.degradation,
             tr(
                 "Area average: each low-resolution pixel is the mean of the high-resolution pixels it covers, as a "
                 "sensor measures and as GDAL's average resampling makes it. The result then averages back exactly "
                 "to the input. Bilinear: the antialiased bilinear resampling of the MCPN paper."
             ),
+            advanced=True,
+            optional=True,
         )
         self.add_tiling_parameters()
         self.add_output(tr("A GeoTIFF on the first guide's grid, with the input's data type, nodata and band names."))

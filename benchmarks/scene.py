@@ -321,14 +321,16 @@ def main() -> None:
     previous = RESULTS / "scene.json"
     results = json.loads(previous.read_text()) if set(args.parts) != set(PARTS) and previous.exists() else {}
     results.setdefault("commands", []).append("python " + " ".join(sys.argv))
-    results |= {
-        "machine": f"{os.cpu_count()} CPU cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
-        "load": [round(v, 2) for v in os.getloadavg()],
-        "steps": args.steps,
-        "method": args.method,
-        "sr_method": args.sr_method,
-        "tile": args.tile,
-    }
+    results.update(
+        {
+            "machine": f"{os.cpu_count()} CPU cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
+            "load": [round(v, 2) for v in os.getloadavg()],
+            "steps": args.steps,
+            "method": args.method,
+            "sr_method": args.sr_method,
+            "tile": args.tile,
+        }
+    )
     for part in args.parts:
         PARTS[part](args, results)
     results["load_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -24,6 +24,7 @@ __all__ = [
     "biharmonic",
     "fill_nodata",
     "inpainting_anchor",
+    "inpainting_estimates",
     "local_regression",
     "regression",
     "regression_and_residual",
@@ -208,57 +209,53 @@ def inpainting_anchor(
 ) -> Anchor:
     """The best instant fill of each band, judged on the ``holdout`` pixels (known, but not used to fit).
 
-    Candidates: GDAL Fill nodata, biharmonic interpolation, and with guides the
-    global and the moving-window guide regression, the latter also with its
-    residual carried into the gaps (:func:`spread_residual`). The
-    chosen estimate is then computed again from all known pixels.
+    Candidates (:func:`inpainting_estimates`) are judged by their structural
+    similarity to the held-out pixels; the chosen one is then computed again
+    from all known pixels.
     """
     target = as_bands(target, "target")
     known = np.broadcast_to(known, target.shape) & np.isfinite(target)
-    candidates = _inpainting_candidates(guides)
-    if holdout is None or not holdout.any() or len(candidates) == 1:
-        names = [next(iter(candidates))] * len(target)
+    if holdout is None or not holdout.any():
+        names = ["moving-window guide regression" if guides else "interpolation"] * len(target)
     else:
-        fitted = known & ~holdout
-        seen = known | holdout
-        errors = {
-            name: _dissimilarity(make(target, fitted), target, holdout, seen) for name, make in candidates.items()
-        }
+        estimates = inpainting_estimates(target, known & ~holdout, guides)
+        errors = {name: _dissimilarity(image, target, holdout, known | holdout) for name, image in estimates.items()}
         names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(target))]
-    image = np.empty_like(target)
-    for name in set(names):
-        bands = [i for i, n in enumerate(names) if n == name]
-        image[bands] = candidates[name](target, known)[bands]
+    final = inpainting_estimates(target, known, guides, set(names))
+    image = np.stack([final[name][band] for band, name in enumerate(names)])
     return Anchor(np.where(known, target, image), names)
 
 
-def _inpainting_candidates(guides: Sequence[np.ndarray]) -> dict:
-    def interpolation(target: np.ndarray, known: np.ndarray) -> np.ndarray:
-        return fill_nodata(target, ~known)
+def inpainting_estimates(
+    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], names: set[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The instant fills of the unknown pixels, by name (all, or those in ``names``).
 
-    def smooth_interpolation(target: np.ndarray, known: np.ndarray) -> np.ndarray:
-        return biharmonic(target, ~known)
-
-    if not guides:
-        return {"interpolation": interpolation, "smooth interpolation": smooth_interpolation}
-
-    def global_regression(target: np.ndarray, known: np.ndarray) -> np.ndarray:
-        return regression(target, known, guides)
-
-    def moving_window_regression(target: np.ndarray, known: np.ndarray) -> np.ndarray:
-        return local_regression(target, known, guides)
-
-    def regression_and_residual(target: np.ndarray, known: np.ndarray) -> np.ndarray:
-        estimate = local_regression(target, known, guides)
-        return estimate + spread_residual(target - estimate, known)
-
-    return {
-        "guide regression": global_regression,
-        "moving-window guide regression": moving_window_regression,
-        "moving-window guide regression + residual": regression_and_residual,
-        "interpolation": interpolation,
-        "smooth interpolation": smooth_interpolation,
+    GDAL Fill nodata (``interpolation``), biharmonic (``smooth interpolation``),
+    and with guides the global and the moving-window guide regression, the
+    latter also with its residual carried into the gaps (:func:`spread_residual`).
+    """
+    wanted = names or {
+        "interpolation",
+        "smooth interpolation",
+        *(
+            ("guide regression", "moving-window guide regression", "moving-window guide regression + residual")
+            if guides
+            else ()
+        ),
     }
+    estimates = {}
+    if "interpolation" in wanted:
+        estimates["interpolation"] = fill_nodata(target, ~known)
+    if "smooth interpolation" in wanted:
+        estimates["smooth interpolation"] = biharmonic(target, ~known)
+    if "guide regression" in wanted:
+        estimates["guide regression"] = regression(target, known, guides)
+    if wanted & {"moving-window guide regression", "moving-window guide regression + residual"}:
+        local = local_regression(target, known, guides)
+        estimates["moving-window guide regression"] = local
+        estimates["moving-window guide regression + residual"] = local + spread_residual(target - local, known)
+    return estimates
 
 
 def spread_residual(residual: np.ndarray, known: np.ndarray, sigma: float = RESIDUAL_SIGMA) -> np.ndarray:

@@ -313,8 +313,10 @@ def fit(
     checks = _Checks(problems, settings, data, device)
     optimiser = torch.optim.Adam(networks.weights, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     average = OutputAverage(settings.output_average)
-    if data.anchor is not None:
+    if data.anchor is not None:  # step 0: the anchor itself
         checks.record(0, data.anchor, torch.full((len(problems),), math.nan))
+        if settings.record_every:
+            checks.snapshot(0, data.anchor)
     for step in range(1, settings.steps + 1):
         callbacks.check_cancel()
         with _autocast(device, settings.precision):
