@@ -211,7 +211,9 @@ def inpainting_anchor(
 
     Candidates (:func:`inpainting_estimates`) are judged by their structural
     similarity to the held-out pixels; the chosen one is then computed again
-    from all known pixels.
+    from all known pixels. The estimate is returned as it is, also on the known
+    pixels (a regression does not reproduce them): what it gets wrong there is
+    what the network learns to correct.
     """
     target = as_bands(target, "target")
     known = np.broadcast_to(known, target.shape) & np.isfinite(target)
@@ -222,8 +224,7 @@ def inpainting_anchor(
         errors = {name: _dissimilarity(image, target, holdout, known | holdout) for name, image in estimates.items()}
         names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(target))]
     final = inpainting_estimates(target, known, guides, set(names))
-    image = np.stack([final[name][band] for band, name in enumerate(names)])
-    return Anchor(np.where(known, target, image), names)
+    return Anchor(np.stack([final[name][band] for band, name in enumerate(names)]), names)
 
 
 def inpainting_estimates(
@@ -293,38 +294,57 @@ def super_resolution_anchor(
     degradation: Degradation,
     holdout: np.ndarray | None = None,
 ) -> Anchor:
-    """The best instant super-resolution of each band (:func:`consistent_bicubic` or, with guides,
-    :func:`regression_and_residual`), judged on the held-out input pixels (kept out of both), then
-    computed again from all known pixels."""
+    """The best instant super-resolution of each band: bicubic or, with guides, guide regression.
+
+    Each is judged on the held-out input pixels once made consistent with the
+    others (:func:`consistent_bicubic`, :func:`regression_and_residual`); the
+    chosen one is computed again from all known pixels and returned as it is,
+    not yet consistent: what it gets wrong is what the network learns to correct.
+    """
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    candidates = {"bicubic": consistent_bicubic}
-    if guides:
-        candidates["guide regression + residual"] = lambda b, k, d: regression_and_residual(b, k, guides, d)
-    if holdout is None or not holdout.any() or len(candidates) == 1:
-        names = [list(candidates)[-1]] * len(low)
-    else:
+    names = ["guide regression" if guides else "bicubic"] * len(low)
+    if guides and holdout is not None and holdout.any():
         hidden = np.broadcast_to(holdout, low.shape)
+        fitted = known & ~hidden
         errors = {
             name: _dissimilarity(
-                degradation.numpy(make(low, known & ~hidden, degradation)), low, hidden, known | hidden
+                degradation.numpy(degradation.project_numpy(estimate, np.where(fitted, low, 0.0), fitted)),
+                low,
+                hidden,
+                known | hidden,
             )
-            for name, make in candidates.items()
+            for name, estimate in _super_resolution_estimates(low, fitted, guides, degradation).items()
         }
         names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(low))]
-    image = np.empty((len(low), *degradation.high))
-    for name in set(names):
-        bands = [i for i, n in enumerate(names) if n == name]
-        image[bands] = candidates[name](low, known, degradation)[bands]
-    return Anchor(image, names)
+    final = _super_resolution_estimates(low, known, guides, degradation, set(names))
+    return Anchor(np.stack([final[name][band] for band, name in enumerate(names)]), names)
+
+
+def _super_resolution_estimates(
+    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation, names=None
+) -> dict[str, np.ndarray]:
+    """Bicubic and (with guides) guide-regression estimates on the output grid, not yet made consistent."""
+    wanted = names or {"bicubic", *(("guide regression",) if guides else ())}
+    estimates = {}
+    if "bicubic" in wanted:
+        estimates["bicubic"] = bicubic(fill_nodata(low, ~known) if not known.all() else low, degradation.high)
+    if "guide regression" in wanted:
+        design = _design(guides)
+        degraded = degradation.numpy(design)
+        fill = np.where(known, low, 0.0)
+        estimates["guide regression"] = np.stack(
+            [_upsampled_fit(b, k, degraded, design, degradation) for b, k in zip(fill, known)]
+        )
+    return estimates
 
 
 def consistent_bicubic(low: np.ndarray, known: np.ndarray, degradation: Degradation) -> np.ndarray:
     """Bicubic interpolation of ``low``, changed by the least amount that makes it degrade exactly to ``low``."""
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    filled = fill_nodata(low, ~known) if not known.all() else low
-    return degradation.project_numpy(bicubic(filled, degradation.high), np.where(known, low, 0.0), known)
+    estimate = _super_resolution_estimates(low, known, (), degradation)["bicubic"]
+    return degradation.project_numpy(estimate, np.where(known, low, 0.0), known)
 
 
 def regression_and_residual(
@@ -339,11 +359,8 @@ def regression_and_residual(
     """
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    design = _design(guides)
-    degraded = degradation.numpy(design)
-    fill = np.where(known, low, 0.0)
-    estimate = np.stack([_upsampled_fit(b, k, degraded, design, degradation) for b, k in zip(fill, known)])
-    return degradation.project_numpy(estimate, fill, known)
+    estimate = _super_resolution_estimates(low, known, guides, degradation, {"guide regression"})["guide regression"]
+    return degradation.project_numpy(estimate, np.where(known, low, 0.0), known)
 
 
 def _upsampled_fit(

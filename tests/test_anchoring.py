@@ -45,8 +45,9 @@ def test_the_first_output_of_an_anchored_fit_is_the_anchor(linear_scene, method)
     from mcpn.core.model.fitting import build_model
 
     model = build_model(problem, settings)
-    z = torch.rand(1, 32, 65, 65)
-    anchor = torch.nn.functional.pad(problem.anchor, (0, 25, 0, 25))
+    pad = lambda t: torch.nn.functional.pad(t, (0, 25, 0, 25))  # noqa: E731  (the 65 px working grid)
+    anchor = pad(problem.anchor)
+    z = torch.cat([torch.rand(1, 32, 65, 65), anchor, pad(problem.guides[0])], dim=1)  # noise, anchor, guides
     out = model(z, anchor)
     torch.testing.assert_close(out.target, anchor)
 

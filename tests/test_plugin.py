@@ -51,8 +51,8 @@ def test_enum_defaults_and_options(mcpn_provider):
     inpaint = registry.algorithmById("mcpn:guidedcloudinpainting")
     sr = registry.algorithmById("mcpn:guidedsuperresolution")
     assert inpaint.parameterDefinition("METHOD").options() == ["Emergent", "Direct", "Stacked"]
-    assert inpaint.parameterDefinition("METHOD").defaultValue() == 1
-    assert sr.parameterDefinition("METHOD").defaultValue() == 1
+    assert inpaint.parameterDefinition("METHOD").defaultValue() == 2  # Stacked
+    assert sr.parameterDefinition("METHOD").defaultValue() == 2
     assert inpaint.parameterDefinition("STOPPING").options() == [
         "Fixed number of steps", "Known-region RMSE", "Patch consistency", "Held-out clear pixels (default)",
     ]  # fmt: skip

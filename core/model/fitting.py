@@ -193,6 +193,8 @@ def ssim_map(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
 def build_model(problem: Problem, settings: Settings) -> MCPN:
     """The network for ``problem``, initialised from ``settings.seed`` (reproducibly, also from threads)."""
     channels = NOISE_CHANNELS if settings.input_kind == "noise" else 2
+    if problem.anchor is not None:  # the network also sees the anchor and the guides (core.config.Settings.anchor)
+        channels += problem.anchor.shape[1] + sum(g.shape[1] for g in problem.guides)
     with _GLOBAL_SEED:  # layers initialise from torch's global generator, shared by threads fitting at once
         torch.manual_seed(settings.seed)
         model = MCPN(
@@ -237,7 +239,7 @@ class _Networks:
 
     def __call__(self, z: torch.Tensor, anchor: torch.Tensor | None) -> Outputs:
         if self.module is not None:
-            out = self.module(z, None if anchor is None else anchor[0])
+            out = self.module(z[0], None if anchor is None else anchor[0])
             add = lambda t: t[None]  # noqa: E731
             return Outputs(
                 add(out.target),
@@ -245,7 +247,7 @@ class _Networks:
                 None if out.core is None else add(out.core),
                 None if out.cycles is None else [add(c) for c in out.cycles],
             )
-        batched = vmap(self.one, in_dims=(0, 0, None, None if anchor is None else 0))
+        batched = vmap(self.one, in_dims=(0, 0, 0, None if anchor is None else 0))
         target, guides, core, cycles = batched(self.params, self.buffers, z, anchor)
         return Outputs(target, list(guides), core, list(cycles) or None)
 
@@ -278,6 +280,13 @@ class _Stacked:
         self.degradation = first.degradation.to(device) if first.degradation is not None else None
         self.height, self.width = first.shape
 
+    def with_inputs(self, z: torch.Tensor) -> torch.Tensor:
+        """Each sample's network input ``(N, 1, C, H, W)``: ``z``, and with an anchor the anchor and the guides."""
+        z = z.expand(len(self.target), *z.shape)
+        if self.anchor is None:
+            return z
+        return torch.cat([z, self.anchor, *self.guides], dim=2)
+
     def low(self, output: torch.Tensor) -> torch.Tensor:
         """The output on the target's grid: degraded for super-resolution, as it is for inpainting."""
         if self.degradation is None:
@@ -307,9 +316,10 @@ def fit(
     height, width = problems[0].shape
     working = (max(height, models[0].min_size), max(width, models[0].min_size))
     generator = torch.Generator().manual_seed(settings.seed)
-    z = network_input(settings.input_kind, models[0].core.in_channels, working, generator)
-    z = z.to(device).contiguous(memory_format=memory_format)
     data = _Stacked(problems, working, device)
+    z = data.with_inputs(network_input(settings.input_kind, NOISE_CHANNELS, working, generator).to(device))
+    if len(problems) == 1:  # one network called directly: its input in the memory format its layers use
+        z = z[0].contiguous(memory_format=memory_format)[None]
     checks = _Checks(problems, settings, data, device)
     optimiser = torch.optim.Adam(networks.weights, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     average = OutputAverage(settings.output_average)
