@@ -61,7 +61,7 @@ METHOD_LABELS = {"emergent": "Emergent", "direct": "Direct", "stacked": "Stacked
 PRECISION_LABELS = {"fp32": "FP32 (default)", "bf16": "bf16 (faster on CPUs with AVX-512 BF16 or AMX)"}
 ANCHOR_LABELS = {
     "auto": "From the best instant estimate (guide regression or interpolation)",
-    "none": "From noise (the paper's set-up)",
+    "none": "From noise (as in Czerkawski et al.'s MCPN)",
 }
 
 # The engine's progress (its tile fits) spans 0-99 %; the end of the run (output written) is 100 %.
@@ -267,7 +267,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             tr(
                 "From the best instant estimate: the network learns a correction of the better of guide regression "
                 "and interpolation (judged on held-out clear pixels), so the result starts as good as them. "
-                "From noise: the network alone, as in the MCPN paper."
+                "From noise: the network alone, as in Czerkawski et al.'s MCPN."
             ),
             advanced=True,
             optional=True,

@@ -47,9 +47,9 @@ HELP_TEXT = "".join(
         "list): images of the same area; radar guides in linear backscatter (such as Sentinel-1 sigma0) are "
         "converted to decibels first.</p>",
         "<p><b>Choices.</b> <i>Method</i>: Stacked (default, the fastest), Direct or Emergent, the variants "
-        "of the MCPN paper. <i>Stopping</i>: held-out clear pixels (default), a fixed number of steps, the "
+        "of MCPN (Czerkawski et al.). <i>Stopping</i>: held-out clear pixels (default), a fixed number of steps, the "
         "known-region RMSE or patch consistency. The Advanced group holds how the network starts (from the "
-        "instant estimate, or from noise as in the paper), the learning rate, network width, precision, "
+        "instant estimate, or from noise as in MCPN), the learning rate, network width, precision, "
         "output averaging, mask dilation, tiling, Dask, the uncertainty ensemble and self-validation; every "
         "field has a tooltip.</p>",
         "<p><b>Outputs.</b> A GeoTIFF with the target's grid, data type, nodata and band names; optionally "
@@ -59,7 +59,7 @@ HELP_TEXT = "".join(
         "held-out pixels stop improving. A GPU (CUDA or Apple MPS, chosen automatically) is the device for "
         "whole scenes. The run happens in the background, reports its progress and the time left, and can be "
         "cancelled. It needs torch, numpy, scipy and scikit-image (the algorithm says how to install them "
-        "when they are missing).</p>",
+        "if missing).</p>",
     ]
 )
 
@@ -143,7 +143,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "Stacked (default): one network outputs target and guides as channels; started from the instant "
                 "estimate it is as good as the others here and about 4 times faster per step. Direct: the core "
                 "network produces the target itself and small heads rebuild each guide from it. Emergent: a learned "
-                "core signal with one small head per image (the paper's choice for radar guides)."
+                "core signal with one small head per image (Czerkawski et al.'s choice for radar guides)."
             ),
         )
         self.add_choice(

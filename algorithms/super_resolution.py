@@ -24,7 +24,7 @@ STOPPING_LABELS = {
 }
 DEGRADATION_LABELS = {
     "area": "Area average (a sensor's pixels, GDAL's average resampling)",
-    "bilinear": "Bilinear resampling (the MCPN paper's set-up)",
+    "bilinear": "Bilinear resampling (as in Czerkawski et al.'s MCPN)",
 }
 
 HELP_TEXT = "".join(
@@ -115,7 +115,7 @@ class GuidedSuperResolution(MCPNAlgorithm):
             tr(
                 "Area average: each low-resolution pixel is the mean of the high-resolution pixels it covers, as a "
                 "sensor measures and as GDAL's average resampling makes it. The result then averages back exactly "
-                "to the input. Bilinear: the antialiased bilinear resampling of the MCPN paper."
+                "to the input. Bilinear: the antialiased bilinear resampling of Czerkawski et al.'s MCPN."
             ),
             advanced=True,
             optional=True,
