@@ -9,112 +9,36 @@ algorithms then stop with installation instructions.
 from __future__ import annotations
 
 import os
-import re
-import tempfile
-import time
-import traceback
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from osgeo import gdal
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsMapLayer,
-    QgsMessageLog,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterString,
-    QgsProcessingUtils,
     QgsRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QUrl
+from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.config import ANCHORS, DEVICES, METHODS, PRECISIONS, Settings
 from ..core.errors import Cancelled, MCPNError
-from ..core.raster.paths import same_file
 from ..mcpn_plugin import dependencies
-from . import compat
+from .checks import ParameterChecks
+from .messages import ProgressReporter, log_exception, tr
+from .parameters import SharedParameters
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
 README_PATH = os.path.join(PLUGIN_DIR, "README.md")
 HELP_ANCHOR = "#using-the-algorithms"  # the README section the help buttons open
-LOG_TAG = "MCPN"
-
-DEFAULTS = Settings()
-# The dialogs' option labels, one per choice of core.config (in its order: qgis_process takes the numbers).
-DEVICE_LABELS = {
-    "auto": "auto (a GPU when there is one, else the CPU)",
-    "cpu": "CPU",
-    "cuda": "CUDA (NVIDIA GPU)",
-    "mps": "MPS (Apple GPU)",
-}
-METHOD_LABELS = {"emergent": "Emergent", "direct": "Direct", "stacked": "Stacked"}
-PRECISION_LABELS = {"fp32": "FP32 (default)", "bf16": "bf16 (faster on CPUs with AVX-512 BF16 or AMX)"}
-ANCHOR_LABELS = {
-    "auto": "From the best instant estimate (guide regression or interpolation)",
-    "none": "From noise (as in Czerkawski et al.'s MCPN)",
-}
-
-# The engine's progress (its tile fits) spans 0-99 %; the end of the run (output written) is 100 %.
-_FIT_END = 99.0
-_LOG_EVERY = 0.05  # a progress line in the log every 5 % of the steps
-_SUFFIX = re.compile(r"\s*\(.*\)$")  # "Target raster (cloudy image)" -> "Target raster"
 
 
-def tr(text: str) -> str:
-    return QCoreApplication.translate("MCPN", text)
-
-
-def log_exception(message: str) -> None:
-    """Put the current traceback in the QGIS message log (tab "MCPN") for developers."""
-    QgsMessageLog.logMessage(f"{message}\n{traceback.format_exc()}", LOG_TAG, compat.MESSAGE_CRITICAL)
-
-
-def duration(seconds: float) -> str:
-    """ "45 s", "12 min 05 s", "2 h 03 min"."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-class ProgressReporter:
-    """The engine's progress callback: the bar moves from the first step, and a log line every 5 % of the steps
-    gives the steps done, the time elapsed and an estimate of the time left."""
-
-    def __init__(self, feedback: QgsProcessingFeedback, clock: Callable[[], float] = time.monotonic) -> None:
-        self.feedback = feedback
-        self.clock = clock
-        self.start = clock()
-        self.next_log = 0.0  # fraction of the steps at which the next line is logged
-
-    def __call__(self, step: int, total: int) -> None:
-        if total <= 0 or step <= 0:
-            return
-        done = min(step, total) / total
-        self.feedback.setProgress(max(1.0, _FIT_END * done))  # 1 % from the first step: the bar shows it runs
-        if done < self.next_log:
-            return
-        self.next_log = (int(done / _LOG_EVERY + 1e-9) + 1) * _LOG_EVERY
-        elapsed = self.clock() - self.start
-        line = tr("Step {} of {} ({:.0f} %), {} elapsed").format(min(step, total), total, 100 * done, duration(elapsed))
-        if step < total:
-            line += tr(", about {} left").format(duration(elapsed * (total - step) / step))
-        self.feedback.pushInfo(line + ".")
-
-
-class MCPNAlgorithm(QgsProcessingAlgorithm):
+class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
     """Base class: group, icon, help, shared parameters and engine plumbing."""
 
     OUTPUT = "OUTPUT"
@@ -175,179 +99,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def hasHtmlOutputs(self) -> bool:
         return self._report_written.get(self.name(), False)
 
-    # --- parameters ------------------------------------------------------------------------
-    def add(self, definition: QgsProcessingParameterDefinition, tooltip: str, advanced: bool = False) -> None:
-        """Add a parameter with its tooltip (``setHelp``), in the Advanced group when ``advanced``."""
-        definition.setHelp(tooltip)
-        if advanced:
-            definition.setFlags(definition.flags() | compat.FLAG_ADVANCED)
-        self.addParameter(definition)
-
-    def add_choice(
-        self,
-        name: str,
-        label: str,
-        labels: dict[str, str],
-        choices: tuple[str, ...],
-        default: str,
-        tooltip: str,
-        advanced: bool = False,
-        optional: bool = False,
-    ) -> None:
-        """An enum parameter over the engine's ``choices`` (in their order: qgis_process takes the numbers)."""
-        options = [labels[choice] for choice in choices]
-        definition = QgsProcessingParameterEnum(
-            name, label, options=options, defaultValue=choices.index(default), optional=optional
-        )
-        self.add(definition, tooltip, advanced)
-
-    def add_run_parameters(self) -> None:
-        """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""
-        self.add(
-            QgsProcessingParameterNumber(
-                self.STEPS,
-                tr("Number of optimisation steps"),
-                compat.NUMBER_INTEGER,
-                defaultValue=DEFAULTS.steps,
-                minValue=1,
-            ),
-            tr(
-                "How long the network is fitted at most. With the default stopping rule the fit stops earlier once "
-                "the held-out pixels stop improving. A few hundred steps give a quick preview."
-            ),
-        )
-        self.add_choice(
-            self.DEVICE,
-            tr("Compute device"),
-            DEVICE_LABELS,
-            DEVICES,
-            DEFAULTS.device,
-            tr(
-                "Where the network is fitted. Auto uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch "
-                "sees one, else the CPU. Choosing a GPU that is not there is an error."
-            ),
-        )
-        self.add(
-            QgsProcessingParameterNumber(
-                self.SEED, tr("Random seed"), compat.NUMBER_INTEGER, defaultValue=0, minValue=0
-            ),
-            tr("The same seed and inputs give the same result on the same device."),
-        )
-        learning_rate = QgsProcessingParameterNumber(
-            self.LEARNING_RATE,
-            tr("Learning rate (0 uses the method's default)"),
-            compat.NUMBER_DOUBLE,
-            defaultValue=0.0,
-            minValue=0.0,
-        )
-        learning_rate.setMetadata({"widget_wrapper": {"decimals": 6}})  # 0.002, not 0.00
-        self.add(
-            learning_rate,
-            tr("Step size of the Adam optimiser. Leave 0 unless you know why: each method has a tested default."),
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterNumber(
-                self.CORE_CHANNELS,
-                tr("Network width (core channels)"),
-                compat.NUMBER_INTEGER,
-                defaultValue=DEFAULTS.core_channels,
-                minValue=1,
-                maxValue=256,
-            ),
-            tr("Number of channels of the shared core network. Wider is slower and not necessarily better."),
-            advanced=True,
-        )
-        self.add_choice(  # optional: models saved before it existed run with the default
-            self.ANCHOR,
-            tr("Start the network"),
-            ANCHOR_LABELS,
-            ANCHORS,
-            DEFAULTS.anchor,
-            tr(
-                "From the best instant estimate: the network learns a correction of the better of guide regression "
-                "and interpolation (judged on held-out clear pixels), so the result starts as good as them. "
-                "From noise: the network alone, as in Czerkawski et al.'s MCPN."
-            ),
-            advanced=True,
-            optional=True,
-        )
-        self.add_choice(
-            self.PRECISION,
-            tr("Arithmetic precision"),
-            PRECISION_LABELS,
-            PRECISIONS,
-            DEFAULTS.precision,
-            tr(
-                "FP32 works everywhere. bf16 can be faster on recent CPUs (AVX-512 BF16 or AMX) and GPUs, "
-                "and slower on CPUs without these instructions."
-            ),
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterNumber(
-                self.OUTPUT_AVERAGE,
-                tr("Output averaging over the last steps (0 keeps the last step's output)"),
-                compat.NUMBER_DOUBLE,
-                defaultValue=DEFAULTS.output_average,
-                minValue=0.0,
-                maxValue=0.999,
-            ),
-            tr(
-                "Decay of a moving average of the network's outputs: 0.99 averages about the last 100 steps, "
-                "which removes their step-to-step wander. 0 keeps the last step's output."
-            ),
-            advanced=True,
-        )
-
-    def add_advanced(self, definition: QgsProcessingParameterDefinition, tooltip: str) -> None:
-        self.add(definition, tooltip, advanced=True)
-
-    def add_output(self, tooltip: str) -> None:
-        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Output raster")), tooltip)
-
-    def add_tiling_parameters(self) -> None:
-        """Advanced TILE_SIZE and DASK_SCHEDULER."""
-        self.add(
-            QgsProcessingParameterNumber(
-                self.TILE_SIZE,
-                tr("Tile size in pixels"),
-                compat.NUMBER_INTEGER,
-                defaultValue=DEFAULTS.tile_size,
-                minValue=64,
-                maxValue=4096,
-            ),
-            tr(
-                "Rasters larger than one tile are processed in overlapping tiles, read and written window by "
-                "window and blended without seams. Larger tiles need more memory."
-            ),
-            advanced=True,
-        )
-        self.add(
-            QgsProcessingParameterString(
-                self.DASK_SCHEDULER,
-                tr("Dask cluster for the tiles (leave empty to run them here)"),
-                defaultValue="",
-                optional=True,
-            ),
-            tr(
-                "Empty: the tiles run here, one after the other. local or local:4: a local Dask cluster (with 4 "
-                "workers). tcp://host:8786: a running Dask cluster whose workers see the same files."
-            ),
-            advanced=True,
-        )
-
-    def add_report_output(self) -> None:
-        self.add(
-            QgsProcessingParameterFileDestination(
-                self.REPORT, tr("Run report"), tr("HTML files (*.html)"), optional=True, createByDefault=False
-            ),
-            tr(
-                "An HTML page with the parameters, device and time, convergence plots, previews and (when asked "
-                "for) the self-validation scores. Needs the Python package matplotlib."
-            ),
-        )
-
     def report_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
         return self.parameterAsFileOutput(parameters, self.REPORT, context) or None
 
@@ -391,138 +142,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
         feedback.pushInfo(tr("Run report: {}").format(path))
         self._report_written[self.name()] = True
         return path
-
-    # --- checks before anything is read or written -----------------------------------------
-    # QGIS calls checkParameterValues before a run (dialog, processing.run, qgis_process) and
-    # prepareAlgorithm at the start of every run (also models and alg.run()): both refuse bad
-    # input files and output paths with a message naming the problem, before any fitting.
-    def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
-        problem = self.input_problem(parameters, context)
-        if problem:
-            return False, problem
-        ok, message = super().checkParameterValues(parameters, context)
-        if not ok:
-            return ok, message
-        problem = self.output_problem(parameters, context)
-        return (False, problem) if problem else (True, "")
-
-    def prepareAlgorithm(
-        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> bool:
-        self._report_written[self.name()] = False  # until this run has written one
-        problem = self.input_problem(parameters, context) or self.output_problem(parameters, context)
-        if problem:
-            raise QgsProcessingException(problem)
-        return True
-
-    def input_files(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[tuple[str, str]]:
-        """(label, file) of every raster given as input, e.g. ("Target raster, INPUT", "/data/b04.tif").
-
-        Raises QgsProcessingException when a value is a missing file, a file GDAL cannot read as a
-        raster, or a non-raster layer. Layers of other providers are skipped (raster_path refuses them).
-        """
-        files = []
-        for definition in self.parameterDefinitions():
-            if definition.type() not in ("raster", "multilayer") or definition.isDestination():
-                continue
-            value = parameters.get(definition.name())
-            if value is None or value == "":
-                continue
-            label = f"{_SUFFIX.sub('', definition.description())}, {definition.name()}"
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(item, QgsMapLayer):
-                    layer = item
-                elif isinstance(item, str) and item:
-                    layer = QgsProcessingUtils.mapLayerFromString(item, context, True, compat.LAYER_HINT_RASTER)
-                else:
-                    continue  # expressions, model values...: resolved and checked by QGIS
-                if layer is not None and layer.isValid() and layer.type() == compat.LAYER_RASTER:
-                    if layer.providerType() == "gdal":
-                        files.append((label, layer.source().split("|")[0]))
-                    continue
-                path = (layer.source() if layer is not None else str(item)).split("|")[0]
-                if not os.path.exists(path):
-                    raise QgsProcessingException(tr("The file '{}' ({}) does not exist.").format(path, label))
-                reason = open_raster(path)[1] or "QGIS did not load it as a raster layer"
-                raise QgsProcessingException(
-                    tr("The file '{}' ({}) is not a raster that GDAL can read ({})").format(path, label, reason)
-                )
-        return files
-
-    def input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
-        """What is wrong with the input rasters (unreadable, rotated, CRS on some only), or None."""
-        try:
-            files = self.input_files(parameters, context)
-        except QgsProcessingException as exc:
-            return str(exc)
-        with_crs, without_crs = [], []
-        for label, path in files:
-            name = os.path.basename(path)
-            ds, reason = open_raster(path)
-            if ds is None:
-                return tr("The file '{}' ({}) is not a raster that GDAL can read ({})").format(path, label, reason)
-            gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
-            ds = None
-            if gt[2] != 0.0 or gt[4] != 0.0:
-                return tr(
-                    "'{}' ({}) has a rotated or skewed geotransform (rotation terms {:g} and {:g}), which is not "
-                    "supported: warp it to a north-up grid first (Raster > Projections > Warp)."
-                ).format(name, label, gt[2], gt[4])
-            (with_crs if wkt else without_crs).append((label, name, wkt))
-        if with_crs and without_crs:
-            label, name, _ = without_crs[0]
-            other_label, other, wkt = with_crs[0]
-            crs = QgsCoordinateReferenceSystem.fromWkt(wkt)
-            crs_name = crs.authid() or crs.description() or "a CRS"
-            return tr(
-                "'{}' ({}) has no CRS but '{}' ({}) has one ({}): the rasters cannot be aligned. Assign the right "
-                "CRS to it first (Raster > Projections > Assign Projection)."
-            ).format(name, label, other, other_label, crs_name)
-        return None
-
-    def output_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
-        """What is wrong with an output path (wrong type, an input, given twice, a folder, not writable), or None."""
-        try:
-            inputs = self.input_files(parameters, context)
-        except QgsProcessingException:
-            inputs = []
-        earlier: list[str] = []
-        for definition in self.destinationParameterDefinitions():
-            path = self.destination_path(parameters, definition, context)
-            if not path:
-                continue
-            what = "output" if definition.name() == self.OUTPUT else _SUFFIX.sub("", definition.description()).lower()
-            problem = _destination_problem(path, what, definition, inputs, earlier)
-            if problem:
-                return problem
-            if definition.name() == self.REPORT:
-                missing = dependencies.missing_packages(dependencies.REPORT_REQUIRED)
-                if missing:
-                    message = tr("The run report needs a Python package QGIS's Python cannot find.\n\n")
-                    return message + dependencies.install_message(missing)
-            earlier.append(path)
-        return None
-
-    def destination_path(
-        self, parameters: dict[str, Any], definition: QgsProcessingParameterDefinition, context: QgsProcessingContext
-    ) -> str:
-        """The file an output parameter names, as processAlgorithm will get it, without touching ``context``.
-
-        parameterAsOutputLayer registers the layer to load on completion (and draws a new temporary
-        name for TEMPORARY_OUTPUT), so it runs on a scratch context.
-        """
-        value = parameters.get(definition.name())
-        if value is None or value == "":
-            return ""
-        scratch = QgsProcessingContext()
-        scratch.setProject(context.project())
-        scratch.setExpressionContext(context.expressionContext())
-        try:
-            if isinstance(definition, QgsProcessingParameterFileDestination):
-                return self.parameterAsFileOutput(parameters, definition.name(), scratch) or ""
-            return self.parameterAsOutputLayer(parameters, definition.name(), scratch) or ""
-        except QgsProcessingException:
-            return ""
 
     # --- helpers used in processAlgorithm ----------------------------------------------------
     @staticmethod
@@ -661,78 +280,3 @@ def plain_value(definition: QgsProcessingParameterDefinition, value: Any, contex
         return value.source().split("|")[0]
     text = definition.valueAsPythonString(value, context)
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
-
-
-def open_raster(path: str) -> tuple[Any, str]:
-    """The GDAL raster dataset at ``path`` and "", or None and GDAL's reason (with or without gdal.UseExceptions)."""
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    gdal.ErrorReset()
-    try:
-        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR)
-        reason = "" if ds is not None else gdal.GetLastErrorMsg()
-    except RuntimeError as exc:
-        ds, reason = None, str(exc)
-    finally:
-        gdal.PopErrorHandler()
-    if ds is not None and ds.RasterCount == 0:
-        ds, reason = None, "it has no raster band"
-    if ds is None:
-        return None, reason.replace(f"`{path}' ", "").strip().rstrip(".") or "GDAL cannot open it"
-    return ds, ""
-
-
-def _destination_problem(
-    path: str,
-    what: str,
-    definition: QgsProcessingParameterDefinition,
-    inputs: list[tuple[str, str]],
-    earlier: list[str],
-) -> str | None:
-    """What is wrong with one output path, or None."""
-    name = os.path.basename(path)
-    if isinstance(definition, QgsProcessingParameterFileDestination):
-        extension = f".{definition.defaultFileExtension()}"
-        if os.path.splitext(path)[1].lower() != extension:
-            return tr("The {} '{}' must be a file name ending in {}.").format(what, name, extension)
-    elif os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
-        return tr(
-            "The {} '{}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes GeoTIFF only "
-            "(convert the result afterwards with Raster > Conversion > Translate)."
-        ).format(what, name)
-    for label, source in inputs:
-        if same_file(path, source):
-            return tr(
-                "The {} '{}' is an input file ({}): choose another output file name (inputs are never overwritten)."
-            ).format(what, path, label)
-    if any(same_file(path, other) for other in earlier):
-        return tr("The {} '{}' is also given for another output: choose a different file name for each.").format(
-            what, path
-        )
-    if os.path.isdir(path):
-        return tr("The {} '{}' is a folder: give a file name.").format(what, path)
-    existing = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        return tr("Cannot write the {} '{}': '{}' is a file, not a folder.").format(what, path, existing)
-    try:  # a real write test: permissions alone say nothing when running as root
-        handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as exc:
-        return tr("Cannot write the {} '{}': the folder '{}' is not writable ({}).").format(
-            what, path, existing, exc.strerror
-        )
-    return None
-
-
-def report_result(result: Any, feedback: QgsProcessingFeedback) -> None:
-    """Push the engine result's device, tiles, chosen steps, time and notes to the Processing log."""
-    feedback.pushInfo(tr("Device: {}; {} of {} tile(s) fitted.").format(result.device, result.fitted, result.tiles))
-    if result.chosen_steps:
-        steps = sorted(set(result.chosen_steps))
-        feedback.pushInfo(
-            tr("Chosen step(s): {}; the run took {:.1f} s.").format(", ".join(map(str, steps)), result.seconds)
-        )
-    for note in getattr(result, "notes", None) or []:
-        feedback.pushInfo(str(note))

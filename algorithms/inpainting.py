@@ -21,7 +21,9 @@ from ..core.config import METHODS
 from ..core.errors import MCPNError
 from ..core.raster.masks import parse_mask_values
 from . import compat
-from .base import DEFAULTS, METHOD_LABELS, MCPNAlgorithm, report_result, tr
+from .base import MCPNAlgorithm
+from .messages import report_result, tr
+from .parameters import DEFAULTS, METHOD_LABELS
 
 STOPPING_LABELS = {
     "fixed": "Fixed number of steps",

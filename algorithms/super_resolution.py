@@ -15,7 +15,9 @@ from qgis.core import (
 
 from ..core.config import DEGRADATIONS, METHODS
 from . import compat
-from .base import DEFAULTS, METHOD_LABELS, MCPNAlgorithm, report_result, tr
+from .base import MCPNAlgorithm
+from .messages import report_result, tr
+from .parameters import DEFAULTS, METHOD_LABELS
 
 STOPPING_LABELS = {
     "fixed": "Fixed number of steps",

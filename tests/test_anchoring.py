@@ -135,7 +135,7 @@ def test_batched_and_single_fits_start_alike_with_anchors(linear_scene):
 
 
 def test_the_fits_structural_similarity_is_the_metrics_one():
-    from mcpn.core.model.fitting import ssim_map as torch_ssim
+    from mcpn.core.model.similarity import ssim_map as torch_ssim
     from mcpn.core.trust.metrics import ssim_map
 
     truth = smooth_field((2, 48, 48), 1) * 0.2 + 0.5

@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Checks of the input files and output paths, before anything is read or written.
+
+QGIS calls checkParameterValues before a run (dialog, processing.run,
+qgis_process) and prepareAlgorithm at the start of every run (also models and
+alg.run()): both refuse bad input files and output paths with a message naming
+the problem, before any fitting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from typing import Any
+
+from osgeo import gdal
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsMapLayer,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingUtils,
+)
+
+from ..core.raster.paths import same_file
+from ..mcpn_plugin import dependencies
+from . import compat
+from .messages import tr
+
+_SUFFIX = re.compile(r"\s*\(.*\)$")  # "Target raster (cloudy image)" -> "Target raster"
+
+
+class ParameterChecks:
+    """The checks of :class:`algorithms.base.MCPNAlgorithm`'s inputs and outputs (a QgsProcessingAlgorithm mixin)."""
+
+    OUTPUT = "OUTPUT"
+    REPORT = "REPORT"
+
+    # QGIS calls checkParameterValues before a run (dialog, processing.run, qgis_process) and
+    # prepareAlgorithm at the start of every run (also models and alg.run()): both refuse bad
+    # input files and output paths with a message naming the problem, before any fitting.
+    def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
+        problem = self.input_problem(parameters, context)
+        if problem:
+            return False, problem
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        problem = self.output_problem(parameters, context)
+        return (False, problem) if problem else (True, "")
+
+    def prepareAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> bool:
+        self._report_written[self.name()] = False  # until this run has written one
+        problem = self.input_problem(parameters, context) or self.output_problem(parameters, context)
+        if problem:
+            raise QgsProcessingException(problem)
+        return True
+
+    def input_files(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[tuple[str, str]]:
+        """(label, file) of every raster given as input, e.g. ("Target raster, INPUT", "/data/b04.tif").
+
+        Raises QgsProcessingException when a value is a missing file, a file GDAL cannot read as a
+        raster, or a non-raster layer. Layers of other providers are skipped (raster_path refuses them).
+        """
+        files = []
+        for definition in self.parameterDefinitions():
+            if definition.type() not in ("raster", "multilayer") or definition.isDestination():
+                continue
+            value = parameters.get(definition.name())
+            if value is None or value == "":
+                continue
+            label = f"{_SUFFIX.sub('', definition.description())}, {definition.name()}"
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, QgsMapLayer):
+                    layer = item
+                elif isinstance(item, str) and item:
+                    layer = QgsProcessingUtils.mapLayerFromString(item, context, True, compat.LAYER_HINT_RASTER)
+                else:
+                    continue  # expressions, model values...: resolved and checked by QGIS
+                if layer is not None and layer.isValid() and layer.type() == compat.LAYER_RASTER:
+                    if layer.providerType() == "gdal":
+                        files.append((label, layer.source().split("|")[0]))
+                    continue
+                path = (layer.source() if layer is not None else str(item)).split("|")[0]
+                if not os.path.exists(path):
+                    raise QgsProcessingException(tr("The file '{}' ({}) does not exist.").format(path, label))
+                reason = open_raster(path)[1] or "QGIS did not load it as a raster layer"
+                raise QgsProcessingException(
+                    tr("The file '{}' ({}) is not a raster that GDAL can read ({})").format(path, label, reason)
+                )
+        return files
+
+    def input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        """What is wrong with the input rasters (unreadable, rotated, CRS on some only), or None."""
+        try:
+            files = self.input_files(parameters, context)
+        except QgsProcessingException as exc:
+            return str(exc)
+        with_crs, without_crs = [], []
+        for label, path in files:
+            name = os.path.basename(path)
+            ds, reason = open_raster(path)
+            if ds is None:
+                return tr("The file '{}' ({}) is not a raster that GDAL can read ({})").format(path, label, reason)
+            gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
+            ds = None
+            if gt[2] != 0.0 or gt[4] != 0.0:
+                return tr(
+                    "'{}' ({}) has a rotated or skewed geotransform (rotation terms {:g} and {:g}), which is not "
+                    "supported: warp it to a north-up grid first (Raster > Projections > Warp)."
+                ).format(name, label, gt[2], gt[4])
+            (with_crs if wkt else without_crs).append((label, name, wkt))
+        if with_crs and without_crs:
+            label, name, _ = without_crs[0]
+            other_label, other, wkt = with_crs[0]
+            crs = QgsCoordinateReferenceSystem.fromWkt(wkt)
+            crs_name = crs.authid() or crs.description() or "a CRS"
+            return tr(
+                "'{}' ({}) has no CRS but '{}' ({}) has one ({}): the rasters cannot be aligned. Assign the right "
+                "CRS to it first (Raster > Projections > Assign Projection)."
+            ).format(name, label, other, other_label, crs_name)
+        return None
+
+    def output_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        """What is wrong with an output path (wrong type, an input, given twice, a folder, not writable), or None."""
+        try:
+            inputs = self.input_files(parameters, context)
+        except QgsProcessingException:
+            inputs = []
+        earlier: list[str] = []
+        for definition in self.destinationParameterDefinitions():
+            path = self.destination_path(parameters, definition, context)
+            if not path:
+                continue
+            what = "output" if definition.name() == self.OUTPUT else _SUFFIX.sub("", definition.description()).lower()
+            problem = _destination_problem(path, what, definition, inputs, earlier)
+            if problem:
+                return problem
+            if definition.name() == self.REPORT:
+                missing = dependencies.missing_packages(dependencies.REPORT_REQUIRED)
+                if missing:
+                    message = tr("The run report needs a Python package QGIS's Python cannot find.\n\n")
+                    return message + dependencies.install_message(missing)
+            earlier.append(path)
+        return None
+
+    def destination_path(
+        self, parameters: dict[str, Any], definition: QgsProcessingParameterDefinition, context: QgsProcessingContext
+    ) -> str:
+        """The file an output parameter names, as processAlgorithm will get it, without touching ``context``.
+
+        parameterAsOutputLayer registers the layer to load on completion (and draws a new temporary
+        name for TEMPORARY_OUTPUT), so it runs on a scratch context.
+        """
+        value = parameters.get(definition.name())
+        if value is None or value == "":
+            return ""
+        scratch = QgsProcessingContext()
+        scratch.setProject(context.project())
+        scratch.setExpressionContext(context.expressionContext())
+        try:
+            if isinstance(definition, QgsProcessingParameterFileDestination):
+                return self.parameterAsFileOutput(parameters, definition.name(), scratch) or ""
+            return self.parameterAsOutputLayer(parameters, definition.name(), scratch) or ""
+        except QgsProcessingException:
+            return ""
+
+
+def open_raster(path: str) -> tuple[Any, str]:
+    """The GDAL raster dataset at ``path`` and "", or None and GDAL's reason (with or without gdal.UseExceptions)."""
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    gdal.ErrorReset()
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR)
+        reason = "" if ds is not None else gdal.GetLastErrorMsg()
+    except RuntimeError as exc:
+        ds, reason = None, str(exc)
+    finally:
+        gdal.PopErrorHandler()
+    if ds is not None and ds.RasterCount == 0:
+        ds, reason = None, "it has no raster band"
+    if ds is None:
+        return None, reason.replace(f"`{path}' ", "").strip().rstrip(".") or "GDAL cannot open it"
+    return ds, ""
+
+
+def _destination_problem(
+    path: str,
+    what: str,
+    definition: QgsProcessingParameterDefinition,
+    inputs: list[tuple[str, str]],
+    earlier: list[str],
+) -> str | None:
+    """What is wrong with one output path, or None."""
+    name = os.path.basename(path)
+    if isinstance(definition, QgsProcessingParameterFileDestination):
+        extension = f".{definition.defaultFileExtension()}"
+        if os.path.splitext(path)[1].lower() != extension:
+            return tr("The {} '{}' must be a file name ending in {}.").format(what, name, extension)
+    elif os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+        return tr(
+            "The {} '{}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes GeoTIFF only "
+            "(convert the result afterwards with Raster > Conversion > Translate)."
+        ).format(what, name)
+    for label, source in inputs:
+        if same_file(path, source):
+            return tr(
+                "The {} '{}' is an input file ({}): choose another output file name (inputs are never overwritten)."
+            ).format(what, path, label)
+    if any(same_file(path, other) for other in earlier):
+        return tr("The {} '{}' is also given for another output: choose a different file name for each.").format(
+            what, path
+        )
+    if os.path.isdir(path):
+        return tr("The {} '{}' is a folder: give a file name.").format(what, path)
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return tr("Cannot write the {} '{}': '{}' is a file, not a folder.").format(what, path, existing)
+    try:  # a real write test: permissions alone say nothing when running as root
+        handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as exc:
+        return tr("Cannot write the {} '{}': the folder '{}' is not writable ({}).").format(
+            what, path, existing, exc.strerror
+        )
+    return None
