@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=None, help="default: each algorithm's default method")
     parser.add_argument("--paper", action="store_true", help="also fit the paper's set-up (no anchor, fixed steps)")
     parser.add_argument("--out", type=Path, default=_harness.RESULTS / "quality")
+    parser.add_argument("--name", default="quality", help="name of the result files (quality.md, .json, _time.png)")
     parser.add_argument("--data", type=Path, default=_harness.DATA_DIR)
     args = parser.parse_args()
     run = _harness.Run(args)
@@ -138,8 +139,8 @@ def main() -> None:
                     record.update(fit(case, settings))
                     records.append(record)
                     print(case.name, method, setup, seed, round(record["ssim"], 4), record["chosen_step"], flush=True)
-    run.write(args.out, "quality", report(records, args), records)
-    _harness.plot_quality_time(records, args.out / "quality_time.png", BUDGETS)
+    run.write(args.out, args.name, report(records, args), records)
+    _harness.plot_quality_time(records, args.out / f"{args.name}_time.png", BUDGETS)
 
 
 def report(records: list[dict], args: argparse.Namespace) -> str:
