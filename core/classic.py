@@ -29,6 +29,7 @@ __all__ = [
     "regression",
     "regression_and_residual",
     "consistent_bicubic",
+    "detail_agreement",
     "super_resolution_anchor",
 ]
 
@@ -37,6 +38,7 @@ __all__ = [
 RADII = (8, 16, 32, 64)
 MIN_SHARE = 0.25
 RIDGE = 1e-3  # shrinks local slopes towards the global ones where the guide hardly varies
+DETAIL_SIGMA = 1.0  # px of the low-resolution input: the blur whose residual is its finest detail
 SSIM_WINDOW = 11  # the smallest image side structural similarity is computed on (its Gaussian window)
 RESIDUAL_SIGMA = 8.0  # px: how far a regression's residual is carried into a gap
 RESIDUAL_FADE = 0.1  # share of known pixels under the smoothing kernel below which the residual fades
@@ -288,37 +290,48 @@ def _dissimilarity(estimate: np.ndarray, target: np.ndarray, holdout: np.ndarray
 
 
 def super_resolution_anchor(
-    low: np.ndarray,
-    known: np.ndarray,
-    guides: Sequence[np.ndarray],
-    degradation: Degradation,
-    holdout: np.ndarray | None = None,
+    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
 ) -> Anchor:
-    """The best instant super-resolution of each band: bicubic or, with guides, guide regression.
+    """Bicubic interpolation plus as much of the guide regression's detail as the guides explain of the input's.
 
-    Each is judged on the held-out input pixels once made consistent with the
-    others (:func:`consistent_bicubic`, :func:`regression_and_residual`); the
-    chosen one is computed again from all known pixels and returned as it is,
-    not yet consistent: what it gets wrong is what the network learns to correct.
+    Per band, the weight is the share of the input's finest detail (the image
+    minus its slight blur, at the input's resolution) that the guides' detail,
+    degraded the same way, explains linearly (R², in 0..1): with a guide whose
+    fine structure follows the target's (an older image of the same bands) the
+    estimate is the guide regression, with one that does not (near-infrared
+    from visible bands) it stays near bicubic. It is returned as it is, not yet
+    consistent with the input: what it gets wrong is what the network learns to correct.
     """
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    names = ["guide regression" if guides else "bicubic"] * len(low)
-    if guides and holdout is not None and holdout.any():
-        hidden = np.broadcast_to(holdout, low.shape)
-        fitted = known & ~hidden
-        errors = {
-            name: _dissimilarity(
-                degradation.numpy(degradation.project_numpy(estimate, np.where(fitted, low, 0.0), fitted)),
-                low,
-                hidden,
-                known | hidden,
-            )
-            for name, estimate in _super_resolution_estimates(low, fitted, guides, degradation).items()
-        }
-        names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(low))]
-    final = _super_resolution_estimates(low, known, guides, degradation, set(names))
-    return Anchor(np.stack([final[name][band] for band, name in enumerate(names)]), names)
+    estimates = _super_resolution_estimates(low, known, guides, degradation)
+    if not guides:
+        return Anchor(estimates["bicubic"], ["bicubic"] * len(low))
+    weights = detail_agreement(low, known, guides, degradation)
+    image = estimates["bicubic"] + weights[:, None, None] * (estimates["guide regression"] - estimates["bicubic"])
+    return Anchor(image, [f"bicubic + {w:.0%} of the guide regression's detail" for w in weights])
+
+
+def detail_agreement(
+    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
+) -> np.ndarray:
+    """Per band of ``low``, the share (R², 0..1) of its finest detail that the degraded guides' detail explains."""
+    low = as_bands(low, "low-resolution input")
+    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
+    filled = fill_nodata(low, ~known) if not known.all() else low
+    guide_detail = _detail(degradation.numpy(_design(guides)))
+    weights = []
+    for band, mask in zip(_detail(filled), known):
+        x, y = guide_detail[:, mask].T, band[mask]
+        slopes = np.linalg.lstsq(x, y, rcond=None)[0]
+        total = float(np.sum(y**2))
+        weights.append(1 - float(np.sum((y - x @ slopes) ** 2)) / total if total > 0 else 0.0)
+    return np.clip(weights, 0, 1)
+
+
+def _detail(image: np.ndarray) -> np.ndarray:
+    """An image minus its slight (1 px) Gaussian blur, band by band: its finest structure."""
+    return np.stack([band - ndimage.gaussian_filter(band, DETAIL_SIGMA) for band in image])
 
 
 def _super_resolution_estimates(

@@ -149,3 +149,15 @@ def test_the_fits_structural_similarity_is_the_metrics_one():
     np.testing.assert_allclose(
         got[:, 6:-6, 6:-6], expected[:, 6:-6, 6:-6], atol=1e-6
     )  # edges are extended, not reflected
+
+
+def test_super_resolution_takes_as_much_guide_detail_as_the_guides_explain():
+    from mcpn.core.classic import detail_agreement
+
+    truth = smooth_field((1, 64, 64), 7) + 3
+    area = Degradation("area", (64, 64), (16, 16))
+    low = area.numpy(truth)
+    known = np.ones(low.shape, bool)
+    same = detail_agreement(low, known, [truth * 2 + 1], area)
+    unrelated = detail_agreement(low, known, [smooth_field((1, 64, 64), 8)], area)
+    assert same[0] > 0.99 and unrelated[0] < 0.2

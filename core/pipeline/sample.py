@@ -99,7 +99,7 @@ class Sample:
             if degradation is None:
                 anchor = inpainting_anchor(normalised, fitted, valid_guides, holdout)
             else:
-                anchor = super_resolution_anchor(normalised, fitted, valid_guides, degradation, holdout)
+                anchor = super_resolution_anchor(normalised, fitted, valid_guides, degradation)
         target_scaled = np.where(known, normalised, 0).astype(np.float32)
         return cls(target_scaled, fitted, holdout, scaled, valids, scalings[0], anchor, degradation)
 
