@@ -29,7 +29,7 @@ from ..core.config import ANCHORS, DEVICES, METHODS, PRECISIONS, Settings
 from ..core.errors import Cancelled, MCPNError
 from ..mcpn_plugin import dependencies
 from .checks import ParameterChecks
-from .messages import ProgressReporter, log_exception, tr
+from .messages import ProgressReporter, log_exception, report_result, tr
 from .parameters import SharedParameters
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,6 +144,33 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
         return path
 
     # --- helpers used in processAlgorithm ----------------------------------------------------
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        feedback = feedback or QgsProcessingFeedback()
+        self.require_dependencies()
+        result, outputs = self.compute(parameters, context, feedback)
+        report_result(result, feedback)
+        report = self.report_path(parameters, context)
+        if report:
+            outputs[self.REPORT] = self.write_report(report, parameters, context, result, feedback)
+        return outputs
+
+    def compute(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> tuple[Any, dict[str, Any]]:
+        """Read the inputs, run the engine (:meth:`fit`): its result and the outputs written."""
+        raise NotImplementedError
+
+    def fit(
+        self, engine: SimpleNamespace, function: Callable, feedback: QgsProcessingFeedback, settings: Settings,
+        *inputs: Any, **options: Any,
+    ) -> Any:  # fmt: skip
+        """Log how the network is fitted and call the engine's ``function`` with the settings and the callbacks."""
+        self.log_run(feedback, settings)
+        callbacks = self.callbacks(engine, feedback)
+        return self.run_engine(function, feedback, *inputs, settings, callbacks=callbacks, **options)
+
     @staticmethod
     def require_dependencies() -> None:
         missing = dependencies.missing_packages()

@@ -22,7 +22,7 @@ from ..core.errors import MCPNError
 from ..core.raster.masks import parse_mask_values
 from . import compat
 from .base import MCPNAlgorithm
-from .messages import report_result, tr
+from .messages import tr
 from .parameters import DEFAULTS, METHOD_LABELS
 
 STOPPING_LABELS = {
@@ -225,12 +225,9 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 return str(exc)
         return super().input_problem(parameters, context)
 
-    def processAlgorithm(
+    def compute(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> dict[str, Any]:
-        feedback = feedback or QgsProcessingFeedback()
-        self.require_dependencies()
-
+    ) -> tuple[Any, dict[str, Any]]:
         target_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         target_path = self.raster_path(target_layer, "target raster")
         mask_layer = self.parameterAsRasterLayer(parameters, self.MASK, context)
@@ -250,7 +247,6 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         ]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
-        report = self.report_path(parameters, context)
         self.name_output_layer(context, output, f"{self.displayName()} – {target_layer.name()}")
         if uncertainty:
             self.name_output_layer(context, uncertainty, f"Uncertainty – {target_layer.name()}")
@@ -268,23 +264,11 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             ensemble=self.parameterAsInt(parameters, self.ENSEMBLE, context) if uncertainty else 1,
             self_validation=self.parameterAsBoolean(parameters, self.SELF_VALIDATION, context),
         )
-        self.log_run(feedback, settings)
-        result = self.run_engine(
-            engine.inpaint_raster,
-            feedback,
-            target_path,
-            mask,
-            guide_paths,
-            output,
-            settings,
-            radar_guides=radar_paths,
-            uncertainty=uncertainty,
-            callbacks=self.callbacks(engine, feedback),
-        )
-        report_result(result, feedback)
+        result = self.fit(
+            engine, engine.inpaint_raster, feedback, settings, target_path, mask, guide_paths, output,
+            radar_guides=radar_paths, uncertainty=uncertainty,
+        )  # fmt: skip
         outputs = {self.OUTPUT: output}
         if uncertainty:
             outputs[self.UNCERTAINTY] = uncertainty
-        if report:
-            outputs[self.REPORT] = self.write_report(report, parameters, context, result, feedback)
-        return outputs
+        return result, outputs

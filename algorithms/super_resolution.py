@@ -16,7 +16,7 @@ from qgis.core import (
 from ..core.config import DEGRADATIONS, METHODS
 from . import compat
 from .base import MCPNAlgorithm
-from .messages import report_result, tr
+from .messages import tr
 from .parameters import DEFAULTS, METHOD_LABELS
 
 STOPPING_LABELS = {
@@ -126,12 +126,9 @@ class GuidedSuperResolution(MCPNAlgorithm):
         self.add_output(tr("A GeoTIFF on the first guide's grid, with the input's data type, nodata and band names."))
         self.add_report_output()
 
-    def processAlgorithm(
+    def compute(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> dict[str, Any]:
-        feedback = feedback or QgsProcessingFeedback()
-        self.require_dependencies()
-
+    ) -> tuple[Any, dict[str, Any]]:
         low_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         low_path = self.raster_path(low_layer, "low-resolution raster")
         guide_layers = self.parameterAsLayerList(parameters, self.GUIDES, context)
@@ -139,24 +136,10 @@ class GuidedSuperResolution(MCPNAlgorithm):
             raise QgsProcessingException(tr("Select at least one high-resolution guide raster."))
         guide_paths = [self.raster_path(layer, "guide raster") for layer in guide_layers]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        report = self.report_path(parameters, context)
         self.name_output_layer(context, output, f"{self.displayName()} – {low_layer.name()}")
 
         engine = self.load_engine()  # lazy: imports torch
         degradation = DEGRADATIONS[self.parameterAsEnum(parameters, self.DEGRADATION, context)]
         settings = self.settings(parameters, context, degradation=degradation)
-        self.log_run(feedback, settings)
-        result = self.run_engine(
-            engine.super_resolve_raster,
-            feedback,
-            low_path,
-            guide_paths,
-            output,
-            settings,
-            callbacks=self.callbacks(engine, feedback),
-        )
-        report_result(result, feedback)
-        outputs = {self.OUTPUT: output}
-        if report:
-            outputs[self.REPORT] = self.write_report(report, parameters, context, result, feedback)
-        return outputs
+        result = self.fit(engine, engine.super_resolve_raster, feedback, settings, low_path, guide_paths, output)
+        return result, {self.OUTPUT: output}
