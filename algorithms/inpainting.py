@@ -17,13 +17,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.config import METHODS
 from ..core.errors import MCPNError
 from ..core.raster.masks import parse_mask_values
 from . import compat
 from .base import MCPNAlgorithm
 from .messages import tr
-from .parameters import DEFAULTS, METHOD_LABELS
 
 STOPPING_LABELS = {
     "fixed": "Fixed number of steps",
@@ -135,12 +133,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "like the other guides. Give at least one guide here or in Guide rasters."
             ),
         )
-        self.add_choice(
-            self.METHOD,
-            tr("Method"),
-            METHOD_LABELS,
-            METHODS,
-            DEFAULTS.method,
+        self.add_method(
             tr(
                 "Stacked (default): one network outputs target and guides as channels; started from the instant "
                 "estimate it is as good as the others here and about 4 times faster per step. Direct: the core "
@@ -148,12 +141,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "core signal with one small head per image (Czerkawski et al.'s choice for radar guides)."
             ),
         )
-        self.add_choice(
-            self.STOPPING,
-            tr("Stopping"),
+        self.add_stopping(
             STOPPING_LABELS,
-            self.STOPPING_RULES,
-            DEFAULTS.stopping,
             tr(
                 "Held-out clear pixels (default): a few cloud-shaped patches of clear pixels are hidden from the "
                 "fit; the step whose fill matches them best is kept, the instant estimate when no step beats it. "

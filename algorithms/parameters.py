@@ -12,7 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.config import ANCHORS, DEVICES, PRECISIONS, Settings
+from ..core.config import ANCHORS, DEVICES, METHODS, PRECISIONS, Settings
 from . import compat
 from .messages import tr
 
@@ -59,6 +59,14 @@ class SharedParameters:
             name, label, options=options, defaultValue=choices.index(default), optional=optional
         )
         self.add(definition, tooltip, advanced)
+
+    def add_method(self, tooltip: str) -> None:
+        """METHOD: the MCPN variant, or the Stacked network."""
+        self.add_choice(self.METHOD, tr("Method"), METHOD_LABELS, METHODS, DEFAULTS.method, tooltip)
+
+    def add_stopping(self, labels: dict[str, str], tooltip: str) -> None:
+        """STOPPING: the rules this algorithm offers (its STOPPING_RULES, in their order)."""
+        self.add_choice(self.STOPPING, tr("Stopping"), labels, self.STOPPING_RULES, DEFAULTS.stopping, tooltip)
 
     def add_run_parameters(self) -> None:
         """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""

@@ -13,11 +13,11 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.config import DEGRADATIONS, METHODS
+from ..core.config import DEGRADATIONS
 from . import compat
 from .base import MCPNAlgorithm
 from .messages import tr
-from .parameters import DEFAULTS, METHOD_LABELS
+from .parameters import DEFAULTS
 
 STOPPING_LABELS = {
     "fixed": "Fixed number of steps",
@@ -82,24 +82,15 @@ class GuidedSuperResolution(MCPNAlgorithm):
                 "output takes the first guide's CRS, extent and pixel size; the others are resampled to it."
             ),
         )
-        self.add_choice(
-            self.METHOD,
-            tr("Method"),
-            METHOD_LABELS,
-            METHODS,
-            DEFAULTS.method,
+        self.add_method(
             tr(
                 "Stacked (default): one network outputs all images as channels, the fastest per step. Direct: the "
                 "core network produces the sharpened image and small heads rebuild each guide from it. Emergent: a "
                 "learned core signal with one head per image."
             ),
         )
-        self.add_choice(
-            self.STOPPING,
-            tr("Stopping"),
+        self.add_stopping(
             STOPPING_LABELS,
-            self.STOPPING_RULES,
-            DEFAULTS.stopping,
             tr(
                 "Held-out input pixels (default): a few patches of the low-resolution input are hidden from the "
                 "fit; the step that predicts them best is kept, the instant estimate when no step beats it. Fixed "
