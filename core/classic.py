@@ -8,7 +8,7 @@ them, so its first output already equals that estimate. Arrays are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,14 +171,14 @@ def _window_fit(
     share = mean(weight)
     count = np.maximum(share, 1e-9)
     g = design * weight
-    g_mean = mean_stack(g, mean) / count
+    g_mean = _mean_stack(g, mean) / count
     y_mean = mean(band * weight) / count
     k = len(design)
     cov = np.empty((k, k, *band.shape))
     for i in range(k):
         for j in range(i, k):
             cov[i, j] = cov[j, i] = mean(g[i] * design[j]) / count - g_mean[i] * g_mean[j]
-    cross = mean_stack(g * band, mean) / count - g_mean * y_mean
+    cross = _mean_stack(g * band, mean) / count - g_mean * y_mean
     ridge = RIDGE * np.maximum(np.trace(cov), 1e-12) / k + 1e-12
     system = np.moveaxis(cov, (0, 1), (-2, -1)) + ridge[..., None, None] * np.eye(k)
     rhs = np.moveaxis(cross, 0, -1) + ridge[..., None] * prior
@@ -186,7 +186,8 @@ def _window_fit(
     return (slopes * (design - g_mean)).sum(axis=0) + y_mean, share
 
 
-def mean_stack(values: np.ndarray, mean) -> np.ndarray:
+def _mean_stack(values: np.ndarray, mean: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``mean`` (a window average) of every band of ``values``."""
     return np.stack([mean(v) for v in values])
 
 
