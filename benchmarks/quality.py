@@ -119,7 +119,11 @@ def fit(case: Case, settings: object) -> dict:
     }
     if 0 in curve:
         record["anchor_ssim"] = curve[0]  # the instant estimate the fit starts from
-    record["budgets"] = {str(b): _within(result.trace, curve, b / per_step) for b in BUDGETS}
+    ran_out = result.trace[-1].step >= settings.steps  # cut by --steps, not stopped by its rule
+    record["budgets"] = {
+        str(b): None if ran_out and b / per_step > settings.steps else _within(result.trace, curve, b / per_step)
+        for b in BUDGETS
+    }
     record["at_100_steps"] = _within(result.trace, curve, 100)
     return record
 
@@ -233,7 +237,12 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
         lines.append(f"- {case}: {scores}; guides explain {record['guide_information']:.0%}")
     if args.grid:
         lines += ["", *grid_report(records)]
-    lines += ["", "What a budget buys (default set-up; the validated step among those reached, mean over seeds):", ""]
+    lines += [
+        "",
+        "What a budget buys (default set-up; the validated step among those reached, mean over seeds; "
+        "– where the run was cut by --steps before the budget):",
+        "",
+    ]
     lines += [
         "| case | method | " + " | ".join(f"{b // 60} min" for b in BUDGETS) + " |",
         "|---|---|" + "---|" * len(BUDGETS),
