@@ -24,7 +24,7 @@ help:
 	@echo "make venv     - system packages (QGIS, GDAL, Chromium for the report test) if missing + .venv with requirements.txt"
 	@echo "make deploy   - link the repo as plugin 'mcpn' into .build/profile and enable it"
 	@echo "make demo     - both algorithms on resources/sample via qgis_process, scored against the truth (DEMO_STEPS=$(DEMO_STEPS))"
-	@echo "make test     - the test suite (real QGIS offscreen, real engine)"
+	@echo "make test     - the test suite: tests/engine without QGIS, then tests/plugin in a real offscreen QGIS"
 	@echo "make lint     - ruff check + ruff format --check"
 	@echo "make compat   - every Python file of the repository must run on Python 3.8 (vermin; QGIS 3.22 on Ubuntu 20.04)"
 	@echo "make package  - dist/mcpn-<version>.zip for the QGIS plugin manager"
@@ -52,8 +52,10 @@ deploy: venv
 demo: deploy
 	$(RUN_ENV) $(PY) scripts/demo.py --steps $(DEMO_STEPS) --output-dir $(DEMO_OUT)
 
+# The engine tests in plain Python (pytest-qgis off, QGIS unimportable), then the plugin tests in a real QGIS.
 test: deploy
-	$(RUN_ENV) $(PY) -m pytest
+	$(RUN_ENV) $(PY) -m pytest -p no:pytest_qgis tests/engine
+	$(RUN_ENV) $(PY) -m pytest tests/plugin
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import block_mask, fast, raster_info, scene, write_mask
 from mcpn.core.config import Settings
 from mcpn.core.model import device
 from mcpn.core.model.degradation import Degradation
@@ -82,10 +81,12 @@ def test_each_member_stops_on_its_own_patience():
         assert fitted.chosen_step == replay.best_step
 
 
-def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full(tmp_path, monkeypatch):
-    s = scene(tmp_path, size=64)
-    cloud = block_mask(64, 10, 54, 10, 54)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full(
+    tmp_path, monkeypatch, rasters, scene, fast
+):
+    s = scene(size=64)
+    cloud = rasters.block(64, 10, 54, 10, 54)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
     sizes = []
 
     def fit_with_little_memory(batch, *args, **kwargs):
@@ -102,7 +103,7 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
     )  # fmt: skip
     assert result.fitted == 4 and sizes == [4, 2, 2]
     assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
-    out, target = raster_info(tmp_path / "o.tif")["data"], raster_info(s["target"])["data"]
+    out, target = rasters.info(tmp_path / "o.tif")["data"], rasters.info(s["target"])["data"]
     assert np.array_equal(out[:, ~cloud], target[:, ~cloud]) and (out[:, cloud] > 0).all()
 
 

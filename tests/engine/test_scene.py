@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PLUGINS, REPO, RGB, S2, block_mask, crop, fast, raster_info, require_data, scene, stack, write_mask
 from mcpn.core.errors import Cancelled, InputError
 from mcpn.core.model.fitting import Callbacks
 from mcpn.core.pipeline.inpainting import inpaint_raster
@@ -20,11 +18,13 @@ from mcpn.core.raster.masks import CloudMask, MaskLayer
 from mcpn.core.raster.tiling import Window
 from osgeo import gdal
 
+RGB = ["B04", "B03", "B02"]
 
-def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path):
-    s = scene(tmp_path)
-    cloud = block_mask(96, 5, 20, 60, 90)  # the top-right corner only
-    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+
+def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path, rasters, scene, fast):
+    s = scene()
+    cloud = rasters.block(96, 5, 20, 60, 90)  # the top-right corner only
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
     logs: list[str] = []
     result = inpaint_raster(
         str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out.tif"),
@@ -32,7 +32,7 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path):
     )  # fmt: skip
     assert (result.tiles, result.fitted) == (9, 2)
     assert any("in 2 of 9 tiles" in line for line in logs)
-    out, target = raster_info(tmp_path / "out.tif"), raster_info(s["target"])
+    out, target = rasters.info(tmp_path / "out.tif"), rasters.info(s["target"])
     assert np.array_equal(out["data"][:, ~cloud], target["data"][:, ~cloud])
     assert (out["data"][:, cloud] != 0).all()  # filled, not nodata
     assert (out["geotransform"], out["crs"], out["dtype"], out["nodata"]) == (
@@ -42,23 +42,23 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "mcpn-"))] == []
 
 
-def test_no_cloud_copies_the_target_and_a_full_mask_is_an_error(tmp_path):
-    s = scene(tmp_path, size=48)
-    clear = write_mask(s["target"], tmp_path / "clear.tif", np.zeros((48, 48), bool))
+def test_no_cloud_copies_the_target_and_a_full_mask_is_an_error(tmp_path, rasters, scene, fast):
+    s = scene(size=48)
+    clear = rasters.mask(s["target"], tmp_path / "clear.tif", np.zeros((48, 48), bool))
     result = inpaint_raster(str(s["target"]), CloudMask(str(clear)), [str(s["guide"])], str(tmp_path / "o.tif"), fast())
     assert result.fitted == 0
-    assert np.array_equal(raster_info(tmp_path / "o.tif")["data"], raster_info(s["target"])["data"])
-    full = write_mask(s["target"], tmp_path / "full.tif", np.ones((48, 48), bool))
+    assert np.array_equal(rasters.info(tmp_path / "o.tif")["data"], rasters.info(s["target"])["data"])
+    full = rasters.mask(s["target"], tmp_path / "full.tif", np.ones((48, 48), bool))
     with pytest.raises(InputError, match="no pixel of the target is known"):
         inpaint_raster(str(s["target"]), CloudMask(str(full)), [str(s["guide"])], str(tmp_path / "f.tif"), fast())
     assert not (tmp_path / "f.tif").exists()
 
 
 @pytest.mark.parametrize("epsg", [4326, 3857])
-def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path, epsg):
-    s = scene(tmp_path, size=64)
-    cloud = block_mask(64, 20, 40, 20, 44)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path, epsg, rasters, scene, fast):
+    s = scene(size=64)
+    cloud = rasters.block(64, 20, 40, 20, 44)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
     guide = gdal.Warp(str(tmp_path / f"guide_{epsg}.tif"), str(s["guide"]), dstSRS=f"EPSG:{epsg}")
     mask_other = gdal.Warp(str(tmp_path / f"mask_{epsg}.tif"), str(mask), dstSRS=f"EPSG:{epsg}", resampleAlg="near")
     guide = mask_other = None  # noqa: F841 (close the files)
@@ -70,7 +70,7 @@ def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path,
         str(tmp_path / "warped.tif"), fast(),
     )  # fmt: skip
     assert aligned.fitted == warped.fitted == 1
-    a, w = raster_info(tmp_path / "aligned.tif"), raster_info(tmp_path / "warped.tif")
+    a, w = rasters.info(tmp_path / "aligned.tif"), rasters.info(tmp_path / "warped.tif")
     assert (w["size"], w["geotransform"], w["crs"]) == (a["size"], a["geotransform"], a["crs"])
     layer = MaskLayer(str(tmp_path / f"mask_{epsg}.tif"), ((1.0, 1.0),), None, 0, 64, 64)
     from mcpn.core.raster.io import aligned_path
@@ -80,55 +80,60 @@ def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path,
     assert (warped_mask != cloud).mean() < 0.05  # the same clouds, up to resampling at the edges
 
 
-def test_a_guide_that_does_not_overlap_is_named_in_the_error(tmp_path):
-    s = scene(tmp_path, size=48)
-    far = stack([S2 / "2018-07-21" / "B04.tif"], tmp_path / "far.tif", 0, 0, 48)
+def test_a_guide_that_does_not_overlap_is_named_in_the_error(tmp_path, rasters, s2, scene, fast):
+    s = scene(size=48)
+    far = rasters.stack([s2 / "2018-07-21" / "B04.tif"], tmp_path / "far.tif", 0, 0, 48)
     ds = gdal.Open(str(far), gdal.GA_Update)
     gt = list(ds.GetGeoTransform())
     gt[0] += 1e6
     ds.SetGeoTransform(gt)
     ds = None
-    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 20, 10, 20))
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 20, 10, 20))
     with pytest.raises(InputError, match="guide 'far.tif' does not overlap"):
         inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(far)], str(tmp_path / "o.tif"), fast())
     assert not (tmp_path / "o.tif").exists()
 
 
-def _layer(tmp_path: Path, values: np.ndarray, spec: str, dilation: int = 0, polygons: str | None = None):
-    template = crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "template.tif", 400, 400, values.shape[0])
-    path = tmp_path / "classes.tif"
-    ds = gdal.GetDriverByName("GTiff").CreateCopy(str(path), gdal.Open(str(template)))
-    ds.GetRasterBand(1).WriteArray(values)
-    ds = None
-    grid = grid_of(str(path))
+@pytest.fixture
+def mask_layer(tmp_path, rasters, s2):
+    """``mask_layer(values, spec, dilation, polygons)``: the values as a mask raster on a 10 m UTM grid, read as
+    the cloud mask ``spec`` (and the polygons); the layer and its grid."""
     from mcpn.core.raster.io import rasterise
 
-    burnt = rasterise(polygons, grid, str(tmp_path / "burnt.tif")) if polygons else None
-    ranges = tuple(masks.parse_mask_values(spec))
-    return MaskLayer(str(path), ranges, burnt, dilation, grid.height, grid.width), grid
+    def make(values: np.ndarray, spec: str, dilation: int = 0, polygons: str | None = None):
+        template = rasters.crop(s2 / "2018-08-05" / "B04.tif", tmp_path / "template.tif", 400, 400, values.shape[0])
+        path = tmp_path / "classes.tif"
+        ds = gdal.GetDriverByName("GTiff").CreateCopy(str(path), gdal.Open(str(template)))
+        ds.GetRasterBand(1).WriteArray(values)
+        ds = None
+        grid = grid_of(str(path))
+        burnt = rasterise(polygons, grid, str(tmp_path / "burnt.tif")) if polygons else None
+        ranges = tuple(masks.parse_mask_values(spec))
+        return MaskLayer(str(path), ranges, burnt, dilation, grid.height, grid.width), grid
+
+    return make
 
 
-def test_scl_values_thresholds_and_dilation_give_the_expected_pixels(tmp_path):
+def test_scl_values_thresholds_and_dilation_give_the_expected_pixels(mask_layer):
     rng = np.random.default_rng(0)
     scl = rng.integers(0, 12, (64, 64)).astype(np.uint16)
-    layer, _ = _layer(tmp_path, scl, "3,8-10")
+    layer, _ = mask_layer(scl, "3,8-10")
     whole = Window(0, 0, 64, 64)
     assert np.array_equal(layer.read(whole), np.isin(scl, [3, 8, 9, 10]))
     probability = (rng.random((64, 64)) * 100).astype(np.uint16)
-    layer, _ = _layer(tmp_path, probability, ">=40")
+    layer, _ = mask_layer(probability, ">=40")
     assert np.array_equal(layer.read(whole), probability >= 40)
     sparse = np.zeros((64, 64), np.uint16)
     sparse[[5, 30, 31, 60], [40, 2, 33, 61]] = 1
-    layer, _ = _layer(tmp_path, sparse, "1", dilation=3)
+    layer, _ = mask_layer(sparse, "1", dilation=3)
     expected = masks.dilate(sparse == 1, 3)
     for window in (Window(0, 0, 32, 32), Window(20, 25, 30, 39), Window(32, 32, 32, 32)):  # halos across windows
         rows, cols = slice(window.row, window.row + window.height), slice(window.col, window.col + window.width)
         assert np.array_equal(layer.read(window), expected[rows, cols])
 
 
-def test_polygon_masks_in_another_crs_are_rasterised_on_the_grid(tmp_path):
-    require_data()
-    _, grid = _layer(tmp_path, np.zeros((64, 64), np.uint16), "1")
+def test_polygon_masks_in_another_crs_are_rasterised_on_the_grid(tmp_path, rasters, mask_layer):
+    _, grid = mask_layer(np.zeros((64, 64), np.uint16), "1")
     x0, _, _, y0, _, _ = grid.geotransform
     square = [(x0 + 100, y0 - 100), (x0 + 300, y0 - 100), (x0 + 300, y0 - 250), (x0 + 100, y0 - 250)]
     from osgeo import osr
@@ -143,16 +148,16 @@ def test_polygon_masks_in_another_crs_are_rasterised_on_the_grid(tmp_path):
     feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}}
     path = tmp_path / "clouds.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
-    layer, _ = _layer(tmp_path, np.zeros((64, 64), np.uint16), "1", polygons=str(path))
+    layer, _ = mask_layer(np.zeros((64, 64), np.uint16), "1", polygons=str(path))
     got = layer.read(Window(0, 0, 64, 64))
-    expected = block_mask(64, 10, 25, 10, 30)  # 10 m pixels: rows 100-250 m, columns 100-300 m
+    expected = rasters.block(64, 10, 25, 10, 30)  # 10 m pixels: rows 100-250 m, columns 100-300 m
     assert (got != expected).sum() <= 4 * 15  # the same square, up to a pixel at its edges
 
 
-def test_the_dask_path_gives_the_output_of_the_local_path(tmp_path):
+def test_the_dask_path_gives_the_output_of_the_local_path(tmp_path, rasters, scene, fast):
     pytest.importorskip("distributed")
-    s = scene(tmp_path, size=64)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(64, 10, 54, 10, 30))
+    s = scene(size=64)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 30))
     args = (str(s["target"]), CloudMask(str(mask)), [str(s["guide"])])
     here = inpaint_raster(*args, str(tmp_path / "here.tif"), fast(tile_size=40, tile_overlap=8))
     logs: list[str] = []
@@ -164,13 +169,13 @@ def test_the_dask_path_gives_the_output_of_the_local_path(tmp_path):
     )
     assert here.fitted == dask.fitted == 4
     assert any("local Dask cluster of 2 worker" in line for line in logs)
-    a, b = raster_info(tmp_path / "here.tif")["data"], raster_info(tmp_path / "dask.tif")["data"]
+    a, b = rasters.info(tmp_path / "here.tif")["data"], rasters.info(tmp_path / "dask.tif")["data"]
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
-def test_cancel_stops_the_run_and_leaves_no_file(tmp_path):
-    s = scene(tmp_path, size=64)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(64, 10, 54, 10, 54))
+def test_cancel_stops_the_run_and_leaves_no_file(tmp_path, rasters, scene, fast):
+    s = scene(size=64)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 54))
     calls = []
 
     def cancel() -> bool:
@@ -185,32 +190,34 @@ def test_cancel_stops_the_run_and_leaves_no_file(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_ensemble_uncertainty_is_zero_outside_the_mask_and_positive_inside(tmp_path):
-    s = scene(tmp_path, size=48)
-    cloud = block_mask(48, 10, 30, 12, 36)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+def test_ensemble_uncertainty_is_zero_outside_the_mask_and_positive_inside(tmp_path, rasters, scene, fast):
+    s = scene(size=48)
+    cloud = rasters.block(48, 10, 30, 12, 36)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
     inpaint_raster(
         str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
         fast(ensemble=3, steps=5, stopping="fixed", anchor="none"), uncertainty=str(tmp_path / "spread.tif"),
     )  # fmt: skip
-    spread = raster_info(tmp_path / "spread.tif")
+    spread = rasters.info(tmp_path / "spread.tif")
     assert spread["size"] == (48, 48) and spread["bands"] == 3
     assert (spread["data"][:, ~cloud] == 0).all() and (spread["data"][:, cloud] > 0).all()
 
 
-def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_factors(tmp_path, sr_scene):
+def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_factors(
+    tmp_path, sr_scene, rasters, s2, fast
+):
     low, guides = sr_scene["low"], [str(g) for g in sr_scene["guides"]]
     result = super_resolve_raster(str(low), guides, str(tmp_path / "sr.tif"), fast(tile_size=24, tile_overlap=4))
     assert result.tiles == result.fitted > 1
-    out, guide = raster_info(tmp_path / "sr.tif"), raster_info(guides[0])
+    out, guide = rasters.info(tmp_path / "sr.tif"), rasters.info(guides[0])
     assert (out["size"], out["geotransform"]) == (guide["size"], guide["geotransform"])
-    assert out["dtype"] == raster_info(low)["dtype"] and (out["data"] > 0).all()
-    b09 = crop(S2 / "2018-08-05" / "B09.tif", tmp_path / "b09_60m.tif", 70, 63, 8)  # 60 m over the 48 px guides
+    assert out["dtype"] == rasters.info(low)["dtype"] and (out["data"] > 0).all()
+    b09 = rasters.crop(s2 / "2018-08-05" / "B09.tif", tmp_path / "b09_60m.tif", 70, 63, 8)  # 60 m over the 48 px guides
     result = super_resolve_raster(str(b09), guides, str(tmp_path / "b09.tif"), fast(tile_size=24, tile_overlap=4))
-    assert raster_info(tmp_path / "b09.tif")["size"] == (48, 48) and result.fitted > 1
+    assert rasters.info(tmp_path / "b09.tif")["size"] == (48, 48) and result.fitted > 1
 
 
-def test_super_resolution_keeps_the_inputs_nodata(tmp_path, sr_scene):
+def test_super_resolution_keeps_the_inputs_nodata(tmp_path, sr_scene, rasters, s2, fast):
     """A swath edge (nodata) in the low-resolution input stays nodata in the output, pixel block by pixel block."""
     low = gdal.Open(str(sr_scene["low"]), gdal.GA_Update)
     band = low.GetRasterBand(1)
@@ -221,22 +228,22 @@ def test_super_resolution_keeps_the_inputs_nodata(tmp_path, sr_scene):
     low = None
     guides = [str(g) for g in sr_scene["guides"]]
     super_resolve_raster(str(sr_scene["low"]), guides, str(tmp_path / "sr.tif"), fast())
-    out = raster_info(tmp_path / "sr.tif")
+    out = rasters.info(tmp_path / "sr.tif")
     assert out["nodata"] == 0
     assert (out["data"][:, :16] == 0).all() and (out["data"][:, 16:] > 0).all()
     # An input without a nodata value that covers only part of the guides: nothing can mark the rest
     # missing, so the fitted values are kept there.
-    part = crop(S2 / "2018-08-05" / "B8A.tif", tmp_path / "b8a_part.tif", 210, 190, 20)
+    part = rasters.crop(s2 / "2018-08-05" / "B8A.tif", tmp_path / "b8a_part.tif", 210, 190, 20)
     super_resolve_raster(str(part), guides, str(tmp_path / "part.tif"), fast())
-    out = raster_info(tmp_path / "part.tif")
+    out = rasters.info(tmp_path / "part.tif")
     assert out["nodata"] is None and out["size"] == (48, 48) and (out["data"][40:, 40:] > 0).all()
 
 
-def test_a_data_type_the_output_cannot_take_is_refused_before_fitting(tmp_path):
-    s = scene(tmp_path, size=48)
+def test_a_data_type_the_output_cannot_take_is_refused_before_fitting(tmp_path, rasters, scene, fast):
+    s = scene(size=48)
     int64 = tmp_path / "int64.tif"
     gdal.Translate(str(int64), str(s["target"]), outputType=gdal.GDT_Int64)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 30, 12, 36))
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 30, 12, 36))
     steps = []
     with pytest.raises(InputError, match="data type Int64, which is not supported"):
         inpaint_raster(str(int64), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
@@ -244,9 +251,9 @@ def test_a_data_type_the_output_cannot_take_is_refused_before_fitting(tmp_path):
     assert steps == [] and not (tmp_path / "o.tif").exists()
 
 
-def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path):
-    s = scene(tmp_path, size=48)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 30, 12, 36))
+def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path, rasters, scene, fast):
+    s = scene(size=48)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 30, 12, 36))
     before = s["target"].read_bytes()
     for uncertainty, message in (
         (s["target"], "is an input file"),
@@ -258,13 +265,13 @@ def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path):
     assert s["target"].read_bytes() == before and not (tmp_path / "o.tif").exists()
 
 
-def test_memory_does_not_grow_with_the_scene(tmp_path):
+def test_memory_does_not_grow_with_the_scene(tmp_path, rasters, s2, plugins_folder):
     """A 3072 px, 3-band scene with one small cloud: peak memory stays far below the scene as float64."""
     size = 3072
     target = tmp_path / "big.tif"
     ds = gdal.GetDriverByName("GTiff").Create(str(target), size, size, 3, gdal.GDT_UInt16, ["TILED=YES"])
     ds.SetGeoTransform([500000, 10, 0, 4500000, 0, -10])
-    ds.SetProjection(grid_of(str(crop(S2 / "2018-08-05" / "B04.tif", tmp_path / "t.tif", 0, 0, 8))).crs_wkt)
+    ds.SetProjection(grid_of(str(rasters.crop(s2 / "2018-08-05" / "B04.tif", tmp_path / "t.tif", 0, 0, 8))).crs_wkt)
     ramp = (np.add.outer(np.arange(size), np.arange(size)) % 4000 + 100).astype(np.uint16)
     for i in range(3):
         ds.GetRasterBand(i + 1).WriteArray(ramp)
@@ -272,11 +279,11 @@ def test_memory_does_not_grow_with_the_scene(tmp_path):
     del ramp
     cloud = np.zeros((size, size), bool)
     cloud[100:140, 20:80] = True  # inside the first tile
-    write_mask(target, tmp_path / "mask.tif", cloud)
+    rasters.mask(target, tmp_path / "mask.tif", cloud)
     del cloud
     script = f"""
 import resource, sys
-sys.path.insert(0, {str(PLUGINS)!r})
+sys.path.insert(0, {str(plugins_folder)!r})
 from mcpn.core.config import Settings
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster.masks import CloudMask
@@ -285,7 +292,7 @@ r = inpaint_raster({str(target)!r}, CloudMask({str(tmp_path / "mask.tif")!r}), [
                    {str(tmp_path / "out.tif")!r}, Settings(method="stacked", steps=1, device="cpu"))
 print(r.fitted, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     fitted, before, after = (int(v) for v in run.stdout.split())
     scene_mib = 3 * size * size * 8 / 2**20  # 216 MiB as float64
@@ -293,10 +300,10 @@ print(r.fitted, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     assert (after - before) / 1024 < scene_mib / 2, f"peak RSS grew by {(after - before) / 1024:.0f} MiB"
 
 
-def test_an_unreachable_dask_scheduler_is_a_clear_error(tmp_path):
+def test_an_unreachable_dask_scheduler_is_a_clear_error(tmp_path, rasters, scene, fast):
     pytest.importorskip("distributed")
-    s = scene(tmp_path, size=48)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", block_mask(48, 10, 20, 10, 20))
+    s = scene(size=48)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 20, 10, 20))
     with pytest.raises(InputError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         inpaint_raster(
             str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),

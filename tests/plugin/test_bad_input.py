@@ -13,7 +13,6 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import block_mask, poisoned, qgis_process, raster_info
 from osgeo import gdal
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
 
@@ -119,15 +118,21 @@ def float_mask(template, dst, values):
     return dst
 
 
-def run_and_check_filled(scene, expected, **changes):
-    """Inpaint a copy of the target (INPUT) holding POISON under ``expected``: the pixels that change
-    must be exactly ``expected`` (masked pixels are filled, the others copied). Returns the output."""
-    target = poisoned(changes.pop("INPUT", scene["target"]), scene["tmp"] / "poisoned.tif", expected)
-    out = scene["tmp"] / "filled.tif"
-    run(INPAINT, inpaint_params(scene, INPUT=str(target), OUTPUT=str(out), **changes))
-    got, truth = raster_info(out)["data"], raster_info(target)["data"]
-    np.testing.assert_array_equal((got != truth).any(axis=0), expected)
-    return out
+@pytest.fixture
+def run_and_check_filled(rasters):
+    """``run_and_check_filled(scene, expected, **parameters)``: inpaint a copy of the target (INPUT) holding POISON
+    under ``expected``: the pixels that change must be exactly ``expected`` (masked pixels are filled, the others
+    copied). Returns the output."""
+
+    def check(scene, expected, **changes):
+        target = rasters.poisoned(changes.pop("INPUT", scene["target"]), scene["tmp"] / "poisoned.tif", expected)
+        out = scene["tmp"] / "filled.tif"
+        run(INPAINT, inpaint_params(scene, INPUT=str(target), OUTPUT=str(out), **changes))
+        got, truth = rasters.info(out)["data"], rasters.info(target)["data"]
+        np.testing.assert_array_equal((got != truth).any(axis=0), expected)
+        return out
+
+    return check
 
 
 # --- 1. rotated / skewed geotransform -----------------------------------------------------------
@@ -148,14 +153,6 @@ def test_rotated_raster_is_refused_by_name(mcpn_provider, s2_scene, parameter):
 def test_rotated_guide_is_refused_in_super_resolution(mcpn_provider, sr_scene):
     rot = rotated(sr_scene["guides"][0], sr_scene["tmp"] / "rotated.tif")
     refused(SR, sr_params(sr_scene, GUIDES=[str(rot)]), "'rotated.tif' (High-resolution guide rasters, GUIDES)")
-
-
-def test_rotated_raster_in_core_api(tmp_path, s2_scene):
-    from mcpn.core.raster import io as rasters
-
-    rot = rotated(s2_scene["target"], tmp_path / "rotated.tif")
-    with pytest.raises(rasters.RasterError, match="has a rotated or skewed geotransform"):
-        rasters.grid_of(str(rot))
 
 
 # --- 2. output path ------------------------------------------------------------------------------
@@ -279,7 +276,7 @@ def test_output_tiff_extension_any_case_is_written(mcpn_provider, sr_scene):
 # --- 3. many bands -------------------------------------------------------------------------------
 
 
-def test_200_band_target_keeps_bands_and_names(mcpn_provider, s2_scene):
+def test_200_band_target_keeps_bands_and_names(mcpn_provider, s2_scene, rasters):
     tmp = s2_scene["tmp"]
     src = gdal.Open(str(s2_scene["target"]))
     rgb = src.ReadAsArray()
@@ -295,10 +292,10 @@ def test_200_band_target_keeps_bands_and_names(mcpn_provider, s2_scene):
     ds = None
     out = tmp / "out200.tif"
     run(INPAINT, inpaint_params(s2_scene, INPUT=str(target), OUTPUT=str(out)))
-    got, truth = raster_info(out), raster_info(target)
+    got, truth = rasters.info(out), rasters.info(target)
     assert got["bands"] == 200 and got["descriptions"] == names and got["dtype"] == gdal.GDT_UInt16
     assert QgsRasterLayer(str(out), "out").bandCount() == 200
-    clear = ~block_mask(48, *CLOUD)
+    clear = ~rasters.block(48, *CLOUD)
     np.testing.assert_array_equal(got["data"][:, clear], truth["data"][:, clear])
 
 
@@ -315,36 +312,16 @@ def probability(size=48):
     return prob.astype(np.float32)
 
 
-def test_float_probability_mask_with_threshold(mcpn_provider, s2_scene):
+def test_float_probability_mask_with_threshold(mcpn_provider, s2_scene, run_and_check_filled):
     prob = probability()
     mask = float_mask(s2_scene["target"], s2_scene["tmp"] / "prob.tif", prob)
     run_and_check_filled(s2_scene, prob >= 0.5, MASK=str(mask), MASK_VALUES=">=0.5")
 
 
-def test_float_mask_with_value_one(mcpn_provider, s2_scene):
-    cloud = block_mask(48, *CLOUD)
+def test_float_mask_with_value_one(mcpn_provider, s2_scene, rasters, run_and_check_filled):
+    cloud = rasters.block(48, *CLOUD)
     mask = float_mask(s2_scene["target"], s2_scene["tmp"] / "float01.tif", cloud.astype(np.float32))
     run_and_check_filled(s2_scene, cloud, MASK=str(mask), MASK_VALUES="1")
-
-
-def test_float_masks_in_core_api(tmp_path, s2_scene):
-    from mcpn.core.raster import io as rasters
-    from mcpn.core.raster import masks
-    from mcpn.core.raster.tiling import Window
-
-    prob = probability()
-    prob[0, 0] = -9999.0
-    path = float_mask(s2_scene["target"], tmp_path / "prob.tif", prob)
-    ds = gdal.Open(str(path), gdal.GA_Update)
-    ds.GetRasterBand(1).SetNoDataValue(-9999.0)
-    ds = None
-    data = rasters.read_window(str(path), Window(0, 0, 48, 48))
-    assert np.isnan(data[0, 0, 0])
-    expected = prob >= 0.5
-    expected[0, 0] = False  # nodata is not cloud
-    np.testing.assert_array_equal(masks.mask_from_values(data, ">=0.5"), expected)
-    np.testing.assert_array_equal(masks.mask_from_values(data, ">0.5"), prob > 0.5)
-    np.testing.assert_array_equal(masks.mask_from_values(np.float32([[0.0, 1.0]]), "1"), [[False, True]])
 
 
 # --- 5. not a raster, missing file ---------------------------------------------------------------
@@ -383,35 +360,35 @@ def test_non_raster_guide_among_valid_ones_is_named(mcpn_provider, sr_scene):
 # --- 6. partial guide, rasters without CRS -------------------------------------------------------
 
 
-def test_guide_covering_part_of_the_target_runs(mcpn_provider, s2_scene):
+def test_guide_covering_part_of_the_target_runs(mcpn_provider, s2_scene, rasters, run_and_check_filled):
     """Outside its coverage the guide is invalid (NaN, left out of its loss); the run still fills the cloud."""
     half = s2_scene["tmp"] / "guide_left_half.tif"
     gdal.Translate(str(half), str(s2_scene["guide"]), srcWin=[0, 0, 24, 48])  # the cloud spans columns 14-33
-    out = run_and_check_filled(s2_scene, block_mask(48, *CLOUD), GUIDES=[str(half)])
-    assert raster_info(out)["geotransform"] == pytest.approx(raster_info(s2_scene["target"])["geotransform"])
+    out = run_and_check_filled(s2_scene, rasters.block(48, *CLOUD), GUIDES=[str(half)])
+    assert rasters.info(out)["geotransform"] == pytest.approx(rasters.info(s2_scene["target"])["geotransform"])
 
 
-def test_second_guide_covering_part_runs_in_super_resolution(mcpn_provider, sr_scene):
+def test_second_guide_covering_part_runs_in_super_resolution(mcpn_provider, sr_scene, rasters):
     part = sr_scene["tmp"] / "b04_part.tif"
     gdal.Translate(str(part), str(sr_scene["guides"][1]), srcWin=[10, 10, 30, 20])
     out = sr_scene["tmp"] / "out_part.tif"
     run(SR, sr_params(sr_scene, GUIDES=[str(sr_scene["guides"][0]), str(part)], OUTPUT=str(out)))
-    got = raster_info(out)
+    got = rasters.info(out)
     assert got["size"] == (48, 48) and np.isfinite(got["data"]).all()
 
 
-def test_rasters_all_without_crs_run(mcpn_provider, s2_scene, sr_scene):
+def test_rasters_all_without_crs_run(mcpn_provider, s2_scene, sr_scene, rasters, run_and_check_filled):
     tmp = s2_scene["tmp"]
     bare = {k: copy_with(s2_scene[k], tmp / f"{k}_nocrs.tif", crs="") for k in ("target", "mask", "guide")}
     params = {"INPUT": str(bare["target"]), "MASK": str(bare["mask"]), "GUIDES": [str(bare["guide"])]}
-    got = raster_info(run_and_check_filled(s2_scene, block_mask(48, *CLOUD), **params))
-    assert got["crs"] == "" and got["geotransform"] == pytest.approx(raster_info(s2_scene["target"])["geotransform"])
+    got = rasters.info(run_and_check_filled(s2_scene, rasters.block(48, *CLOUD), **params))
+    assert got["crs"] == "" and got["geotransform"] == pytest.approx(rasters.info(s2_scene["target"])["geotransform"])
 
     low = copy_with(sr_scene["low"], tmp / "low_nocrs.tif", crs="")
     guide = copy_with(sr_scene["guides"][0], tmp / "b08_nocrs.tif", crs="")
     out = tmp / "sr_nocrs.tif"
     run(SR, sr_params(sr_scene, INPUT=str(low), GUIDES=[str(guide)], OUTPUT=str(out)))
-    got = raster_info(out)
+    got = rasters.info(out)
     assert got["crs"] == "" and got["size"] == (48, 48)
 
 
@@ -432,9 +409,8 @@ def test_crs_on_some_inputs_only_is_refused(mcpn_provider, s2_scene, sr_scene, w
 # --- the same refusals through qgis_process -------------------------------------------------------
 
 
-@pytest.mark.usefixtures("enabled")
 @pytest.mark.parametrize("case", ["output_is_input", "text_file", "jpeg_output"])
-def test_qgis_process_refuses_before_writing(s2_scene, case):
+def test_qgis_process_refuses_before_writing(s2_scene, case, qgis_process):
     tmp = s2_scene["tmp"]
     target = tmp / "target_copy.tif"
     shutil.copy(s2_scene["target"], target)
