@@ -147,6 +147,7 @@ def uncertainty_stats(truth: np.ndarray, members: np.ndarray, mask: np.ndarray) 
     Also the spread and error of those pixels (1-D, normalised), to pool over cases.
     """
     error, spread = normalised(truth, members.mean(axis=0), members.std(axis=0))
+    spread[spread <= ZERO_SPREAD] = 0.0  # members that agree differ by rounding only: no ranking from that noise
     result = spread_stats(spread[:, mask].ravel(), error[:, mask].ravel())
     block_error, count = _block_means(error.mean(axis=0), mask)
     block_spread, _ = _block_means(spread.mean(axis=0), mask)

@@ -49,6 +49,7 @@ def test_members_that_agree_have_zero_spread_and_no_correlation():
     same = np.repeat(members[:1], 3, axis=0)
     out, _, _ = calibration.uncertainty_stats(truth, same, mask)
     assert out["zero_spread"] == 1 and out["spearman"] is None and out["spearman_nonzero"] is None
+    assert out["spearman_blocks"] is None  # not a ranking of rounding noise
     assert out["within_1"] == pytest.approx(np.mean(same[0][:, mask] == truth[:, mask]))
 
 
