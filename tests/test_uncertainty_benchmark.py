@@ -68,8 +68,23 @@ def test_self_validation_stats_leave_failed_validations_out():
     out = calibration.self_validation_stats(records)
     assert out["scored"] == 2 and out["failed"] == 1
     assert out["ssim"]["bias_mean"] == pytest.approx(-0.1) and out["rmse"]["relative_bias_mean"] == pytest.approx(0.2)
-    assert out["ssim_bias_per_case"] == {"a": pytest.approx(-0.1)}
+    assert out["ssim_bias_per_case"] == {"a": pytest.approx(-0.1)} and out["ssim"]["abs_error_max"] == pytest.approx(
+        0.1
+    )
     assert calibration.self_validation_stats(records[2:]) == {"scored": 0, "failed": 1}
+
+
+def test_within_case_correlation_ignores_the_difference_between_cases():
+    """Estimates that follow the seeds of each case but are off by a per-case constant: within-case Pearson 1."""
+    records = []
+    for case, offset, level in (("a", 0.1, 0.9), ("b", -0.2, 0.5)):
+        for noise in (-0.02, 0.0, 0.03):
+            real = level + noise
+            records.append({"case": case, "real_ssim": real, "estimate_ssim": real + offset, "real_rmse": 1.0})
+    for r in records:
+        r.update(estimate_rmse=1.0, real_gdal_ssim=0.3, estimate_gdal_ssim=0.3)
+    out = calibration.self_validation_stats(records)["ssim"]
+    assert out["pearson_within_case"] == pytest.approx(1) and out["bias_mean"] == pytest.approx(-0.05)
 
 
 def test_ensemble_member_zero_is_the_api_fill():
