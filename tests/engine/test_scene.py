@@ -104,17 +104,20 @@ def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path,
     assert (warped_mask != cloud).mean() < 0.05  # the same clouds, up to resampling at the edges
 
 
-def test_a_guide_that_does_not_overlap_is_named_in_the_error(tmp_path, rasters, s2, scene, fast):
+@pytest.mark.parametrize("what", ["guide", "cloud mask"])
+def test_a_guide_or_mask_that_does_not_overlap_is_named_in_the_error(tmp_path, rasters, s2, scene, fast, what):
     s = scene(size=48)
-    far = rasters.stack([s2 / "2018-07-21" / "B04.tif"], tmp_path / "far.tif", 0, 0, 48)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 20, 10, 20))
+    far = tmp_path / "far.tif"
+    gdal.Translate(str(far), str(s["guide"] if what == "guide" else mask))
     ds = gdal.Open(str(far), gdal.GA_Update)
     gt = list(ds.GetGeoTransform())
-    gt[0] += 1e6
+    gt[0] += 1e6  # 1000 km east
     ds.SetGeoTransform(gt)
     ds = None
-    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 20, 10, 20))
-    with pytest.raises(InputError, match="guide 'far.tif' does not overlap"):
-        inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(far)], str(tmp_path / "o.tif"), fast())
+    guide, mask = (far, mask) if what == "guide" else (s["guide"], far)
+    with pytest.raises(InputError, match=f"The {what} 'far.tif' does not overlap the input raster"):
+        inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(guide)], str(tmp_path / "o.tif"), fast())
     assert not (tmp_path / "o.tif").exists()
 
 

@@ -158,7 +158,7 @@ def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene, rasters)
     assert any("target is copied" in m for m in messages), messages
 
 
-@pytest.mark.parametrize("case", ["all_cloud", "no_overlap", "bad_values"])
+@pytest.mark.parametrize("case", ["all_cloud", "no_overlap", "mask_no_overlap", "bad_values"])
 def test_inpainting_bad_inputs_raise_readable_errors(mcpn_provider, s2_scene, case, rasters):
     tmp = s2_scene["tmp"]
     params = {
@@ -175,7 +175,12 @@ def test_inpainting_bad_inputs_raise_readable_errors(mcpn_provider, s2_scene, ca
         far = tmp / "far.tif"
         gdal.Translate(str(far), str(s2_scene["guide"]), outputBounds=[100000, 4100000, 100480, 4099520])
         params["GUIDES"] = [str(far)]
-        expected = "does not overlap"
+        expected = "The guide 'far.tif' does not overlap the input raster"
+    elif case == "mask_no_overlap":
+        far = tmp / "far.tif"
+        gdal.Translate(str(far), str(s2_scene["mask"]), outputBounds=[100000, 4100000, 100480, 4099520])
+        params["MASK"] = str(far)
+        expected = "The cloud mask 'far.tif' does not overlap the input raster"
     else:
         params["MASK_VALUES"] = "clouds"
         expected = "Cannot read the cloud mask value"
