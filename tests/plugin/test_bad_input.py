@@ -122,14 +122,15 @@ def float_mask(template, dst, values):
 def run_and_check_filled(rasters):
     """``run_and_check_filled(scene, expected, **parameters)``: inpaint a copy of the target (INPUT) holding POISON
     under ``expected``: the pixels that change must be exactly ``expected`` (masked pixels are filled, the others
-    copied). Returns the output."""
+    copied), each to a plausible value (``Rasters.assert_filled``). Returns the output."""
 
     def check(scene, expected, **changes):
-        target = rasters.poisoned(changes.pop("INPUT", scene["target"]), scene["tmp"] / "poisoned.tif", expected)
+        clean = changes.pop("INPUT", scene["target"])
+        target = rasters.poisoned(clean, scene["tmp"] / "poisoned.tif", expected)
         out = scene["tmp"] / "filled.tif"
         run(INPAINT, inpaint_params(scene, INPUT=str(target), OUTPUT=str(out), **changes))
-        got, truth = rasters.info(out)["data"], rasters.info(target)["data"]
-        np.testing.assert_array_equal((got != truth).any(axis=0), expected)
+        data = (rasters.info(path)["data"] for path in (out, target, clean))
+        rasters.assert_filled(*data, expected)
         return out
 
     return check
