@@ -83,6 +83,18 @@ class Rasters:
         return dst
 
     @staticmethod
+    def copy_with(src: Path, dst: Path, geotransform=None, crs: str | None = None) -> Path:
+        """A copy of a raster with another geotransform and/or CRS ("" removes it)."""
+        gdal.Translate(str(dst), str(src))
+        ds = gdal.Open(str(dst), gdal.GA_Update)
+        if geotransform is not None:
+            ds.SetGeoTransform(geotransform)
+        if crs is not None:
+            ds.SetProjection(crs)
+        ds = None
+        return dst
+
+    @staticmethod
     def poisoned(src: Path, dst: Path, cloud: np.ndarray) -> Path:
         """A copy of ``src`` holding POISON under ``cloud``: after inpainting, the changed pixels must be ``cloud``."""
         gdal.Translate(str(dst), str(src))
