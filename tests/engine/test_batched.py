@@ -107,6 +107,26 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
     rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"])), cloud)
 
 
+def test_a_tile_that_runs_out_of_gpu_memory_is_fitted_again_on_the_cpu(monkeypatch):
+    """The last fall-back when the GPU is full (simulated here: no GPU on the test machines): one tile, on the CPU,
+    with a warning in the log."""
+    devices = []
+
+    def fit_without_gpu_memory(batch, settings, on, callbacks=None):
+        devices.append(on.type)
+        if on.type != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return fit(batch, settings, on, callbacks)
+
+    monkeypatch.setattr(device, "fit", fit_without_gpu_memory)
+    logs: list[str] = []
+    settings = Settings(method="stacked", steps=2)
+    (fitted,), used = device.fit_on_device(problems(1), settings, torch.device("cuda"), Callbacks(log=logs.append))
+    assert devices == ["cuda", "cpu"] and used.type == "cpu"
+    assert logs == ["warning: the GPU ran out of memory; fitting again on the CPU (slower)"]
+    np.testing.assert_array_equal(fitted.output, fit(problems(1), settings, torch.device("cpu"))[0].output)
+
+
 def test_a_batch_keeps_each_members_moving_average():
     batch = problems(2)
     # Up to step 10 the average is the output; step 11 weighs the average by 1 - 10 / 11 and its output by 10 / 11.

@@ -179,17 +179,31 @@ def test_polygon_masks_in_another_crs_are_rasterised_on_the_grid(tmp_path, raste
     assert (got != expected).sum() <= 4 * 15  # the same square, up to a pixel at its edges
 
 
-def test_ensemble_uncertainty_is_zero_outside_the_mask_and_positive_inside(tmp_path, rasters, scene, fast):
+def test_the_uncertainty_is_the_spread_of_fits_with_successive_seeds(tmp_path, rasters, scene, fast):
+    """An ensemble of 3 (seeds 4, 5, 6) against 3 runs with those seeds: the output is their mean and the
+    uncertainty layer their standard deviation on the filled pixels, 0 on the clear ones (target's units; a
+    float32 target, so that nothing is rounded or clipped before the mean is taken)."""
     s = scene(size=48)
+    target = tmp_path / "target_float.tif"
+    gdal.Translate(str(target), str(s["target"]), outputType=gdal.GDT_Float32, noData="none")
     cloud = rasters.block(48, 10, 30, 12, 36)
-    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
-    inpaint_raster(
-        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-        fast(ensemble=3, steps=5, stopping="fixed", anchor="none"), uncertainty=str(tmp_path / "spread.tif"),
-    )  # fmt: skip
+    mask = rasters.mask(target, tmp_path / "mask.tif", cloud)
+    settings = dict(steps=5, stopping="fixed", anchor="none")  # fits that differ by seed
+
+    def run(name: str, **changes) -> np.ndarray:
+        uncertainty = str(tmp_path / "spread.tif") if name == "ensemble" else None
+        inpaint_raster(str(target), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / f"{name}.tif"),
+                       fast(**settings, **changes), uncertainty=uncertainty)  # fmt: skip
+        return rasters.info(tmp_path / f"{name}.tif")["data"].astype(np.float64)
+
+    members = np.stack([run(f"seed_{seed}", seed=seed) for seed in (4, 5, 6)])
+    mean = run("ensemble", seed=4, ensemble=3)
     spread = rasters.info(tmp_path / "spread.tif")
-    assert spread["size"] == (48, 48) and spread["bands"] == 3
-    assert (spread["data"][:, ~cloud] == 0).all() and (spread["data"][:, cloud] > 0).all()
+    assert (spread["size"], spread["bands"], spread["dtype"]) == ((48, 48), 3, gdal.GDT_Float32)
+    assert (spread["data"][:, ~cloud] == 0).all()
+    assert spread["data"][:, cloud].min() > 0
+    np.testing.assert_allclose(mean[:, cloud], members.mean(axis=0)[:, cloud], rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(spread["data"][:, cloud], members.std(axis=0)[:, cloud], rtol=1e-4, atol=1e-2)
 
 
 def averaged_to(path: Path, bounds: tuple, width: int, height: int) -> np.ndarray:
@@ -260,6 +274,21 @@ def test_a_data_type_the_output_cannot_take_is_refused_before_fitting(tmp_path, 
         inpaint_raster(str(int64), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
                        fast(), callbacks=Callbacks(lambda step, _: steps.append(step)))  # fmt: skip
     assert steps == [] and not (tmp_path / "o.tif").exists()
+
+
+def test_the_spread_is_zero_where_every_fit_keeps_the_instant_estimate(tmp_path, rasters, s2, fast):
+    """A float32 target that is a linear function of its guide: the instant estimate is exact, no step of the
+    network beats it on the held-out pixels, every member keeps it, and the uncertainty is 0 (it then says nothing
+    about the error, as the README warns)."""
+    guide = rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp_path / "guide.tif", 400, 400, 48)
+    target = tmp_path / "target.tif"
+    gdal.Translate(str(target), str(guide), outputType=gdal.GDT_Float32, scaleParams=[[0, 1, 100, 101.5]])
+    mask = rasters.mask(target, tmp_path / "mask.tif", rasters.block(48, 12, 36, 10, 30))
+    spread = tmp_path / "spread.tif"
+    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(tmp_path / "o.tif"),
+                            fast(ensemble=2, steps=10, check_every=5), uncertainty=str(spread))  # fmt: skip
+    assert result.chosen_steps == [0]
+    assert (rasters.info(spread)["data"] == 0).all()
 
 
 def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path, rasters, scene, fast):
