@@ -41,6 +41,19 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path, raster
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "mcpn-"))] == []  # no scratch file left
 
 
+def test_progress_counts_the_steps_of_all_tiles(tmp_path, rasters, scene, fast):
+    s = scene(size=64)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 30))
+    seen: list[tuple[int, int]] = []
+    callbacks = Callbacks(lambda step, total: seen.append((step, total)))
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            fast(tile_size=40, steps=3), callbacks=callbacks)  # fmt: skip
+    assert result.fitted == 4
+    assert {total for _, total in seen} == {4 * 3}  # one total: the steps of all tiles
+    steps = [step for step, _ in seen]
+    assert steps == sorted(steps) and steps[-1] == 12 and len(set(steps)) == 12  # every step of every tile, in order
+
+
 def test_tiles_fitted_apart_and_blended_give_the_untiled_fill(tmp_path, rasters, s2, fast):
     """Where the fill is determined (a float32 target that is a linear function of its guide, which the instant
     estimate recovers), 9 tiles fitted apart and blended with feathered weights give the fill of one untiled fit."""
