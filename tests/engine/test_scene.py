@@ -308,7 +308,10 @@ def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path, 
     s = scene(size=48)
     mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 30, 12, 36))
     before = s["target"].read_bytes()
-    for uncertainty, message in ((s["target"], "is also an input"), (tmp_path / "o.tif", "given for two outputs")):
+    for uncertainty, message in (
+        (s["target"], "is an input file"),
+        (tmp_path / "o.tif", "also given for another output"),
+    ):
         with pytest.raises(InputError, match=message):
             inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
                            fast(ensemble=2), uncertainty=str(uncertainty))  # fmt: skip
