@@ -83,6 +83,18 @@ class Rasters:
         return dst
 
     @staticmethod
+    def copy_with(src: Path, dst: Path, geotransform=None, crs: str | None = None) -> Path:
+        """A copy of a raster with another geotransform and/or CRS ("" removes it)."""
+        gdal.Translate(str(dst), str(src))
+        ds = gdal.Open(str(dst), gdal.GA_Update)
+        if geotransform is not None:
+            ds.SetGeoTransform(geotransform)
+        if crs is not None:
+            ds.SetProjection(crs)
+        ds = None
+        return dst
+
+    @staticmethod
     def poisoned(src: Path, dst: Path, cloud: np.ndarray) -> Path:
         """A copy of ``src`` holding POISON under ``cloud``: after inpainting, the changed pixels must be ``cloud``."""
         gdal.Translate(str(dst), str(src))
@@ -112,14 +124,15 @@ class Rasters:
         return info
 
     @staticmethod
-    def assert_filled(output: np.ndarray, poisoned: np.ndarray, clean: np.ndarray, filled: np.ndarray) -> None:
+    def assert_filled(output, poisoned, clean, filled: np.ndarray, scored: np.ndarray | None = None) -> None:
         """An inpainting ``output`` of ``poisoned`` (a copy of ``clean`` with POISON under the cloud) changed
-        exactly the ``filled`` pixels, each to a value closer to the clean one than a fill of zeros would be
-        (half its error at most, over the filled pixels): neither a copy nor zeros pass for a fill."""
-        output, poisoned, clean = (np.asarray(a, dtype=np.float64).reshape(-1, *filled.shape) for a in
-                                   (output, poisoned, clean))  # fmt: skip
+        exactly the ``filled`` pixels, and on the ``scored`` ones (default: all filled) came closer to the
+        clean values than a fill of zeros would (half its RMSE at most): neither a copy nor zeros pass."""
+        output, poisoned, clean = (np.asarray(a, dtype=np.float64).reshape(-1, *filled.shape)
+                                   for a in (output, poisoned, clean))  # fmt: skip
         np.testing.assert_array_equal((output != poisoned).any(axis=0), filled)
-        truth, got = clean[:, filled], output[:, filled]
+        scored = filled if scored is None else scored
+        truth, got = clean[:, scored], output[:, scored]
         assert np.isfinite(got).all()
         error, zero_error = np.sqrt(np.mean((got - truth) ** 2)), np.sqrt(np.mean(truth**2))
         assert error < 0.5 * zero_error, f"fill RMSE {error:.4g} against {zero_error:.4g} for a fill of zeros"

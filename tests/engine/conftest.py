@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
-from pathlib import Path
 
 import pytest
 from mcpn.core.config import Settings
@@ -52,7 +51,7 @@ def scene(tmp_path, s2, rasters):
         for i in range(3):
             ds.GetRasterBand(i + 1).SetNoDataValue(0)
         ds = None
-        guide = rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], Path(tmp_path) / "guide.tif", x, y, size)
+        guide = rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp_path / "guide.tif", x, y, size)
         return {"target": target, "guide": guide, "size": size}
 
     return make

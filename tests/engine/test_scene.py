@@ -1,14 +1,13 @@
-"""Whole rasters from files (core.pipeline.inpainting, .super_resolution): any grids and masks, tiles, memory, Dask."""
+"""Whole rasters from files (core.pipeline.inpainting, .super_resolution): any grids and masks, tiles, nodata."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from mcpn.core.errors import Cancelled, InputError
+from mcpn.core.errors import InputError
 from mcpn.core.model.fitting import Callbacks
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.pipeline.super_resolution import super_resolve_raster
@@ -25,21 +24,57 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path, raster
     s = scene()
     cloud = rasters.block(96, 5, 20, 60, 90)  # the top-right corner only
     mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    poisoned = rasters.poisoned(s["target"], tmp_path / "poisoned.tif", cloud)
     logs: list[str] = []
     result = inpaint_raster(
-        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out.tif"),
+        str(poisoned), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out.tif"),
         fast(tile_size=48, tile_overlap=8), callbacks=Callbacks(log=logs.append),
     )  # fmt: skip
     assert (result.tiles, result.fitted) == (9, 2)
     assert any("in 2 of 9 tiles" in line for line in logs)
     out, target = rasters.info(tmp_path / "out.tif"), rasters.info(s["target"])
-    assert np.array_equal(out["data"][:, ~cloud], target["data"][:, ~cloud])
-    assert (out["data"][:, cloud] != 0).all()  # filled, not nodata
+    rasters.assert_filled(out["data"], rasters.info(poisoned)["data"], target["data"], cloud)
     assert (out["geotransform"], out["crs"], out["dtype"], out["nodata"]) == (
         target["geotransform"], target["crs"], target["dtype"], target["nodata"],
     )  # fmt: skip
     assert out["descriptions"] == RGB
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "mcpn-"))] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "mcpn-"))] == []  # no scratch file left
+
+
+def test_progress_counts_the_steps_of_all_tiles(tmp_path, rasters, scene, fast):
+    s = scene(size=64)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 30))
+    seen: list[tuple[int, int]] = []
+    callbacks = Callbacks(lambda step, total: seen.append((step, total)))
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            fast(tile_size=40, steps=3), callbacks=callbacks)  # fmt: skip
+    assert result.fitted == 4
+    assert {total for _, total in seen} == {4 * 3}  # one total: the steps of all tiles
+    steps = [step for step, _ in seen]
+    assert steps == sorted(steps) and steps[-1] == 12 and len(set(steps)) == 12  # every step of every tile, in order
+
+
+def test_tiles_fitted_apart_and_blended_give_the_untiled_fill(tmp_path, rasters, s2, fast):
+    """Where the fill is determined (a float32 target that is a linear function of its guide, which the instant
+    estimate recovers), 9 tiles fitted apart and blended with feathered weights give the fill of one untiled fit."""
+    guide = rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp_path / "guide.tif", 400, 400, 64)
+    target = tmp_path / "target.tif"
+    gdal.Translate(str(target), str(guide), outputType=gdal.GDT_Float32)
+    ds = gdal.Open(str(target), gdal.GA_Update)
+    truth = 1.5 * ds.ReadAsArray().astype(np.float64) + 100.0
+    ds.WriteRaster(0, 0, 64, 64, truth.astype(np.float32).tobytes())
+    ds = None
+    cloud = rasters.block(64, 20, 44, 18, 46)  # across the tiles' edges
+    mask = rasters.mask(target, tmp_path / "mask.tif", cloud)
+    runs = {}
+    for name, tile_size in (("tiled", 32), ("untiled", 64)):
+        out = tmp_path / f"{name}.tif"
+        result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(out), fast(tile_size=tile_size))
+        runs[name] = (result.fitted, rasters.info(out)["data"][:, cloud].astype(np.float64))
+    assert (runs["tiled"][0], runs["untiled"][0]) == (9, 1)
+    tiled, untiled, expected = runs["tiled"][1], runs["untiled"][1], truth[:, cloud]
+    assert np.abs(untiled - expected).max() <= 0.01 * np.ptp(expected)  # the fill is determined
+    assert np.abs(tiled - untiled).max() <= 0.002 * np.ptp(expected)
 
 
 def test_no_cloud_copies_the_target_and_a_full_mask_is_an_error(tmp_path, rasters, scene, fast):
@@ -80,17 +115,20 @@ def test_guides_and_masks_in_another_crs_are_warped_to_the_target_grid(tmp_path,
     assert (warped_mask != cloud).mean() < 0.05  # the same clouds, up to resampling at the edges
 
 
-def test_a_guide_that_does_not_overlap_is_named_in_the_error(tmp_path, rasters, s2, scene, fast):
+@pytest.mark.parametrize("what", ["guide", "cloud mask"])
+def test_a_guide_or_mask_that_does_not_overlap_is_named_in_the_error(tmp_path, rasters, s2, scene, fast, what):
     s = scene(size=48)
-    far = rasters.stack([s2 / "2018-07-21" / "B04.tif"], tmp_path / "far.tif", 0, 0, 48)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 20, 10, 20))
+    far = tmp_path / "far.tif"
+    gdal.Translate(str(far), str(s["guide"] if what == "guide" else mask))
     ds = gdal.Open(str(far), gdal.GA_Update)
     gt = list(ds.GetGeoTransform())
-    gt[0] += 1e6
+    gt[0] += 1e6  # 1000 km east
     ds.SetGeoTransform(gt)
     ds = None
-    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 20, 10, 20))
-    with pytest.raises(InputError, match="guide 'far.tif' does not overlap"):
-        inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(far)], str(tmp_path / "o.tif"), fast())
+    guide, mask = (far, mask) if what == "guide" else (s["guide"], far)
+    with pytest.raises(InputError, match=f"The {what} 'far.tif' does not overlap the input raster"):
+        inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(guide)], str(tmp_path / "o.tif"), fast())
     assert not (tmp_path / "o.tif").exists()
 
 
@@ -154,67 +192,67 @@ def test_polygon_masks_in_another_crs_are_rasterised_on_the_grid(tmp_path, raste
     assert (got != expected).sum() <= 4 * 15  # the same square, up to a pixel at its edges
 
 
-def test_the_dask_path_gives_the_output_of_the_local_path(tmp_path, rasters, scene, fast):
-    pytest.importorskip("distributed")
-    s = scene(size=64)
-    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 30))
-    args = (str(s["target"]), CloudMask(str(mask)), [str(s["guide"])])
-    here = inpaint_raster(*args, str(tmp_path / "here.tif"), fast(tile_size=40, tile_overlap=8))
-    logs: list[str] = []
-    dask = inpaint_raster(
-        *args,
-        str(tmp_path / "dask.tif"),
-        fast(tile_size=40, tile_overlap=8, scheduler="local:2"),
-        callbacks=Callbacks(log=logs.append),
-    )
-    assert here.fitted == dask.fitted == 4
-    assert any("local Dask cluster of 2 worker" in line for line in logs)
-    a, b = rasters.info(tmp_path / "here.tif")["data"], rasters.info(tmp_path / "dask.tif")["data"]
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-
-
-def test_cancel_stops_the_run_and_leaves_no_file(tmp_path, rasters, scene, fast):
-    s = scene(size=64)
-    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 54))
-    calls = []
-
-    def cancel() -> bool:
-        calls.append(1)
-        return len(calls) > 30
-
-    with pytest.raises(Cancelled):
-        inpaint_raster(
-            str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out" / "o.tif"),
-            fast(tile_size=40, tile_overlap=8, steps=20), callbacks=Callbacks(cancel=cancel),
-        )  # fmt: skip
-    assert list((tmp_path / "out").iterdir()) == []
-
-
-def test_ensemble_uncertainty_is_zero_outside_the_mask_and_positive_inside(tmp_path, rasters, scene, fast):
+def test_the_uncertainty_is_the_spread_of_fits_with_successive_seeds(tmp_path, rasters, scene, fast):
+    """An ensemble of 3 (seeds 4, 5, 6) against 3 runs with those seeds: the output is their mean and the
+    uncertainty layer their standard deviation on the filled pixels, 0 on the clear ones (target's units; a
+    float32 target, so that nothing is rounded or clipped before the mean is taken)."""
     s = scene(size=48)
+    target = tmp_path / "target_float.tif"
+    gdal.Translate(str(target), str(s["target"]), outputType=gdal.GDT_Float32, noData="none")
     cloud = rasters.block(48, 10, 30, 12, 36)
-    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
-    inpaint_raster(
-        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-        fast(ensemble=3, steps=5, stopping="fixed", anchor="none"), uncertainty=str(tmp_path / "spread.tif"),
-    )  # fmt: skip
+    mask = rasters.mask(target, tmp_path / "mask.tif", cloud)
+    settings = dict(steps=5, stopping="fixed", anchor="none")  # fits that differ by seed
+
+    def run(name: str, **changes) -> np.ndarray:
+        uncertainty = str(tmp_path / "spread.tif") if name == "ensemble" else None
+        inpaint_raster(str(target), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / f"{name}.tif"),
+                       fast(**settings, **changes), uncertainty=uncertainty)  # fmt: skip
+        return rasters.info(tmp_path / f"{name}.tif")["data"].astype(np.float64)
+
+    members = np.stack([run(f"seed_{seed}", seed=seed) for seed in (4, 5, 6)])
+    mean = run("ensemble", seed=4, ensemble=3)
     spread = rasters.info(tmp_path / "spread.tif")
-    assert spread["size"] == (48, 48) and spread["bands"] == 3
-    assert (spread["data"][:, ~cloud] == 0).all() and (spread["data"][:, cloud] > 0).all()
+    assert (spread["size"], spread["bands"], spread["dtype"]) == ((48, 48), 3, gdal.GDT_Float32)
+    assert (spread["data"][:, ~cloud] == 0).all()
+    assert spread["data"][:, cloud].min() > 0
+    np.testing.assert_allclose(mean[:, cloud], members.mean(axis=0)[:, cloud], rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(spread["data"][:, cloud], members.std(axis=0)[:, cloud], rtol=1e-4, atol=1e-2)
+
+
+def averaged_to(path: Path, bounds: tuple, width: int, height: int) -> np.ndarray:
+    """A raster averaged onto ``width`` x ``height`` px over ``bounds`` (GDAL's average resampling), float64."""
+    warped = gdal.Warp("", str(path), format="MEM", outputBounds=bounds, width=width, height=height,
+                       resampleAlg="average")  # fmt: skip
+    return warped.ReadAsArray().astype(np.float64)
 
 
 def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_factors(
     tmp_path, sr_scene, rasters, s2, fast
 ):
-    low, guides = sr_scene["low"], [str(g) for g in sr_scene["guides"]]
-    result = super_resolve_raster(str(low), guides, str(tmp_path / "sr.tif"), fast(tile_size=24, tile_overlap=4))
-    assert result.tiles == result.fitted > 1
-    out, guide = rasters.info(tmp_path / "sr.tif"), rasters.info(guides[0])
-    assert (out["size"], out["geotransform"]) == (guide["size"], guide["geotransform"])
-    assert out["dtype"] == rasters.info(low)["dtype"] and (out["data"] > 0).all()
-    b09 = rasters.crop(s2 / "2018-08-05" / "B09.tif", tmp_path / "b09_60m.tif", 70, 63, 8)  # 60 m over the 48 px guides
-    result = super_resolve_raster(str(b09), guides, str(tmp_path / "b09.tif"), fast(tile_size=24, tile_overlap=4))
-    assert rasters.info(tmp_path / "b09.tif")["size"] == (48, 48) and result.fitted > 1
+    """x2 (B8A, 20 m), x6 (B09, 60 m, its grid shifted by 20 m from the guides') and x3.43 (14 px over the 48 px
+    guides), in tiles of 24 output px. Each result averages back to its input read over the guides' extent:
+    exactly in one tile, within 3 % of the input's range where tiles are blended."""
+    guides = [str(g) for g in sr_scene["guides"]]
+    guide = rasters.info(guides[0])
+    x, _, _, y, _, _ = guide["geotransform"]
+    extent = (x, y - 480, x + 480, y)
+    odd = tmp_path / "b8a_34m.tif"  # 480 m / 14 px: a factor that does not divide the grid
+    gdal.Warp(str(odd), str(s2 / "2018-08-05" / "B8A.tif"), outputBounds=extent, width=14, height=14,
+              resampleAlg="average")  # fmt: skip
+    b09 = rasters.crop(s2 / "2018-08-05" / "B09.tif", tmp_path / "b09_60m.tif", 70, 63, 8)
+    for low, pixels in ((sr_scene["low"], 24), (b09, 8), (odd, 14)):
+        out = tmp_path / f"{low.stem}_10m.tif"
+        result = super_resolve_raster(str(low), guides, str(out), fast(tile_size=24, tile_overlap=4))
+        assert result.tiles == result.fitted > 1, low.name
+        got = rasters.info(out)
+        assert (got["size"], got["geotransform"]) == (guide["size"], guide["geotransform"])
+        assert got["dtype"] == rasters.info(low)["dtype"]
+        given = averaged_to(low, extent, pixels, pixels)
+        back = averaged_to(out, extent, pixels, pixels)
+        assert np.abs(back - given).max() <= 0.03 * np.ptp(given), low.name
+    untiled = tmp_path / "odd_untiled.tif"
+    assert super_resolve_raster(str(odd), guides, str(untiled), fast()).tiles == 1
+    assert np.abs(averaged_to(untiled, extent, 14, 14) - rasters.info(odd)["data"]).max() <= 1  # rounding
 
 
 def test_super_resolution_keeps_the_inputs_nodata(tmp_path, sr_scene, rasters, s2, fast):
@@ -251,6 +289,21 @@ def test_a_data_type_the_output_cannot_take_is_refused_before_fitting(tmp_path, 
     assert steps == [] and not (tmp_path / "o.tif").exists()
 
 
+def test_the_spread_is_zero_where_every_fit_keeps_the_instant_estimate(tmp_path, rasters, s2, fast):
+    """A float32 target that is a linear function of its guide: the instant estimate is exact, no step of the
+    network beats it on the held-out pixels, every member keeps it, and the uncertainty is 0 (it then says nothing
+    about the error, as the README warns)."""
+    guide = rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp_path / "guide.tif", 400, 400, 48)
+    target = tmp_path / "target.tif"
+    gdal.Translate(str(target), str(guide), outputType=gdal.GDT_Float32, scaleParams=[[0, 1, 100, 101.5]])
+    mask = rasters.mask(target, tmp_path / "mask.tif", rasters.block(48, 12, 36, 10, 30))
+    spread = tmp_path / "spread.tif"
+    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(tmp_path / "o.tif"),
+                            fast(ensemble=2, steps=10, check_every=5), uncertainty=str(spread))  # fmt: skip
+    assert result.chosen_steps == [0]
+    assert (rasters.info(spread)["data"] == 0).all()
+
+
 def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path, rasters, scene, fast):
     s = scene(size=48)
     mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 30, 12, 36))
@@ -263,50 +316,3 @@ def test_the_uncertainty_layer_may_be_neither_an_input_nor_the_output(tmp_path, 
             inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
                            fast(ensemble=2), uncertainty=str(uncertainty))  # fmt: skip
     assert s["target"].read_bytes() == before and not (tmp_path / "o.tif").exists()
-
-
-def test_memory_does_not_grow_with_the_scene(tmp_path, rasters, s2, plugins_folder):
-    """A 3072 px, 3-band scene with one small cloud: peak memory stays far below the scene as float64."""
-    size = 3072
-    target = tmp_path / "big.tif"
-    ds = gdal.GetDriverByName("GTiff").Create(str(target), size, size, 3, gdal.GDT_UInt16, ["TILED=YES"])
-    ds.SetGeoTransform([500000, 10, 0, 4500000, 0, -10])
-    ds.SetProjection(grid_of(str(rasters.crop(s2 / "2018-08-05" / "B04.tif", tmp_path / "t.tif", 0, 0, 8))).crs_wkt)
-    ramp = (np.add.outer(np.arange(size), np.arange(size)) % 4000 + 100).astype(np.uint16)
-    for i in range(3):
-        ds.GetRasterBand(i + 1).WriteArray(ramp)
-    ds = None
-    del ramp
-    cloud = np.zeros((size, size), bool)
-    cloud[100:140, 20:80] = True  # inside the first tile
-    rasters.mask(target, tmp_path / "mask.tif", cloud)
-    del cloud
-    script = f"""
-import resource, sys
-sys.path.insert(0, {str(plugins_folder)!r})
-from mcpn.core.config import Settings
-from mcpn.core.pipeline.inpainting import inpaint_raster
-from mcpn.core.raster.masks import CloudMask
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-r = inpaint_raster({str(target)!r}, CloudMask({str(tmp_path / "mask.tif")!r}), [{str(target)!r}],
-                   {str(tmp_path / "out.tif")!r}, Settings(method="stacked", steps=1, device="cpu"))
-print(r.fitted, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-"""
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    fitted, before, after = (int(v) for v in run.stdout.split())
-    scene_mib = 3 * size * size * 8 / 2**20  # 216 MiB as float64
-    assert fitted == 1
-    assert (after - before) / 1024 < scene_mib / 2, f"peak RSS grew by {(after - before) / 1024:.0f} MiB"
-
-
-def test_an_unreachable_dask_scheduler_is_a_clear_error(tmp_path, rasters, scene, fast):
-    pytest.importorskip("distributed")
-    s = scene(size=48)
-    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 10, 20, 10, 20))
-    with pytest.raises(InputError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
-        inpaint_raster(
-            str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-            fast(scheduler="tcp://127.0.0.1:9"),
-        )  # fmt: skip
-    assert not (tmp_path / "o.tif").exists()

@@ -140,6 +140,23 @@ def test_metadata():
     assert (Path(mcpn.__file__).parent / general["icon"]).is_file()
 
 
+def test_every_plugin_module_imports_in_qgis():
+    """The plugin's own modules (they need QGIS; tests/engine/test_imports.py checks the others) are found on disk,
+    so a module the provider does not load yet is checked too."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(mcpn.__file__).parent
+    names = ["mcpn"] + [
+        f"mcpn.{path.parent.name}" + ("" if path.stem == "__init__" else f".{path.stem}")
+        for folder in ("algorithms", "mcpn_plugin")
+        for path in sorted((root / folder).glob("*.py"))
+    ]
+    assert {"mcpn.algorithms.inpainting", "mcpn.mcpn_plugin.network"} <= set(names)
+    for name in names:
+        importlib.import_module(name)
+
+
 def test_provider_loads_without_torch(plugins_folder):
     """The provider and algorithms import without torch (the engine is imported lazily)."""
     import subprocess

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -80,8 +79,8 @@ def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene, ra
     got = assert_same_grid(out, s2_scene["target"])
     assert got["dtype"] == gdal.GDT_UInt16
     assert got["descriptions"] == ["B04", "B03", "B02"]
-    truth = rasters.info(target)["data"]
-    np.testing.assert_array_equal((got["data"] != truth).any(axis=0), mask)  # clouds filled, clear pixels copied
+    # clouds filled, with plausible values; clear pixels copied
+    rasters.assert_filled(got["data"], rasters.info(target)["data"], rasters.info(s2_scene["target"])["data"], mask)
     assert tif_files(s2_scene["tmp"]) == ["filled.tif", "guide.tif", "mask.tif", "poisoned.tif", "target.tif"]
 
 
@@ -125,9 +124,10 @@ def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene, rasters, a
     assert "precision: bf16, output averaging: 0.5." in feedback.textLog()
     got = assert_same_grid(out, target)
     assert got["nodata"] == 0
-    changed = (got["data"] != rasters.info(target)["data"]).any(axis=0)
-    np.testing.assert_array_equal(changed, grown | holes)  # exactly the grown clouds and the nodata holes
-    assert (got["data"][:, grown | holes] != 0).all()  # filled, not written as nodata
+    # exactly the grown clouds and the nodata holes change; the clouds to plausible values, the holes not to nodata
+    clean = rasters.info(s2_scene["target"])["data"]
+    rasters.assert_filled(got["data"], rasters.info(target)["data"], clean, grown | holes, scored=grown)
+    assert (got["data"][:, holes] != 0).all()
 
 
 def test_inpainting_direct_with_patch_consistency(mcpn_provider, s2_scene, monkeypatch, assert_same_grid):
@@ -158,54 +158,6 @@ def test_inpainting_without_cloud_copies_input(mcpn_provider, s2_scene, rasters)
     assert any("target is copied" in m for m in messages), messages
 
 
-@pytest.mark.parametrize("case", ["all_cloud", "no_overlap", "bad_values"])
-def test_inpainting_bad_inputs_raise_readable_errors(mcpn_provider, s2_scene, case, rasters):
-    tmp = s2_scene["tmp"]
-    params = {
-        "INPUT": str(s2_scene["target"]),
-        "MASK": str(s2_scene["mask"]),
-        "GUIDES": [str(s2_scene["guide"])],
-        "OUTPUT": str(tmp / "out.tif"),
-        **FAST,
-    }
-    if case == "all_cloud":
-        params["MASK"] = str(rasters.mask(s2_scene["target"], tmp / "all.tif", np.ones((48, 48), bool)))
-        expected = "no pixel of the target is known"
-    elif case == "no_overlap":
-        far = tmp / "far.tif"
-        gdal.Translate(str(far), str(s2_scene["guide"]), outputBounds=[100000, 4100000, 100480, 4099520])
-        params["GUIDES"] = [str(far)]
-        expected = "does not overlap"
-    else:
-        params["MASK_VALUES"] = "clouds"
-        expected = "Cannot read the cloud mask value"
-    with pytest.raises(QgsProcessingException, match=expected):
-        run(INPAINT, params)
-    assert not (tmp / "out.tif").exists()
-
-
-def test_missing_dependencies_message(mcpn_provider, s2_scene, monkeypatch):
-    from mcpn.mcpn_plugin import dependencies
-
-    monkeypatch.setattr(dependencies, "missing_packages", lambda: ["torch"])
-    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-    with pytest.raises(QgsProcessingException, match="pip install torch"):
-        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
-
-
-def test_broken_engine_import_message(mcpn_provider, s2_scene, monkeypatch):
-    import sys
-
-    import mcpn.core
-
-    monkeypatch.delattr(mcpn.core.pipeline, "inpainting", raising=False)
-    monkeypatch.setitem(sys.modules, "mcpn.core.pipeline.inpainting", None)  # any import of it now fails
-    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-    with pytest.raises(QgsProcessingException, match="engine cannot be loaded"):
-        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
-    assert not (s2_scene["tmp"] / "x.tif").exists()
-
-
 def test_super_resolution_takes_first_guide_grid(mcpn_provider, sr_scene, assert_same_grid):
     """The first guide's grid; the input's type, band name and nodata, which stays where the input has none."""
     low = gdal.Open(str(sr_scene["low"]), gdal.GA_Update)
@@ -222,35 +174,6 @@ def test_super_resolution_takes_first_guide_grid(mcpn_provider, sr_scene, assert
     got = assert_same_grid(out, sr_scene["guides"][0], bands=1, dtype=gdal.GDT_UInt16)
     assert got["data"].shape == (48, 48) and got["descriptions"] == ["B8A"] and got["nodata"] == 0
     assert (got["data"][:, :8] == 0).all() and (got["data"][:, 8:] > 0).all()
-
-
-def test_super_resolution_rejects_coarse_guides(mcpn_provider, sr_scene):
-    params = {"INPUT": str(sr_scene["guides"][0]), "GUIDES": [str(sr_scene["low"])]}
-    with pytest.raises(QgsProcessingException, match="coarser"):
-        run(SR, {**params, **FAST, "OUTPUT": str(sr_scene["tmp"] / "x.tif")})
-
-
-class CancelOnProgress(QgsProcessingFeedback):
-    """Cancels as soon as the fitting reports progress: the engine must stop at its next check."""
-
-    def __init__(self):
-        super().__init__()
-        self.progressChanged.connect(self._on_progress)
-
-    def _on_progress(self, value):
-        if value > 0:
-            self.cancel()
-
-
-def test_cancel_stops_and_leaves_no_output(mcpn_provider, s2_scene):
-    out = s2_scene["tmp"] / "cancelled.tif"
-    feedback = CancelOnProgress()
-    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-    with pytest.raises(QgsProcessingException, match="cancelled"):
-        run(INPAINT, {**params, "STEPS": 5000, "DEVICE": 1, "OUTPUT": str(out)}, feedback)
-    assert feedback.isCanceled() and feedback.progress() < 50
-    assert not out.exists()
-    assert tif_files(s2_scene["tmp"]) == ["guide.tif", "mask.tif", "target.tif"]
 
 
 def test_output_layer_name(mcpn_provider, s2_scene):
@@ -421,64 +344,10 @@ def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(
     run(INPAINT, {**params, "GUIDES": [str(sar)], "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "both.tif")})
     assert calls == [([], [str(sar)]), ([str(sar)], [str(sar)])]
     for name in ("radar.tif", "both.tif"):
-        out = rasters.info(tmp_path / name)["data"]
-        np.testing.assert_array_equal((out != rasters.info(target)["data"]).any(axis=0), cloud)
+        rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / name, target, rgb)), cloud)
     with pytest.raises(QgsProcessingException, match="Select at least one guide raster"):
         run(INPAINT, {**params, "OUTPUT": str(tmp_path / "none.tif")})
     assert not (tmp_path / "none.tif").exists()
-
-
-def test_inpainting_needs_a_mask_raster_or_polygons(mcpn_provider, s2_scene):
-    params = {"INPUT": str(s2_scene["target"]), "GUIDES": [str(s2_scene["guide"])]}
-    with pytest.raises(QgsProcessingException, match="cloud mask raster, cloud polygons or both"):
-        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "x.tif")})
-
-
-def test_the_background_task_of_the_dialog_completes_and_cancels(mcpn_provider, s2_scene):
-    """As the Processing dialog runs it: a QgsProcessingAlgRunnerTask in QGIS's task manager, then cancelled."""
-    from qgis.core import QgsApplication, QgsProcessingAlgRunnerTask, QgsTask
-
-    alg = QgsApplication.processingRegistry().algorithmById(INPAINT)
-    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-
-    def run_task(out, steps, cancel_on_progress):
-        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
-        task = QgsProcessingAlgRunnerTask(
-            alg, {**params, **FAST, "STEPS": steps, "OUTPUT": str(out)}, context, feedback
-        )
-        if cancel_on_progress:
-            feedback.progressChanged.connect(lambda progress: progress > 0 and task.cancel())
-        QgsApplication.taskManager().addTask(task)
-        deadline = time.monotonic() + 120
-        while task.status() not in (QgsTask.Complete, QgsTask.Terminated) and time.monotonic() < deadline:
-            QgsApplication.processEvents()
-            time.sleep(0.01)
-        return task.status(), feedback.isCanceled()
-
-    done = s2_scene["tmp"] / "done.tif"
-    assert run_task(done, 3, False) == (QgsTask.Complete, False) and done.is_file()
-    cancelled = s2_scene["tmp"] / "cancelled.tif"
-    assert run_task(cancelled, 5000, True) == (QgsTask.Terminated, True)
-    assert not cancelled.exists() and tif_files(s2_scene["tmp"]) == ["done.tif", "guide.tif", "mask.tif", "target.tif"]
-
-
-@pytest.mark.parametrize(
-    "error, expected",
-    [(RuntimeError("cuDNN error (simulated)"), "The computation failed: RuntimeError: cuDNN error (simulated)"),
-     (MemoryError(), "Out of memory: use a smaller raster")],
-)  # fmt: skip
-def test_an_unexpected_engine_failure_is_a_processing_error(mcpn_provider, s2_scene, monkeypatch, error, expected):
-    """The handler is what is tested: the engine is made to fail as torch or numpy can."""
-
-    def failing(*args, **kwargs):
-        raise error
-
-    monkeypatch.setattr(inpainting, "inpaint_raster", failing)
-    params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-    with pytest.raises(QgsProcessingException) as caught:
-        run(INPAINT, {**params, **FAST, "OUTPUT": str(s2_scene["tmp"] / "out.tif")})
-    assert expected in str(caught.value) and "Traceback" not in str(caught.value)
-    assert not (s2_scene["tmp"] / "out.tif").exists()
 
 
 @pytest.mark.parametrize(

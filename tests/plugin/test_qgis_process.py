@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -49,7 +50,7 @@ def test_inpainting_json_run(s2_scene, rasters, qgis_process):
     got, truth = rasters.info(out), rasters.info(target)
     for key in ("size", "bands", "geotransform", "crs", "dtype", "nodata", "descriptions"):
         assert got[key] == truth[key], key
-    np.testing.assert_array_equal((got["data"] != truth["data"]).any(axis=0), cloud)
+    rasters.assert_filled(got["data"], truth["data"], rasters.info(s2_scene["target"])["data"], cloud)
 
 
 def test_super_resolution_json_run(sr_scene, rasters, qgis_process):
@@ -139,6 +140,38 @@ def test_input_mistakes_end_in_the_message_alone(s2_scene, sr_scene, rasters, s2
         lines = [line for line in done.stderr.splitlines() if line.strip() and not any(n in line for n in noise)]
         assert lines and all(expected in line for line in lines), (case, lines)  # QGIS repeats it, nothing else
         assert not out.exists(), case
+
+
+@pytest.mark.parametrize("case", ["output_is_input", "text_file", "jpeg_output"])
+def test_qgis_process_refuses_before_writing(s2_scene, case, qgis_process):
+    tmp = s2_scene["tmp"]
+    target = tmp / "target_copy.tif"
+    shutil.copy(s2_scene["target"], target)
+    before = target.read_bytes()
+    args = {"INPUT": target, "MASK": s2_scene["mask"], "GUIDES": s2_scene["guide"], "OUTPUT": tmp / "cli.tif"}
+    if case == "output_is_input":
+        args["OUTPUT"] = target
+        expected = f"The output '{target}' is an input file (Target raster, INPUT)"
+    elif case == "text_file":
+        args["GUIDES"] = tmp / "notes.txt"
+        args["GUIDES"].write_text("hello\n")
+        expected = "(Guide rasters, GUIDES) is not a raster that GDAL can read"
+    else:
+        args["OUTPUT"] = tmp / "cli.jpg"
+        expected = "The output 'cli.jpg' must be a GeoTIFF file name"
+    done = qgis_process(
+        "run",
+        "mcpn:guidedcloudinpainting",
+        "--",
+        *(f"{k}={v}" for k, v in args.items()),
+        "STEPS=2",
+        "DEVICE=1",
+        timeout=120,
+    )
+    text = done.stdout + done.stderr
+    assert done.returncode != 0 and expected in text and "Traceback" not in text, text[-2000:]
+    assert target.read_bytes() == before
+    assert not (tmp / "cli.tif").exists() and not (tmp / "cli.jpg").exists()
 
 
 if __name__ == "__main__":  # pragma: no cover
