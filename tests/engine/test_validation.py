@@ -9,7 +9,7 @@ import pytest
 from mcpn.core.classic import fill_nodata
 from mcpn.core.errors import InputError
 from mcpn.core.pipeline.api import inpaint
-from mcpn.core.trust.self_validation import MAX_HIDDEN_SHARE, synthetic_mask, validate
+from mcpn.core.trust.self_validation import MAX_HIDDEN_SHARE, holdout_mask, synthetic_mask, validate
 from osgeo import gdal
 from scipy import ndimage
 from skimage.metrics import structural_similarity
@@ -207,3 +207,10 @@ def test_validation_of_a_real_mcpn_fit(real_mask, read_bands) -> None:
     assert result.mcpn_rmse == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-6)
     assert 0 < result.mcpn_ssim < 1 and 0 < result.gdal_ssim < 1 and result.gdal_rmse > 0
     assert len(result.mcpn_band_ssim) == len(result.gdal_band_rmse) == 3
+
+
+def test_no_holdout_where_no_patch_fits_between_the_gaps():
+    """Clear pixels only in 1 px wide strips: no patch fits, so no held-out pixels (the fit runs without them)."""
+    missing = np.ones((64, 64), dtype=bool)
+    missing[:, ::3] = False
+    assert holdout_mask(missing, 0.1, seed=0) is None
