@@ -84,3 +84,39 @@ def qgis_process(plugins_folder):
     done = run("plugins", "enable", "mcpn", timeout=120)
     assert done.returncode == 0 or "already enabled" in done.stdout + done.stderr, done.stderr
     return run
+
+
+FAST = {"STEPS": 2, "DEVICE": 1, "SEED": 0}  # Processing parameters of a two-step run on the CPU
+
+
+@pytest.fixture(scope="session")
+def inpaint_params():
+    """``inpaint_params(scene, **changes)``: the parameters of a fast inpainting run on ``s2_scene``."""
+
+    def make(scene: dict, **changes) -> dict:
+        return {
+            "INPUT": str(scene["target"]),
+            "MASK": str(scene["mask"]),
+            "GUIDES": [str(scene["guide"])],
+            "OUTPUT": str(scene["tmp"] / "out.tif"),
+            **FAST,
+            **changes,
+        }
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sr_params():
+    """``sr_params(scene, **changes)``: the parameters of a fast super-resolution run on ``sr_scene``."""
+
+    def make(scene: dict, **changes) -> dict:
+        return {
+            "INPUT": str(scene["low"]),
+            "GUIDES": [str(g) for g in scene["guides"]],
+            "OUTPUT": str(scene["tmp"] / "out.tif"),
+            **FAST,
+            **changes,
+        }
+
+    return make

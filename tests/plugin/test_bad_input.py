@@ -16,7 +16,6 @@ from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessin
 
 INPAINT = "mcpn:guidedcloudinpainting"
 SR = "mcpn:guidedsuperresolution"
-FAST = {"STEPS": 2, "DEVICE": 1, "SEED": 0}
 CLOUD = (10, 26, 14, 34)  # the s2_scene block mask: rows 10-25, columns 14-33
 # inpainting raster parameter -> (s2_scene file, how messages name it)
 INPUTS = {
@@ -60,32 +59,9 @@ def refused(alg, params, *fragments):
     return message
 
 
-def inpaint_params(scene, **changes):
-    params = {
-        "INPUT": str(scene["target"]),
-        "MASK": str(scene["mask"]),
-        "GUIDES": [str(scene["guide"])],
-        "OUTPUT": str(scene["tmp"] / "out.tif"),
-        **FAST,
-    }
-    params.update(changes)
-    return params
-
-
 def given(parameter, path):
     """The parameter value giving one file (GUIDES takes a list)."""
     return {parameter: [str(path)] if parameter == "GUIDES" else str(path)}
-
-
-def sr_params(scene, **changes):
-    params = {
-        "INPUT": str(scene["low"]),
-        "GUIDES": [str(g) for g in scene["guides"]],
-        "OUTPUT": str(scene["tmp"] / "out.tif"),
-        **FAST,
-    }
-    params.update(changes)
-    return params
 
 
 def rotated(rasters, src, dst):
@@ -98,7 +74,7 @@ def rotated(rasters, src, dst):
 
 
 @pytest.mark.parametrize("parameter", INPUTS)
-def test_rotated_raster_is_refused_by_name(mcpn_provider, s2_scene, rasters, parameter):
+def test_rotated_raster_is_refused_by_name(mcpn_provider, s2_scene, rasters, parameter, inpaint_params):
     key, label = INPUTS[parameter]
     rot = rotated(rasters, s2_scene[key], s2_scene["tmp"] / "rotated.tif")
     refused(
@@ -109,7 +85,7 @@ def test_rotated_raster_is_refused_by_name(mcpn_provider, s2_scene, rasters, par
     )
 
 
-def test_rotated_guide_is_refused_in_super_resolution(mcpn_provider, sr_scene, rasters):
+def test_rotated_guide_is_refused_in_super_resolution(mcpn_provider, sr_scene, rasters, sr_params):
     rot = rotated(rasters, sr_scene["guides"][0], sr_scene["tmp"] / "rotated.tif")
     refused(SR, sr_params(sr_scene, GUIDES=[str(rot)]), "'rotated.tif' (High-resolution guide rasters, GUIDES)")
 
@@ -117,7 +93,7 @@ def test_rotated_guide_is_refused_in_super_resolution(mcpn_provider, sr_scene, r
 # --- 2. output path ------------------------------------------------------------------------------
 
 
-def test_output_under_a_file_is_refused(mcpn_provider, s2_scene):
+def test_output_under_a_file_is_refused(mcpn_provider, s2_scene, inpaint_params):
     a_file = s2_scene["tmp"] / "notes.txt"
     a_file.write_text("not a folder\n")
     out = a_file / "out.tif"
@@ -126,20 +102,20 @@ def test_output_under_a_file_is_refused(mcpn_provider, s2_scene):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
-def test_output_in_unwritable_folder_is_refused(mcpn_provider, s2_scene):
+def test_output_in_unwritable_folder_is_refused(mcpn_provider, s2_scene, inpaint_params):
     """/proc refuses new files even to root (chmod would not stop root)."""
     refused(INPAINT, inpaint_params(s2_scene, OUTPUT="/proc/mcpn-test/out.tif"), "is not writable")
     assert not os.path.exists("/proc/mcpn-test")
 
 
-def test_output_that_is_a_folder_is_refused(mcpn_provider, s2_scene):
+def test_output_that_is_a_folder_is_refused(mcpn_provider, s2_scene, inpaint_params):
     folder = s2_scene["tmp"] / "folder.tif"
     folder.mkdir()
     refused(INPAINT, inpaint_params(s2_scene, OUTPUT=str(folder)), "is a folder")
 
 
 @pytest.mark.parametrize("parameter", INPUTS)
-def test_output_equal_to_an_input_is_refused_and_input_untouched(mcpn_provider, s2_scene, parameter):
+def test_output_equal_to_an_input_is_refused_and_input_untouched(mcpn_provider, s2_scene, parameter, inpaint_params):
     key, label = INPUTS[parameter]
     path = s2_scene[key]
     before, mtime = path.read_bytes(), path.stat().st_mtime_ns
@@ -148,7 +124,7 @@ def test_output_equal_to_an_input_is_refused_and_input_untouched(mcpn_provider, 
     assert sorted(os.listdir(s2_scene["tmp"])) == ["guide.tif", "mask.tif", "target.tif"]
 
 
-def test_output_equal_to_input_through_a_link_or_relative_path(mcpn_provider, sr_scene, monkeypatch):
+def test_output_equal_to_input_through_a_link_or_relative_path(mcpn_provider, sr_scene, monkeypatch, sr_params):
     tmp = sr_scene["tmp"]
     before = sr_scene["low"].read_bytes()
     link = tmp / "link.tif"
@@ -159,7 +135,7 @@ def test_output_equal_to_input_through_a_link_or_relative_path(mcpn_provider, sr
     assert sr_scene["low"].read_bytes() == before
 
 
-def test_output_equal_to_input_given_as_layer_object(mcpn_provider, s2_scene):
+def test_output_equal_to_input_given_as_layer_object(mcpn_provider, s2_scene, inpaint_params):
     """As from the dialog: the target is a loaded layer, the output its file."""
     layer = QgsRasterLayer(str(s2_scene["target"]), "cloudy")
     before = s2_scene["target"].read_bytes()
@@ -168,7 +144,7 @@ def test_output_equal_to_input_given_as_layer_object(mcpn_provider, s2_scene):
     assert s2_scene["target"].read_bytes() == before
 
 
-def test_output_equal_to_input_refused_by_alg_run_without_check(mcpn_provider, s2_scene):
+def test_output_equal_to_input_refused_by_alg_run_without_check(mcpn_provider, s2_scene, inpaint_params):
     """alg.run() skips checkParameterValues: prepareAlgorithm refuses before processAlgorithm runs."""
     target = s2_scene["target"]
     before = target.read_bytes()
@@ -181,7 +157,7 @@ def test_output_equal_to_input_refused_by_alg_run_without_check(mcpn_provider, s
     assert target.read_bytes() == before
 
 
-def test_uncertainty_equal_to_an_input_or_to_the_output_is_refused(mcpn_provider, s2_scene):
+def test_uncertainty_equal_to_an_input_or_to_the_output_is_refused(mcpn_provider, s2_scene, inpaint_params):
     """Every output file is checked, not only OUTPUT: the uncertainty layer once replaced the target."""
     target = s2_scene["target"]
     before = target.read_bytes()
@@ -193,14 +169,14 @@ def test_uncertainty_equal_to_an_input_or_to_the_output_is_refused(mcpn_provider
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
-def test_run_report_path_is_checked_before_the_fit(mcpn_provider, sr_scene):
+def test_run_report_path_is_checked_before_the_fit(mcpn_provider, sr_scene, sr_params):
     """The report is written after the fit: a bad path must be refused before it, not after hours of fitting."""
     refused(SR, sr_params(sr_scene, REPORT="/proc/mcpn-test/report.html"), "run report", "is not writable")
     refused(SR, sr_params(sr_scene, REPORT=str(sr_scene["tmp"] / "report.txt")), "must be a file name ending in .html")
     assert not os.path.exists(sr_scene["tmp"] / "report.txt")
 
 
-def test_run_report_without_matplotlib_is_refused_before_the_fit(mcpn_provider, sr_scene, monkeypatch):
+def test_run_report_without_matplotlib_is_refused_before_the_fit(mcpn_provider, sr_scene, monkeypatch, sr_params):
     from mcpn.mcpn_plugin import dependencies
 
     found = dependencies.missing_packages
@@ -217,7 +193,7 @@ def test_run_report_without_matplotlib_is_refused_before_the_fit(mcpn_provider, 
 
 
 @pytest.mark.parametrize("name", ["out.jpg", "out.xyz", "out.vrt", "out"])
-def test_output_format_other_than_geotiff_is_refused(mcpn_provider, s2_scene, name):
+def test_output_format_other_than_geotiff_is_refused(mcpn_provider, s2_scene, name, inpaint_params):
     refused(
         INPAINT,
         inpaint_params(s2_scene, OUTPUT=str(s2_scene["tmp"] / name)),
@@ -225,7 +201,7 @@ def test_output_format_other_than_geotiff_is_refused(mcpn_provider, s2_scene, na
     )
 
 
-def test_output_tiff_extension_any_case_is_written(mcpn_provider, sr_scene):
+def test_output_tiff_extension_any_case_is_written(mcpn_provider, sr_scene, sr_params):
     out = sr_scene["tmp"] / "new" / "folder" / "out.TIFF"
     run(SR, sr_params(sr_scene, OUTPUT=str(out)))
     ds = gdal.Open(str(out))
@@ -237,7 +213,7 @@ def test_output_tiff_extension_any_case_is_written(mcpn_provider, sr_scene):
 
 @pytest.mark.parametrize("parameter", INPUTS)
 @pytest.mark.parametrize("name", ["notes.txt", "table.csv"])
-def test_non_raster_file_is_refused(mcpn_provider, s2_scene, parameter, name):
+def test_non_raster_file_is_refused(mcpn_provider, s2_scene, parameter, name, inpaint_params):
     path = s2_scene["tmp"] / name
     path.write_text("x,y\n1,2\n")
     refused(
@@ -249,7 +225,7 @@ def test_non_raster_file_is_refused(mcpn_provider, s2_scene, parameter, name):
 
 
 @pytest.mark.parametrize("parameter", [*INPUTS, "SR INPUT"])
-def test_missing_file_is_refused(mcpn_provider, s2_scene, sr_scene, parameter):
+def test_missing_file_is_refused(mcpn_provider, s2_scene, sr_scene, parameter, inpaint_params, sr_params):
     missing = s2_scene["tmp"] / "no_such_file.tif"
     if parameter == "SR INPUT":
         alg, params, label = SR, sr_params(sr_scene, INPUT=str(missing)), "Low-resolution raster, INPUT"
@@ -258,7 +234,7 @@ def test_missing_file_is_refused(mcpn_provider, s2_scene, sr_scene, parameter):
     refused(alg, params, f"The file '{missing}' ({label}) does not exist.")
 
 
-def test_non_raster_guide_among_valid_ones_is_named(mcpn_provider, sr_scene):
+def test_non_raster_guide_among_valid_ones_is_named(mcpn_provider, sr_scene, sr_params):
     notes = sr_scene["tmp"] / "notes.txt"
     notes.write_text("hello\n")
     guides = [str(g) for g in sr_scene["guides"]] + [str(notes)]
@@ -269,7 +245,9 @@ def test_non_raster_guide_among_valid_ones_is_named(mcpn_provider, sr_scene):
 
 
 @pytest.mark.parametrize("without", [*INPUTS, "SR INPUT"])
-def test_crs_on_some_inputs_only_is_refused(mcpn_provider, s2_scene, sr_scene, rasters, without):
+def test_crs_on_some_inputs_only_is_refused(
+    mcpn_provider, s2_scene, sr_scene, rasters, without, inpaint_params, sr_params
+):
     """One raster without CRS among rasters with one: refused (aligning them would be a guess)."""
     tmp = s2_scene["tmp"]
     if without == "SR INPUT":

@@ -11,7 +11,6 @@ from qgis.core import QgsProcessingFeedback, QgsRasterLayer
 
 INPAINT = "mcpn:guidedcloudinpainting"
 SR = "mcpn:guidedsuperresolution"
-FAST = {"STEPS": 2, "DEVICE": 1, "SEED": 0}
 CLOUD = (10, 26, 14, 34)  # the s2_scene block mask: rows 10-25, columns 14-33
 
 
@@ -19,29 +18,6 @@ def run(alg, params, feedback=None):
     import processing
 
     return processing.run(alg, params, feedback=feedback or QgsProcessingFeedback())
-
-
-def inpaint_params(scene, **changes):
-    params = {
-        "INPUT": str(scene["target"]),
-        "MASK": str(scene["mask"]),
-        "GUIDES": [str(scene["guide"])],
-        "OUTPUT": str(scene["tmp"] / "out.tif"),
-        **FAST,
-    }
-    params.update(changes)
-    return params
-
-
-def sr_params(scene, **changes):
-    params = {
-        "INPUT": str(scene["low"]),
-        "GUIDES": [str(g) for g in scene["guides"]],
-        "OUTPUT": str(scene["tmp"] / "out.tif"),
-        **FAST,
-    }
-    params.update(changes)
-    return params
 
 
 def float_mask(template, dst, values):
@@ -55,7 +31,7 @@ def float_mask(template, dst, values):
 
 
 @pytest.fixture
-def run_and_check_filled(rasters):
+def run_and_check_filled(rasters, inpaint_params):
     """``run_and_check_filled(scene, expected, **parameters)``: inpaint a copy of the target (INPUT) holding POISON
     under ``expected``: the pixels that change must be exactly ``expected`` (masked pixels are filled, the others
     copied), each to a plausible value (``Rasters.assert_filled``). Returns the output."""
@@ -75,7 +51,7 @@ def run_and_check_filled(rasters):
 # --- 3. many bands -------------------------------------------------------------------------------
 
 
-def test_200_band_target_keeps_bands_and_names(mcpn_provider, s2_scene, rasters):
+def test_200_band_target_keeps_bands_and_names(mcpn_provider, s2_scene, rasters, inpaint_params):
     tmp = s2_scene["tmp"]
     src = gdal.Open(str(s2_scene["target"]))
     rgb = src.ReadAsArray()
@@ -131,7 +107,7 @@ def test_guide_covering_part_of_the_target_runs(mcpn_provider, s2_scene, rasters
     assert rasters.info(out)["geotransform"] == pytest.approx(rasters.info(s2_scene["target"])["geotransform"])
 
 
-def test_second_guide_covering_part_runs_in_super_resolution(mcpn_provider, sr_scene, rasters):
+def test_second_guide_covering_part_runs_in_super_resolution(mcpn_provider, sr_scene, rasters, sr_params):
     part = sr_scene["tmp"] / "b04_part.tif"
     gdal.Translate(str(part), str(sr_scene["guides"][1]), srcWin=[10, 10, 30, 20])
     out = sr_scene["tmp"] / "out_part.tif"
@@ -140,7 +116,7 @@ def test_second_guide_covering_part_runs_in_super_resolution(mcpn_provider, sr_s
     assert got["size"] == (48, 48) and np.isfinite(got["data"]).all()
 
 
-def test_rasters_all_without_crs_run(mcpn_provider, s2_scene, sr_scene, rasters, run_and_check_filled):
+def test_rasters_all_without_crs_run(mcpn_provider, s2_scene, sr_scene, rasters, run_and_check_filled, sr_params):
     tmp = s2_scene["tmp"]
     bare = {k: rasters.copy_with(s2_scene[k], tmp / f"{k}_nocrs.tif", crs="") for k in ("target", "mask", "guide")}
     params = {"INPUT": str(bare["target"]), "MASK": str(bare["mask"]), "GUIDES": [str(bare["guide"])]}
