@@ -30,7 +30,7 @@ from .degradation import Degradation
 from .networks import MCPN, Outputs
 from .patch_consistency import PatchConsistency
 from .similarity import masked_mean, masked_mse, ssim_map
-from .stopping import StoppingRule
+from .stopping import ANCHOR_MARGIN, StoppingRule
 
 __all__ = ["Callbacks", "Fit", "OutputAverage", "Problem", "TracePoint", "fit"]
 
@@ -330,7 +330,8 @@ class _Checks:
     def __init__(self, problems: Sequence[Problem], settings: Settings, data: _Stacked, device: torch.device) -> None:
         self.settings, self.data = settings, data
         count = len(problems)
-        self.rules = [StoppingRule(settings.stopping, settings.patience) for _ in problems]
+        margin = ANCHOR_MARGIN if settings.stopping == "validated" and data.anchor is not None else 0.0
+        self.rules = [StoppingRule(settings.stopping, settings.patience, margin) for _ in problems]
         self.traces: list[list[TracePoint]] = [[] for _ in problems]
         self.snapshots: list[dict[int, np.ndarray]] = [{} for _ in problems]
         self.notes: list[list[str]] = [[] for _ in problems]

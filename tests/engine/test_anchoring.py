@@ -8,8 +8,10 @@ import pytest
 import torch
 from mcpn.core.classic import inpainting_anchor, local_regression, regression
 from mcpn.core.config import Settings
+from mcpn.core.model import fitting
 from mcpn.core.model.degradation import Degradation
 from mcpn.core.model.fitting import fit
+from mcpn.core.model.stopping import StoppingRule
 from mcpn.core.pipeline.api import inpaint, super_resolve
 from mcpn.core.pipeline.sample import Sample
 from mcpn.core.trust.self_validation import holdout_mask
@@ -60,6 +62,21 @@ def test_validated_stopping_keeps_the_anchor_when_the_network_never_beats_it(lin
     assert all(p.holdout_ssim <= result.trace[0].holdout_ssim for p in result.trace[1:])
     np.testing.assert_allclose(result.image[:, mask], target[:, mask], rtol=1e-4, atol=1e-4)
     assert any("instant estimate" in note for note in result.notes)
+
+
+def test_a_step_replaces_the_anchor_only_by_more_than_the_margin():
+    rule = StoppingRule("validated", patience=100, margin=0.005)
+    assert rule.update(0, -0.500)  # the anchor (scores are minus the held-out similarity)
+    assert not rule.update(25, -0.503)  # within the held-out estimate's noise: the anchor stays
+    assert rule.update(50, -0.506) and rule.best_step == 50
+    assert rule.update(75, -0.5061)  # once the anchor is left, any gain counts
+
+
+def test_anchored_validated_fits_apply_the_margin(linear_scene, monkeypatch):
+    target, mask, guide = linear_scene
+    monkeypatch.setattr(fitting, "ANCHOR_MARGIN", -1.0)  # any step replaces the anchor, even a worse one
+    result = inpaint(target, mask, [guide], method="stacked", steps=20, check_every=5, learning_rate=0.05)
+    assert result.chosen_step > 0  # with the real margin this fit keeps the anchor (test above)
 
 
 def test_validated_stopping_scores_only_held_out_pixels_the_loss_never_saw(linear_scene):
