@@ -38,7 +38,7 @@ HELP_TEXT = "".join(
         "from the guides, which it also sees as input. It starts from the best instant estimate (guide "
         "regression or interpolation, whichever fills held-out clear pixels best) and learns a correction of "
         "it; the step that fills held-out clear pixels best is kept, the instant estimate itself when no step "
-        "beats it. Clear pixels are copied unchanged. No training data is needed.</p>",
+        "clearly beats it. Clear pixels are copied unchanged. No training data is needed.</p>",
         "<p><b>Inputs.</b> <i>Target raster</i>: the image to repair (any number of bands); its nodata pixels "
         "are filled too. <i>Cloud mask raster</i> or <i>cloud polygons</i> (at least one of the two): where "
         "the clouds are, on any grid or CRS. <i>Mask values meaning cloud</i>: 1 for a 0/1 mask, 3,8,9,10 for "
@@ -145,11 +145,11 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             STOPPING_LABELS,
             tr(
                 "Held-out clear pixels (default): a few cloud-shaped patches of clear pixels are hidden from the "
-                "fit; the step whose fill matches them best is kept, the instant estimate when no step beats it. "
-                "Fixed number of steps: keep the (averaged) output of the last step. Known-region RMSE: keep the "
-                "checked step that best matches the clear pixels. Patch consistency: keep the step whose fill has "
-                "the texture of the clear region (downloads about 100 MB of Inception-v3 weights once; offline a "
-                "fixed filter bank is used and the log says so)."
+                "fit; the step whose fill matches them best is kept, the instant estimate when no step clearly "
+                "beats it. Fixed number of steps: keep the (averaged) output of the last step. Known-region RMSE: "
+                "keep the checked step that best matches the clear pixels. Patch consistency: keep the step whose "
+                "fill has the texture of the clear region (downloads about 100 MB of Inception-v3 weights once; "
+                "offline a fixed filter bank is used and the log says so)."
             ),
         )
         self.add_run_parameters()

@@ -93,9 +93,9 @@ class GuidedSuperResolution(MCPNAlgorithm):
             STOPPING_LABELS,
             tr(
                 "Held-out input pixels (default): a few patches of the low-resolution input are hidden from the "
-                "fit; the step that predicts them best is kept, the instant estimate when no step beats it. Fixed "
-                "number of steps: keep the (averaged) output of the last step. Low-resolution RMSE: keep the "
-                "checked step that best reproduces the low-resolution input."
+                "fit; the step that predicts them best is kept, the instant estimate when no step clearly beats "
+                "it. Fixed number of steps: keep the (averaged) output of the last step. Low-resolution RMSE: "
+                "keep the checked step that best reproduces the low-resolution input."
             ),
         )
         self.add_run_parameters()
