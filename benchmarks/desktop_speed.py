@@ -1,0 +1,332 @@
+"""Speed inside QGIS against the engine's own, on an idle CPU and beside a second CPU job.
+
+One fit (guided cloud inpainting of a crop of the shared Sentinel-2 pair, default
+method Stacked, fixed steps, on the CPU) runs three ways, each in a fresh process:
+
+- ``python``: the engine's raster pipeline in plain Python (``core.pipeline.inpainting``);
+- ``qgis_process``: ``qgis_process run mcpn:guidedcloudinpainting``;
+- ``desktop``: the algorithm's dialog (Processing's ``AlgorithmDialog``) in a QGIS
+  application (offscreen); *Run* hands a ``QgsProcessingAlgRunnerTask`` to
+  ``QgsApplication.taskManager()``, as in the desktop, and the log is read from the dialog.
+
+Each way runs on an idle CPU (run the script under the shared CPU lock) and beside
+a second CPU job that the script starts and stops: ``fit``, another MCPN fit of
+the same tile in plain Python (a second algorithm run), and ``busy``, a plain
+CPU-bound process (a single-threaded Python loop, like a map render or a build).
+The per-step time is the engine's own (its log line "X ms per step", the mean over
+the steps after the first, from ``core.model.threads``), so process start-up, QGIS's
+start and the reading and writing of rasters are left out. For the ``fit``
+competitor its own per-step time during the measured run is given too.
+
+    make deploy   # qgis_process and the desktop way load the plugin from .build/profile
+    .venv/bin/python benchmarks/desktop_speed.py --lock /work/scratch/cpu.lock            # 256 px, 40 steps
+    .venv/bin/python benchmarks/desktop_speed.py --size 64 --steps 8 --out benchmarks/out  # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import _harness
+
+WAYS = ("python", "qgis_process", "desktop")
+CONDITIONS = ("idle", "fit", "busy")
+COMPETITORS = {
+    "fit": "another MCPN fit of the same tile (plain Python, the engine's thread policy)",
+    "busy": "a plain CPU-bound process (one Python busy loop, one thread)",
+}
+ALGORITHM = "mcpn:guidedcloudinpainting"
+STEP_LINE = re.compile(r"fit on \S+: ([\d.]+) ms per step")
+PROFILE = _harness.REPO / ".build" / "profile"
+PLUGINS = PROFILE / "profiles" / "default" / "python" / "plugins"
+QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
+
+
+# --- the inputs ---------------------------------------------------------------------------------
+def make_inputs(data: Path, size: int, folder: Path) -> dict[str, str]:
+    """Target (2018-08-05), guide (2018-07-21), B04 B03 B02 B08 at 10 m, and a real cloud mask on their grid."""
+    import numpy as np
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    x0, y0 = 496, 236  # around the bundled sample's window (resources/sample)
+    paths = {}
+    for key, date in (("target", "2018-08-05"), ("guide", "2018-07-21")):
+        vrt = gdal.BuildVRT("", [str(data / "s2_time_pair" / date / f"{b}.tif") for b in ("B04", "B03", "B02", "B08")],
+                            separate=True)  # fmt: skip
+        paths[key] = str(folder / f"{key}.tif")
+        gdal.Translate(paths[key], vrt, srcWin=[x0, y0, size, size])
+    cloud = gdal.Open(str(data / "s1_sar_guide" / "cloud_mask.tif")).ReadAsArray()
+    cloud = (np.resize(cloud, (size, size)) > 0).astype(np.uint8)  # the 256 px mask, cropped (or repeated)
+    template = gdal.Open(paths["target"])
+    paths["mask"] = str(folder / "mask.tif")
+    mask = gdal.GetDriverByName("GTiff").Create(paths["mask"], size, size, 1, gdal.GDT_Byte)
+    mask.SetProjection(template.GetProjection())
+    mask.SetGeoTransform(template.GetGeoTransform())
+    mask.GetRasterBand(1).WriteArray(cloud)
+    mask = template = None
+    return paths
+
+
+def parameters(inputs: dict[str, str], output: str, method: str, steps: int) -> dict[str, object]:
+    """The algorithm's parameters for the fit (fixed steps on the CPU, everything else as the dialog offers)."""
+    config = _harness.module("core.config")
+    return {
+        "INPUT": inputs["target"],
+        "MASK": inputs["mask"],
+        "MASK_VALUES": "1",
+        "GUIDES": [inputs["guide"]],
+        "METHOD": config.METHODS.index(method),
+        "STOPPING": 0,  # fixed: every run does all its steps
+        "STEPS": steps,
+        "DEVICE": config.DEVICES.index("cpu"),
+        "OUTPUT": output,
+    }
+
+
+# --- the ways, each in a fresh process (this script with --worker) -----------------------------------
+def worker_python(params: dict) -> list[str]:
+    inpainting = _harness.module("core.pipeline.inpainting")
+    config, fitting = _harness.module("core.config"), _harness.module("core.model.fitting")
+    settings = config.Settings(method=config.METHODS[params["METHOD"]], stopping="fixed", steps=params["STEPS"],
+                               device="cpu")  # fmt: skip
+    logs: list[str] = []
+    mask = inpainting.CloudMask(params["MASK"], params["MASK_VALUES"])
+    callbacks = fitting.Callbacks(log=logs.append)
+    inpainting.inpaint_raster(params["INPUT"], mask, params["GUIDES"], params["OUTPUT"], settings, callbacks=callbacks)
+    return logs
+
+
+def worker_desktop(params: dict) -> list[str]:
+    """The algorithm's dialog in a QGIS application: Run starts the background task, as in the desktop."""
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtCore import QEventLoop, QTimer
+    from qgis.PyQt.QtWidgets import QTextEdit
+
+    app = QgsApplication([], True)
+    app.initQgis()
+    sys.path.append(os.path.join(QgsApplication.pkgDataPath(), "python", "plugins"))
+    from processing.core.Processing import Processing
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+
+    Processing.initialize()
+    plugin = _harness.module("mcpn_plugin.plugin").MCPNPlugin(None)
+    plugin.initProcessing()
+    dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM))
+    dialog.setParameters(params)
+    loop = QEventLoop()
+    dialog.algorithmFinished.connect(lambda ok, results: loop.quit())
+    QTimer.singleShot(0, dialog.runAlgorithm)  # the Run button
+    QTimer.singleShot(1000 * 1500, loop.quit)  # a refusal would wait in a message box: give up (no ms-per-step line)
+    loop.exec_()
+    log = dialog.findChild(QTextEdit, "txtLog").toPlainText().splitlines()
+    dialog.deleteLater()
+    return log
+
+
+def worker_competitor(params: dict) -> None:
+    """A long fit that prints the time of every step (flushed) until it is stopped."""
+    inpainting = _harness.module("core.pipeline.inpainting")
+    config, fitting = _harness.module("core.config"), _harness.module("core.model.fitting")
+    settings = config.Settings(method=config.METHODS[params["METHOD"]], stopping="fixed", steps=10**6, device="cpu")
+    callbacks = fitting.Callbacks(progress=lambda step, total: print(f"step {time.perf_counter()}", flush=True))
+    mask = inpainting.CloudMask(params["MASK"], params["MASK_VALUES"])
+    inpainting.inpaint_raster(params["INPUT"], mask, params["GUIDES"], params["OUTPUT"], settings, callbacks=callbacks)
+
+
+def worker_busy() -> None:
+    while True:
+        pass
+
+
+def environment() -> dict[str, str]:
+    """The environment qgis_process and QGIS need (the Makefile's RUN_ENV): offscreen, this checkout's profile."""
+    if not (PLUGINS / "mcpn").exists():
+        sys.exit(f"{PLUGINS / 'mcpn'} is missing: run 'make deploy' first")
+    site = sysconfig.get_paths()["purelib"]
+    path = os.pathsep.join(p for p in (str(PLUGINS), site, os.environ.get("PYTHONPATH")) if p)
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/runtime-{os.getuid()}"
+    return {**os.environ, "QT_QPA_PLATFORM": "offscreen", "GDAL_PAM_ENABLED": "NO", "XDG_RUNTIME_DIR": runtime,
+            "QGIS_CUSTOM_CONFIG_PATH": str(PROFILE), "PYTHONPATH": path}  # fmt: skip
+
+
+def run_way(way: str, params: dict, env: dict[str, str]) -> tuple[float, list[str]]:
+    """One fit the given way: the engine's ms per step and the run's log lines."""
+    if way == "qgis_process":
+        command = [QGIS_PROCESS, "run", ALGORITHM, "--"]
+        for key, value in params.items():
+            command += [f"{key}={item}" for item in value] if isinstance(value, list) else [f"{key}={value}"]
+    else:
+        command = [sys.executable, __file__, "--worker", way, json.dumps(params)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    lines = done.stdout.splitlines()
+    found = [float(m.group(1)) for m in map(STEP_LINE.search, lines) if m]
+    if done.returncode != 0 or len(found) != 1:
+        raise RuntimeError(f"{way} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return found[0], lines
+
+
+class Competitor:
+    """The second CPU job, started before a measured run and stopped after it."""
+
+    def __init__(self, kind: str, params: dict, env: dict[str, str]) -> None:
+        self.kind = kind
+        command = [sys.executable, __file__, "--worker", "competitor" if kind == "fit" else "busy", json.dumps(params)]
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        if kind == "fit":  # measure only once it is fitting: wait for its second step
+            for _ in range(2):
+                if not self.process.stdout.readline():
+                    raise RuntimeError("the competing fit ended before its second step")
+        else:
+            time.sleep(1.0)
+
+    def stop(self, start: float, end: float) -> float | None:
+        """Stop it; for a fit, its mean ms per step between ``start`` and ``end`` (perf_counter times)."""
+        self.process.kill()
+        output, _ = self.process.communicate()
+        if self.kind != "fit":
+            return None
+        stamps = [float(line.split()[1]) for line in output.splitlines() if line.startswith("step ")]
+        inside = [b - a for a, b in zip(stamps, stamps[1:]) if start <= a and b <= end]
+        return 1000 * statistics.mean(inside) if inside else None
+
+
+class ForeignLoad:
+    """CPU time used by processes other than this script and its children, in cores, from ``/proc/stat``."""
+
+    def __init__(self) -> None:
+        self.start = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float, float]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal (not idle, iowait)
+        own = sum(os.times()[:4])  # this process and its waited-for children
+        return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own
+
+    def cores(self) -> float:
+        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._now()
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
+
+
+def measure(args: argparse.Namespace, params: dict, env: dict[str, str]) -> list[dict]:
+    rows = []
+    for repeat in range(args.repeats):
+        for condition in args.conditions:
+            for way in args.ways:
+                output = str(Path(params["OUTPUT"]).with_name(f"{way}_{condition}.tif"))
+                load = ForeignLoad()
+                competitor = Competitor(condition, params, env) if condition != "idle" else None
+                start = time.perf_counter()
+                try:
+                    ms, _ = run_way(way, {**params, "OUTPUT": output}, env)
+                finally:
+                    other = competitor.stop(start, time.perf_counter()) if competitor else None
+                rows.append({"repeat": repeat, "condition": condition, "way": way, "ms_per_step": ms,
+                             "competitor_ms_per_step": other, "foreign_cores": round(load.cores(), 2)})  # fmt: skip
+                extra = f", competitor {other:.0f} ms/step" if other else ""
+                print(f"[{repeat + 1}/{args.repeats}] {condition:5s} {way:13s} {ms:8.1f} ms/step{extra}, "
+                      f"other processes {rows[-1]['foreign_cores']:.2f} cores", flush=True)  # fmt: skip
+    return rows
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> str:
+    def median(condition: str, way: str, key: str = "ms_per_step") -> float | None:
+        values = [r[key] for r in rows if r["condition"] == condition and r["way"] == way and r[key] is not None]
+        return statistics.median(values) if values else None
+
+    conditions = [c for c in CONDITIONS if c in args.conditions]
+    busy = [c for c in conditions if c != "idle"]
+    jobs = "; ".join(f"*{c}*: {COMPETITORS[c]}" for c in busy)
+    columns = [f"{c} (ms/step)" for c in conditions] + [f"{c} / idle" for c in busy if "idle" in conditions]
+    lines = [
+        f"Fit: guided cloud inpainting, {args.size} x {args.size} px, 4 bands, one 4-band guide, method {args.method}, "
+        f"{args.steps} fixed steps on the CPU; per-step time from the engine's log (mean of steps 2-{args.steps}), "
+        f"median over {args.repeats} repeat(s)."
+        + (f" Second CPU job: {jobs}." if jobs else "")
+        + " In brackets: the ratio to plain Python on the idle CPU.",
+        "",
+        "| way | " + " | ".join(columns) + " |",
+        "|---" * (1 + len(columns)) + "|",
+    ]
+    base = median("idle", "python") if "idle" in conditions else None
+    for way in args.ways:
+        cells = []
+        for condition in conditions:
+            value = median(condition, way)
+            ratio = f" ({value / base:.2f}x)" if value and base and way != "python" and condition == "idle" else ""
+            cells.append(f"{value:.1f}{ratio}" if value else "-")
+        idle = median("idle", way)
+        for condition in busy if idle else ():
+            value = median(condition, way)
+            cells.append(f"{value / idle:.2f}x" if value else "-")
+        lines.append(f"| {way} | " + " | ".join(cells) + " |")
+    foreign = [r["foreign_cores"] for r in rows]
+    lines += [
+        "",
+        f"Processes not started by this script used {statistics.median(foreign):.2f} cores (median over the "
+        f"runs; at most {max(foreign):.2f}) while the fits ran (/proc/stat): the *idle* column is idle up to that.",
+    ]
+    if "fit" in conditions:
+        lines += [
+            "",
+            "The competing fit meanwhile (ms/step; alone it costs what *python, idle* does): "
+            + ", ".join(
+                f"{way} {value:.1f}" for way in args.ways if (value := median("fit", way, "competitor_ms_per_step"))
+            ),
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256, help="tile side in pixels (at most 256)")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--method", default="stacked")
+    parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
+    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--data", type=Path, default=_harness.DATA_DIR)
+    parser.add_argument("--out", type=Path, default=_harness.RESULTS / "desktop")
+    parser.add_argument("--name", default="desktop_speed", help="name of the result files (.md, .json)")
+    parser.add_argument(
+        "--lock", type=Path, help="a lock file held while measuring (the shared CPU lock): idle is idle"
+    )
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        way, params = args.worker[0], json.loads(args.worker[1])
+        if way == "busy":
+            worker_busy()
+        elif way == "competitor":
+            worker_competitor(params)
+        else:
+            print("\n".join({"python": worker_python, "desktop": worker_desktop}[way](params)), flush=True)
+        return
+    env = environment()
+    lock = open(args.lock, "a") if args.lock else None  # noqa: SIM115 (held until the process ends)
+    if lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    run = _harness.Run(args)
+    run.header["CPU lock"] = f"{args.lock}, held while measuring" if lock else "none: other jobs may have run"
+    with tempfile.TemporaryDirectory(prefix="mcpn-desktop-speed-") as folder:
+        inputs = make_inputs(args.data, args.size, Path(folder))
+        params = parameters(inputs, str(Path(folder) / "out.tif"), args.method, args.steps)
+        rows = measure(args, params, env)
+    run.header["second CPU job"] = "; ".join(f"{c}: {COMPETITORS[c]}" for c in args.conditions if c in COMPETITORS)
+    run.write(args.out, args.name, report(rows, args), rows)
+
+
+if __name__ == "__main__":
+    main()
