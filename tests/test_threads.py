@@ -8,7 +8,7 @@ import torch
 from conftest import fast
 from mcpn.core.model.device import fit_on_device
 from mcpn.core.model.fitting import Callbacks, Problem
-from mcpn.core.model.threads import StepTimer
+from mcpn.core.model.threads import StepTimer, ThreadTuner, thread_counts
 
 CPU = torch.device("cpu")
 
@@ -40,3 +40,42 @@ def test_a_fit_logs_what_a_step_cost_and_still_reports_progress():
     assert progress[:5] == [1, 2, 3, 4, 5]
     line = next(line for line in logs if "ms per step" in line)
     assert re.fullmatch(r"fit on cpu: \d+\.\d ms per step \(mean of steps 2-5\)", line), line
+
+
+def steps(tuner: ThreadTuner, cost: dict[int, float], count: int) -> str:
+    """Run ``count`` steps whose time depends on the thread count (seconds per count); the counts used, as digits."""
+    used = ""
+    for _ in range(count):
+        used += str(tuner.current)
+        tuner.step(cost[tuner.current])
+    return used
+
+
+IDLE = {2: 0.13, 1: 0.20}  # stacked at 256 px on this 2-core machine: two threads are faster alone ...
+SHARED = {2: 0.60, 1: 0.19}  # ... and 3x slower beside another CPU job, one thread is not
+
+
+def test_thread_counts_halve_down_to_one():
+    assert thread_counts(8) == [8, 4, 2, 1] and thread_counts(6) == [6, 3, 1] and thread_counts(1) == [1]
+
+
+def test_the_tuner_keeps_all_cores_alone_and_drops_a_thread_beside_another_job():
+    tuner = ThreadTuner(2, torch.set_num_threads)
+    before = torch.get_num_threads()
+    try:
+        alone = steps(tuner, IDLE, 60)
+        assert alone.startswith("2222" + "1111" + "2") and set(alone[9:]) == {"2"}  # one round at the start
+        shared = steps(tuner, SHARED, 60)
+        assert shared.startswith("22") and set(shared[8:]) == {"1"}  # the slowdown starts a round at once
+        assert torch.get_num_threads() == 1
+        again = steps(tuner, IDLE, 300)
+        assert again.endswith("2" * 100)  # a periodic round finds the CPU free again
+        assert tuner.summary().startswith("CPU threads: 2 for ")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_tuner_goes_further_down_while_it_gains():
+    tuner = ThreadTuner(8, lambda count: None)
+    used = steps(tuner, {8: 1.0, 4: 0.5, 2: 0.3, 1: 0.35}, 40)
+    assert used.startswith("8888" + "4444" + "2222" + "1111" + "2") and set(used[17:]) == {"2"}

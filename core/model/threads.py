@@ -10,10 +10,11 @@ costs, the number to compare between runs, machines and ways of running
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Callable
 
-__all__ = ["StepTimer"]
+__all__ = ["StepTimer", "ThreadTuner", "thread_counts"]
 
 
 class StepTimer:
@@ -42,3 +43,106 @@ class StepTimer:
             return ""
         mean = sum(self.durations) / len(self.durations)
         return f"{1000 * mean:.1f} ms per step (mean of steps {self.first}-{self.last})"
+
+
+def thread_counts(most: int) -> list[int]:
+    """The thread counts a tuner chooses from: ``most``, then halved down to 1 (8: 8, 4, 2, 1; 6: 6, 3, 1)."""
+    counts = [max(1, most)]
+    while counts[-1] > 1:
+        counts.append(counts[-1] // 2)
+    return counts
+
+
+class ThreadTuner:
+    """Chooses how many CPU threads the steps use, from the steps' own times: all cores alone, fewer beside other jobs.
+
+    A round compares the current count (its last ``window`` steps) with the next
+    count down and up, ``window`` steps each, going further while a count beats
+    the best so far by the factor ``gain``, and keeps the fastest; the step after
+    a change is not counted (it prepares the kernels for the new count). The
+    count is then held for ``hold`` steps (twice as long after each round that
+    confirms it, up to 16 times), unless its steps become ``slower`` times slower
+    than in the round: another job has started, and a new round begins at once.
+    """
+
+    def __init__(
+        self,
+        most: int,
+        apply: Callable[[int], None],
+        start: int | None = None,
+        window: int = 3,
+        hold: int = 100,
+        slower: float = 1.3,
+        gain: float = 0.9,
+    ) -> None:
+        self.counts = thread_counts(most)
+        self.apply = apply
+        self.window, self.base_hold, self.slower, self.gain = window, hold, slower, gain
+        self.hold = hold
+        self.used: dict[int, int] = {}  # steps run per thread count
+        self._set(start if start in self.counts else self.counts[0])
+        self._begin_round(periodic=False)
+
+    def _set(self, count: int) -> None:
+        self.current = count
+        self.apply(count)
+        self.times: list[float] = []  # the current count's timed steps since it was set or held
+        self.fresh = True  # the first step after a change is not timed
+
+    def _begin_round(self, periodic: bool) -> None:
+        self.first = self.best = self.current
+        self.round: dict[int, float] | None = {}  # count -> median step time, while a round is under way
+        self.queue: list[int] | None = None  # counts still to time; None until the first count is timed
+        self.periodic = periodic
+
+    def step(self, seconds: float) -> None:
+        """One step took ``seconds`` on the current count."""
+        self.used[self.current] = self.used.get(self.current, 0) + 1
+        if self.fresh:
+            self.fresh = False
+            return
+        self.times.append(seconds)
+        if len(self.times) < self.window:
+            return
+        if self.round is not None:
+            self._timed()
+            return
+        self.held += 1
+        slow = statistics.median(self.times[-self.window :]) > self.slower * self.reference
+        if slow or self.held >= self.hold:
+            self.times = self.times[-self.window :]  # the round starts from the current count's last steps
+            self._begin_round(periodic=not slow)
+            self._timed()
+
+    def _timed(self) -> None:
+        """The current count has its ``window`` steps: time the next count, or end the round."""
+        assert self.round is not None
+        self.round[self.current] = statistics.median(self.times)
+        if self.queue is None:
+            self.queue = self._neighbours(self.current)
+        elif self.round[self.current] < self.gain * self.round[self.best]:  # better: go on in that direction
+            direction = self.current - self.best
+            self.best = self.current
+            self.queue = [c for c in self._neighbours(self.current) if (c - self.current) * direction > 0]
+        if self.queue:
+            self._set(self.queue.pop(0))
+            return
+        confirmed = self.best == self.first and self.periodic
+        self.hold = min(2 * self.hold, 16 * self.base_hold) if confirmed else self.base_hold
+        self.reference, self.round, self.held = self.round[self.best], None, 0
+        if self.current != self.best:
+            self._set(self.best)
+        else:
+            self.times = []
+
+    def _neighbours(self, count: int) -> list[int]:
+        """The next count down, then the next count up (those that exist)."""
+        index = self.counts.index(count)
+        down = self.counts[index + 1 : index + 2]
+        up = self.counts[index - 1 : index] if index > 0 else []
+        return down + up
+
+    def summary(self) -> str:
+        """``"CPU threads: 2 for 35 steps, 1 for 4"`` (the most used first)."""
+        parts = [f"{count} for {steps}" for count, steps in sorted(self.used.items(), key=lambda item: -item[1])]
+        return "CPU threads: " + ", ".join(parts) + " steps" if parts else ""
