@@ -5,9 +5,12 @@ method Stacked, fixed steps, on the CPU) runs three ways, each in a fresh proces
 
 - ``python``: the engine's raster pipeline in plain Python (``core.pipeline.inpainting``);
 - ``qgis_process``: ``qgis_process run mcpn:guidedcloudinpainting``;
-- ``desktop``: the algorithm's dialog (Processing's ``AlgorithmDialog``) in a QGIS
-  application (offscreen); *Run* hands a ``QgsProcessingAlgRunnerTask`` to
-  ``QgsApplication.taskManager()``, as in the desktop, and the log is read from the dialog.
+- ``desktop``: the QGIS desktop itself (``qgis``, on a virtual display: ``xvfb-run``;
+  offscreen it does not start), the algorithm's dialog opened as the Toolbox opens it
+  (``processing.createAlgorithmDialog``) and *Run*: the fit runs in a
+  ``QgsProcessingAlgRunnerTask`` in ``QgsApplication.taskManager()``; the log is read from
+  the dialog. The executables ``qgis`` and ``qgis_process`` load their own libraries
+  (OpenBLAS among them) before Python, which plain Python does not.
 
 Each way runs on an idle CPU (run the script under the shared CPU lock) and beside
 a second CPU job that the script starts and stops: ``fit``, another MCPN fit of
@@ -18,7 +21,7 @@ the steps after the first, from ``core.model.threads``), so process start-up, QG
 start and the reading and writing of rasters are left out. For the ``fit``
 competitor its own per-step time during the measured run is given too.
 
-    make deploy   # qgis_process and the desktop way load the plugin from .build/profile
+    make deploy   # qgis_process and the desktop load the plugin from .build/profile; xvfb-run: apt-get install xvfb
     .venv/bin/python benchmarks/desktop_speed.py --lock /work/scratch/cpu.lock            # 256 px, 40 steps
     .venv/bin/python benchmarks/desktop_speed.py --size 64 --steps 8 --out benchmarks/out  # smoke test
 """
@@ -36,6 +39,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import _harness
@@ -51,6 +55,7 @@ STEP_LINE = re.compile(r"fit on \S+: ([\d.]+) ms per step")
 PROFILE = _harness.REPO / ".build" / "profile"
 PLUGINS = PROFILE / "profiles" / "default" / "python" / "plugins"
 QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
+HERE = Path(__file__).resolve().parent
 
 
 # --- the inputs ---------------------------------------------------------------------------------
@@ -108,31 +113,38 @@ def worker_python(params: dict) -> list[str]:
     return logs
 
 
-def worker_desktop(params: dict) -> list[str]:
-    """The algorithm's dialog in a QGIS application: Run starts the background task, as in the desktop."""
-    from qgis.core import QgsApplication
-    from qgis.PyQt.QtCore import QEventLoop, QTimer
+# run inside the QGIS desktop (qgis --code): this script's folder on sys.path, then in_desktop(parameters, log file)
+DESKTOP_BOOTSTRAP = (
+    "import sys\nsys.path.insert(0, {folder!r})\nimport desktop_speed\ndesktop_speed.in_desktop({params!r}, {log!r})\n"
+)
+
+
+KEEP: list = []
+
+
+def in_desktop(params: dict, log: str) -> None:
+    """In the QGIS desktop: the algorithm's dialog as the Toolbox opens it, Run (the fit runs in QGIS's task
+    manager), then its log into the file ``log`` and QGIS ends (exit status 0 once the run has succeeded)."""
+    import processing
+    from qgis.PyQt.QtCore import QTimer
     from qgis.PyQt.QtWidgets import QTextEdit
 
-    app = QgsApplication([], True)
-    app.initQgis()
-    sys.path.append(os.path.join(QgsApplication.pkgDataPath(), "python", "plugins"))
-    from processing.core.Processing import Processing
-    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    def finish(window: object, ok: bool) -> None:
+        Path(log).write_text(window.findChild(QTextEdit, "txtLog").toPlainText())
+        os._exit(0 if ok else 1)  # at once: QGIS would ask whether to save the project
 
-    Processing.initialize()
-    plugin = _harness.module("mcpn_plugin.plugin").MCPNPlugin(None)
-    plugin.initProcessing()
-    dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM))
-    dialog.setParameters(params)
-    loop = QEventLoop()
-    dialog.algorithmFinished.connect(lambda ok, results: loop.quit())
-    QTimer.singleShot(0, dialog.runAlgorithm)  # the Run button
-    QTimer.singleShot(1000 * 1500, loop.quit)  # a refusal would wait in a message box: give up (no ms-per-step line)
-    loop.exec_()
-    log = dialog.findChild(QTextEdit, "txtLog").toPlainText().splitlines()
-    dialog.deleteLater()
-    return log
+    def start() -> None:
+        try:
+            window = processing.createAlgorithmDialog(ALGORITHM, params)
+            KEEP.append(window)  # as the Toolbox does while its dialog is open: the run's context lives in it
+            window.show()
+            window.algorithmFinished.connect(lambda ok, results: finish(window, ok))
+            window.runAlgorithm()  # the Run button
+        except Exception:
+            traceback.print_exc()
+            os._exit(2)
+
+    QTimer.singleShot(500, start)  # once the main window is up
 
 
 def worker_competitor(params: dict) -> None:
@@ -163,14 +175,21 @@ def environment() -> dict[str, str]:
 
 def run_way(way: str, params: dict, env: dict[str, str]) -> tuple[float, list[str]]:
     """One fit the given way: the engine's ms per step and the run's log lines."""
+    log = Path(params["OUTPUT"]).with_suffix(".log")
     if way == "qgis_process":
         command = [QGIS_PROCESS, "run", ALGORITHM, "--"]
         for key, value in params.items():
             command += [f"{key}={item}" for item in value] if isinstance(value, list) else [f"{key}={value}"]
+    elif way == "desktop":  # QGIS's desktop needs a display (offscreen it crashes): a virtual one
+        bootstrap = log.with_suffix(".py")
+        bootstrap.write_text(DESKTOP_BOOTSTRAP.format(folder=str(HERE), params=params, log=str(log)))
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(PROFILE),
+                   "--nologo", "--noversioncheck", "--code", str(bootstrap)]  # fmt: skip
+        env = {key: value for key, value in env.items() if key != "QT_QPA_PLATFORM"}
     else:
         command = [sys.executable, __file__, "--worker", way, json.dumps(params)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
-    lines = done.stdout.splitlines()
+    lines = (log.read_text() if way == "desktop" and log.exists() else done.stdout).splitlines()
     found = [float(m.group(1)) for m in map(STEP_LINE.search, lines) if m]
     if done.returncode != 0 or len(found) != 1:
         raise RuntimeError(f"{way} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -312,7 +331,7 @@ def main() -> None:
         elif way == "competitor":
             worker_competitor(params)
         else:
-            print("\n".join({"python": worker_python, "desktop": worker_desktop}[way](params)), flush=True)
+            print("\n".join(worker_python(params)), flush=True)
         return
     env = environment()
     lock = open(args.lock, "a") if args.lock else None  # noqa: SIM115 (held until the process ends)
