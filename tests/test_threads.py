@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import os
 import re
+import subprocess
+import sys
 
+import pytest
 import torch
 from conftest import fast
 from mcpn.core.model.device import fit_on_device
@@ -39,7 +44,7 @@ def test_a_fit_logs_what_a_step_cost_and_still_reports_progress():
     )
     assert progress[:5] == [1, 2, 3, 4, 5]
     line = next(line for line in logs if "ms per step" in line)
-    assert re.fullmatch(r"fit on cpu: \d+\.\d ms per step \(mean of steps 2-5\)", line), line
+    assert re.match(r"fit on cpu: \d+\.\d ms per step \(mean of steps 2-5\)", line), line
 
 
 def steps(tuner: ThreadTuner, cost: dict[int, float], count: int) -> str:
@@ -79,3 +84,38 @@ def test_the_tuner_goes_further_down_while_it_gains():
     tuner = ThreadTuner(8, lambda count: None)
     used = steps(tuner, {8: 1.0, 4: 0.5, 2: 0.3, 1: 0.35}, 40)
     assert used.startswith("8888" + "4444" + "2222" + "1111" + "2") and set(used[17:]) == {"2"}
+
+
+def test_a_cpu_fit_tunes_its_threads_and_gives_torchs_count_back():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        logs = []
+        fit_on_device([problem()], fast(steps=12, stopping="fixed"), CPU, Callbacks(log=logs.append))
+        assert torch.get_num_threads() == 2
+        line = next(line for line in logs if "ms per step" in line)
+        assert re.search(r"; CPU threads: [12] for \d+(, [12] for \d+)? steps$", line), line
+    finally:
+        torch.set_num_threads(before)
+
+
+OPENBLAS_CHECK = """
+import ctypes, torch
+from mcpn.core.model.threads import cpu_threads
+blas = ctypes.CDLL(None)
+blas.openblas_set_num_threads(2)
+with cpu_threads(torch.device("cpu")):
+    during = blas.openblas_get_num_threads()
+print(during, blas.openblas_get_num_threads())
+"""
+
+
+def test_an_openblas_loaded_before_python_runs_on_one_thread_during_a_fit():
+    """As in the QGIS executables on Linux, which link the system's OpenBLAS (torch's BLAS calls then reach it)."""
+    library = ctypes.util.find_library("openblas")
+    if sys.platform != "linux" or library is None:
+        pytest.skip("no system OpenBLAS to load")
+    env = {**os.environ, "LD_PRELOAD": library, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", OPENBLAS_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "2"]

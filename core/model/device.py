@@ -9,7 +9,7 @@ import torch
 from ..config import Settings
 from ..errors import DeviceError
 from .fitting import Callbacks, Fit, Problem, fit
-from .threads import StepTimer
+from .threads import StepTimer, cpu_threads
 
 __all__ = ["fit_on_device", "select_device"]
 
@@ -67,16 +67,20 @@ def fit_on_device(
 def _timed_fit(
     problems: Sequence[Problem], settings: Settings, device: torch.device, callbacks: Callbacks
 ) -> list[Fit]:
-    """:func:`fit`, its steps timed from its progress calls; the log says what a step cost."""
+    """:func:`fit` with the CPU thread policy (:func:`core.model.threads.cpu_threads`), its steps timed from its
+    progress calls; the log says what a step cost (and on how many threads)."""
     timer = StepTimer()
     progress = callbacks.progress
+    with cpu_threads(device) as tuner:
 
-    def report(step: int, total: int) -> None:
-        timer.step(step)
-        if progress is not None:
-            progress(step, total)
+        def report(step: int, total: int) -> None:
+            seconds = timer.step(step)
+            if tuner is not None and seconds is not None:
+                tuner.step(seconds)
+            if progress is not None:
+                progress(step, total)
 
-    fits = fit(problems, settings, device, Callbacks(report, callbacks.cancel, callbacks.log))
+        fits = fit(problems, settings, device, Callbacks(report, callbacks.cancel, callbacks.log))
     if timer.durations:
-        callbacks.say(f"fit on {device}: {timer.summary()}")
+        callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {tuner.summary()}" if tuner else ""))
     return fits

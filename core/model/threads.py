@@ -1,20 +1,43 @@
-"""The steps of a fit as the engine times them: how long each took, and the line that says so in the log.
+"""The CPU threads of a fit, and its steps as the engine times them.
 
-The fitting loop reports progress after every step; the time between two
-consecutive reports is one step. The first report comes after step 1, so the
+**Timing.** The fitting loop reports progress after every step; the time between
+two consecutive reports is one step. The first report comes after step 1, so the
 network's construction and the first step (which also prepares the CPU's
 convolution kernels) are left out: what remains is what every further step
-costs, the number to compare between runs, machines and ways of running
-(plain Python, ``qgis_process``, the QGIS desktop).
+costs, the number to compare between runs, machines and ways of running (plain
+Python, ``qgis_process``, the QGIS desktop).
+
+**Threads.** Torch runs each operation of a step on one thread per core, and the
+threads wait for each other between operations by spinning. Alone on the CPU
+that is the fastest; beside another CPU job (a second fit, a map being drawn, a
+build) the cores are shared, a descheduled thread holds up every operation and
+the spinning burns the time the others need: measured on two cores, a step took
+6x its idle time beside another fit and 2-3x beside one busy process, where a
+fair share is 2x and 1-2x (``benchmarks/results/desktop/desktop_speed_before.md``).
+Which count is fastest at the moment shows in the steps' own times, so
+:class:`ThreadTuner` chooses it from them, during the fit. (Threads that sleep
+instead of spinning, ``OMP_WAIT_POLICY=PASSIVE``, soften the collapse but made an
+idle step as slow as one thread: 210 instead of 132 ms at 256 px.) One more competitor
+lives inside the QGIS executables on Linux: they load the system's OpenBLAS
+before Python starts, so torch's matrix products bind to it (the first library
+loaded wins the symbol) and OpenBLAS's own pool of spinning threads competes
+with torch's; during a fit it is set to one thread.
 """
 
 from __future__ import annotations
 
+import ctypes
 import statistics
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Callable
 
-__all__ = ["StepTimer", "ThreadTuner", "thread_counts"]
+import torch
+
+__all__ = ["StepTimer", "ThreadTuner", "cpu_threads", "thread_counts"]
 
 
 class StepTimer:
@@ -146,3 +169,57 @@ class ThreadTuner:
         """``"CPU threads: 2 for 35 steps, 1 for 4"`` (the most used first)."""
         parts = [f"{count} for {steps}" for count, steps in sorted(self.used.items(), key=lambda item: -item[1])]
         return "CPU threads: " + ", ".join(parts) + " steps" if parts else ""
+
+
+_TUNING = threading.Lock()  # torch's thread count is the process's: one tuner at a time (Dask threads share it)
+_last_count: int | None = None  # where the last tuned fit ended: the next starts there
+
+
+@contextmanager
+def cpu_threads(device: torch.device) -> Iterator[ThreadTuner | None]:
+    """The thread policy of one fit on ``device``: a tuner for its steps on a CPU (None elsewhere, or while
+    another fit of this process tunes); torch's thread count and OpenBLAS's are as they were afterwards."""
+    global _last_count
+    if device.type != "cpu" or not _TUNING.acquire(blocking=False):
+        yield None
+        return
+    most = torch.get_num_threads()  # torch's default (one per core) or what the user set: the most we use
+    tuner = None
+    try:
+        with _single_threaded_openblas():
+            tuner = ThreadTuner(most, torch.set_num_threads, start=_last_count) if most > 1 else None
+            yield tuner
+    finally:
+        _last_count = tuner.current if tuner else _last_count
+        torch.set_num_threads(most)
+        _TUNING.release()
+
+
+@contextmanager
+def _single_threaded_openblas() -> Iterator[None]:
+    """OpenBLAS on one thread meanwhile, where the process loaded it globally (the QGIS executables on Linux)."""
+    functions = _global_openblas()
+    if functions is None:
+        yield
+        return
+    get, set_threads = functions
+    before = get()
+    set_threads(1)
+    try:
+        yield
+    finally:
+        set_threads(before)
+
+
+def _global_openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """OpenBLAS's thread functions when its symbols are global in this process (torch's BLAS calls then reach it);
+    None in plain Python, whose NumPy keeps its OpenBLAS private, and on Windows and macOS, which bind per library."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        process = ctypes.CDLL(None)
+        get, set_threads = process.openblas_get_num_threads, process.openblas_set_num_threads
+    except (OSError, AttributeError):
+        return None
+    get.restype, set_threads.argtypes = ctypes.c_int, [ctypes.c_int]
+    return get, set_threads
