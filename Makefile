@@ -8,6 +8,8 @@ PROFILE := $(ROOT)/.build/profile
 PLUGINS := $(PROFILE)/profiles/default/python/plugins
 DEMO_STEPS ?= 500
 DEMO_OUT ?= $(ROOT)/.build/demo
+SCREENSHOTS ?= $(ROOT)/docs/screenshots
+SCREENSHOT_STEPS ?= 300
 VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
 ZIP := dist/mcpn-$(VERSION).zip
 
@@ -18,12 +20,13 @@ RUN_ENV = QT_QPA_PLATFORM=offscreen GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_R
 	MCPN_QGIS_PROCESS=$(QGIS_PROCESS)
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv deploy demo test lint format compat package check-package clean
+.PHONY: help venv deploy demo screenshots test lint format compat package check-package clean
 
 help:
 	@echo "make venv     - system packages (QGIS, GDAL, Chromium for the report test) if missing + .venv with requirements.txt"
 	@echo "make deploy   - link the repo as plugin 'mcpn' into .build/profile and enable it"
 	@echo "make demo     - both algorithms on resources/sample via qgis_process, scored against the truth (DEMO_STEPS=$(DEMO_STEPS))"
+	@echo "make screenshots - both dialogs and a run's log from the QGIS desktop under Xvfb (installed if missing) into docs/screenshots"
 	@echo "make test     - the test suite (real QGIS offscreen, real engine)"
 	@echo "make lint     - ruff check + ruff format --check"
 	@echo "make compat   - every Python file of the repository must run on Python 3.8 (vermin; QGIS 3.22 on Ubuntu 20.04)"
@@ -51,6 +54,15 @@ deploy: venv
 
 demo: deploy
 	$(RUN_ENV) $(PY) scripts/demo.py --steps $(DEMO_STEPS) --output-dir $(DEMO_OUT)
+
+# the real desktop (qgis, not offscreen) on a virtual display; scripts/screenshots.py runs inside it and exits it
+screenshots: deploy
+	@if ! command -v xvfb-run >/dev/null; then \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y xvfb; fi
+	GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} PYTHONPATH=$(PLUGINS):$(SITE) \
+		MCPN_SCREENSHOTS=$(SCREENSHOTS) MCPN_SCREENSHOT_STEPS=$(SCREENSHOT_STEPS) timeout 900 \
+		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(PROFILE) --nologo --noversioncheck \
+		--code $(ROOT)/scripts/screenshots.py
 
 test: deploy
 	$(RUN_ENV) $(PY) -m pytest
