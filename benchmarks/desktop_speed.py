@@ -349,6 +349,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=_harness.DATA_DIR)
     parser.add_argument("--out", type=Path, default=_harness.RESULTS / "desktop")
     parser.add_argument("--name", default="desktop_speed", help="name of the result files (.md, .json)")
+    parser.add_argument("--max-foreign", type=float, default=0.2, help="cores others may use during a run")
+    parser.add_argument("--attempts", type=int, default=3, help="runs per measurement while others use more")
     parser.add_argument(
         "--lock", type=Path, help="a lock file held while measuring (the shared CPU lock): idle is idle"
     )
