@@ -375,7 +375,8 @@ def main() -> None:
         inputs = make_inputs(args.data, args.size, Path(folder))
         params = parameters(inputs, str(Path(folder) / "out.tif"), args.method, args.steps)
         rows = measure(args, params, env)
-    run.header["second CPU job"] = "; ".join(f"{c}: {COMPETITORS[c]}" for c in args.conditions if c in COMPETITORS)
+    jobs = "; ".join(f"{c}: {COMPETITORS[c]}" for c in args.conditions if c in COMPETITORS)
+    run.header["second CPU job"] = jobs or "none (idle only)"
     run.write(args.out, args.name, report(rows, args), rows)
 
 
