@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 QGIS_PROCESS := qgis_process.bin
 PROFILE := $(ROOT)/.build/profile
 PLUGINS := $(PROFILE)/profiles/default/python/plugins
+# the QGIS desktop's own profile (it enables QGIS's bundled plugins in the profile it starts with, which the
+# test profile must not get: qgis_process would then print their warnings)
+DESKTOP_PROFILE := $(ROOT)/.build/desktop
+DESKTOP_DEFAULT := $(DESKTOP_PROFILE)/profiles/default
 DEMO_STEPS ?= 500
 DEMO_OUT ?= $(ROOT)/.build/demo
 SCREENSHOTS ?= $(ROOT)/docs/screenshots
@@ -56,12 +60,15 @@ demo: deploy
 	$(RUN_ENV) $(PY) scripts/demo.py --steps $(DEMO_STEPS) --output-dir $(DEMO_OUT)
 
 # the real desktop (qgis, not offscreen) on a virtual display; scripts/screenshots.py runs inside it and exits it
-screenshots: deploy
+screenshots: venv
 	@if ! command -v xvfb-run >/dev/null; then \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y xvfb; fi
-	GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} PYTHONPATH=$(PLUGINS):$(SITE) \
+	@mkdir -p $(DESKTOP_DEFAULT)/python/plugins $(DESKTOP_DEFAULT)/QGIS
+	@ln -sfn $(ROOT) $(DESKTOP_DEFAULT)/python/plugins/mcpn
+	@[ -f $(DESKTOP_DEFAULT)/QGIS/QGIS3.ini ] || printf '[PythonPlugins]\nmcpn=true\n' > $(DESKTOP_DEFAULT)/QGIS/QGIS3.ini
+	GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} PYTHONPATH=$(SITE) \
 		MCPN_SCREENSHOTS=$(SCREENSHOTS) MCPN_SCREENSHOT_STEPS=$(SCREENSHOT_STEPS) timeout 900 \
-		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(PROFILE) --nologo --noversioncheck \
+		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(DESKTOP_PROFILE) --nologo --noversioncheck \
 		--code $(ROOT)/scripts/screenshots.py
 
 test: deploy

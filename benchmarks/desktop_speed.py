@@ -173,6 +173,19 @@ def environment() -> dict[str, str]:
             "QGIS_CUSTOM_CONFIG_PATH": str(PROFILE), "PYTHONPATH": path}  # fmt: skip
 
 
+def desktop_profile(folder: Path) -> Path:
+    """A profile for the desktop with the plugin enabled (the desktop enables QGIS's own plugins in the profile it
+    starts with; qgis_process's profile must not get them, it would print their warnings)."""
+    profile = folder / "desktop-profile"
+    default = profile / "profiles" / "default"
+    if not default.exists():
+        (default / "python" / "plugins").mkdir(parents=True)
+        (default / "python" / "plugins" / "mcpn").symlink_to(_harness.REPO, target_is_directory=True)
+        (default / "QGIS").mkdir()
+        (default / "QGIS" / "QGIS3.ini").write_text("[PythonPlugins]\nmcpn=true\n")
+    return profile
+
+
 def run_way(way: str, params: dict, env: dict[str, str]) -> tuple[float, str]:
     """One fit the given way: the engine's ms per step, and on how many threads (its log says both)."""
     log = Path(params["OUTPUT"]).with_suffix(".log")
@@ -183,7 +196,8 @@ def run_way(way: str, params: dict, env: dict[str, str]) -> tuple[float, str]:
     elif way == "desktop":  # QGIS's desktop needs a display (offscreen it crashes): a virtual one
         bootstrap = log.with_suffix(".py")
         bootstrap.write_text(DESKTOP_BOOTSTRAP.format(folder=str(HERE), params=params, log=str(log)))
-        command = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(PROFILE),
+        profile = desktop_profile(log.parent)  # in the run's scratch folder
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(profile),
                    "--nologo", "--noversioncheck", "--code", str(bootstrap)]  # fmt: skip
         env = {key: value for key, value in env.items() if key != "QT_QPA_PLATFORM"}
     else:
