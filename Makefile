@@ -24,14 +24,15 @@ RUN_ENV = QT_QPA_PLATFORM=offscreen GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_R
 	MCPN_QGIS_PROCESS=$(QGIS_PROCESS)
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv deploy demo screenshots test lint format compat package check-package clean
+.PHONY: help venv deploy demo screenshots test claims lint format compat package check-package clean
 
 help:
 	@echo "make venv     - system packages (QGIS, GDAL, Chromium for the report test) if missing + .venv with requirements.txt"
 	@echo "make deploy   - link the repo as plugin 'mcpn' into .build/profile and enable it"
 	@echo "make demo     - both algorithms on resources/sample via qgis_process, scored against the truth (DEMO_STEPS=$(DEMO_STEPS))"
 	@echo "make screenshots - both dialogs and a run's log from the QGIS desktop under Xvfb (installed if missing) into docs/screenshots"
-	@echo "make test     - the test suite (real QGIS offscreen, real engine)"
+	@echo "make test     - the test suite: tests/engine without QGIS, then tests/plugin in a real offscreen QGIS"
+	@echo "make claims   - every testable claim of README.md backed by tests or results that exist (scripts/claims.json)"
 	@echo "make lint     - ruff check + ruff format --check"
 	@echo "make compat   - every Python file of the repository must run on Python 3.8 (vermin; QGIS 3.22 on Ubuntu 20.04)"
 	@echo "make package  - dist/mcpn-<version>.zip for the QGIS plugin manager"
@@ -71,8 +72,13 @@ screenshots: venv
 		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(DESKTOP_PROFILE) --nologo --noversioncheck \
 		--code $(ROOT)/scripts/screenshots.py
 
+# The engine tests in plain Python (pytest-qgis off, QGIS unimportable), then the plugin tests in a real QGIS.
 test: deploy
-	$(RUN_ENV) $(PY) -m pytest
+	$(RUN_ENV) $(PY) -m pytest -p no:pytest_qgis tests/engine
+	$(RUN_ENV) $(PY) -m pytest tests/plugin
+
+claims:
+	python3 scripts/claims.py --quiet
 
 lint: venv
 	$(VENV)/bin/ruff check .

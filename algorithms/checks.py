@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from typing import Any
 
-from osgeo import gdal
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsMapLayer,
@@ -26,7 +24,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..core.raster.paths import same_file
+from ..core.raster.checks import GEOTIFF, open_raster, output_problem, rotation_problem
 from ..mcpn_plugin import dependencies
 from . import compat
 from .messages import tr
@@ -110,11 +108,9 @@ class ParameterChecks:
                 return tr("The file '{}' ({}) is not a raster that GDAL can read ({})").format(path, label, reason)
             gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
             ds = None
-            if gt[2] != 0.0 or gt[4] != 0.0:
-                return tr(
-                    "'{}' ({}) has a rotated or skewed geotransform (rotation terms {:g} and {:g}), which is not "
-                    "supported: warp it to a north-up grid first (Raster > Projections > Warp)."
-                ).format(name, label, gt[2], gt[4])
+            problem = rotation_problem(name, gt, label)
+            if problem:
+                return problem
             (with_crs if wkt else without_crs).append((label, name, wkt))
         if with_crs and without_crs:
             label, name, _ = without_crs[0]
@@ -139,7 +135,12 @@ class ParameterChecks:
             if not path:
                 continue
             what = "output" if definition.name() == self.OUTPUT else _SUFFIX.sub("", definition.description()).lower()
-            problem = _destination_problem(path, what, definition, inputs, earlier)
+            extensions = (
+                (f".{definition.defaultFileExtension()}",)
+                if isinstance(definition, QgsProcessingParameterFileDestination)
+                else GEOTIFF
+            )
+            problem = output_problem(path, what, inputs, earlier, extensions)
             if problem:
                 return problem
             if definition.name() == self.REPORT:
@@ -170,66 +171,3 @@ class ParameterChecks:
             return self.parameterAsOutputLayer(parameters, definition.name(), scratch) or ""
         except QgsProcessingException:
             return ""
-
-
-def open_raster(path: str) -> tuple[Any, str]:
-    """The GDAL raster dataset at ``path`` and "", or None and GDAL's reason (with or without gdal.UseExceptions)."""
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    gdal.ErrorReset()
-    try:
-        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR)
-        reason = "" if ds is not None else gdal.GetLastErrorMsg()
-    except RuntimeError as exc:
-        ds, reason = None, str(exc)
-    finally:
-        gdal.PopErrorHandler()
-    if ds is not None and ds.RasterCount == 0:
-        ds, reason = None, "it has no raster band"
-    if ds is None:
-        return None, reason.replace(f"`{path}' ", "").strip().rstrip(".") or "GDAL cannot open it"
-    return ds, ""
-
-
-def _destination_problem(
-    path: str,
-    what: str,
-    definition: QgsProcessingParameterDefinition,
-    inputs: list[tuple[str, str]],
-    earlier: list[str],
-) -> str | None:
-    """What is wrong with one output path, or None."""
-    name = os.path.basename(path)
-    if isinstance(definition, QgsProcessingParameterFileDestination):
-        extension = f".{definition.defaultFileExtension()}"
-        if os.path.splitext(path)[1].lower() != extension:
-            return tr("The {} '{}' must be a file name ending in {}.").format(what, name, extension)
-    elif os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
-        return tr(
-            "The {} '{}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes GeoTIFF only "
-            "(convert the result afterwards with Raster > Conversion > Translate)."
-        ).format(what, name)
-    for label, source in inputs:
-        if same_file(path, source):
-            return tr(
-                "The {} '{}' is an input file ({}): choose another output file name (inputs are never overwritten)."
-            ).format(what, path, label)
-    if any(same_file(path, other) for other in earlier):
-        return tr("The {} '{}' is also given for another output: choose a different file name for each.").format(
-            what, path
-        )
-    if os.path.isdir(path):
-        return tr("The {} '{}' is a folder: give a file name.").format(what, path)
-    existing = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        return tr("Cannot write the {} '{}': '{}' is a file, not a folder.").format(what, path, existing)
-    try:  # a real write test: permissions alone say nothing when running as root
-        handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as exc:
-        return tr("Cannot write the {} '{}': the folder '{}' is not writable ({}).").format(
-            what, path, existing, exc.strerror
-        )
-    return None

@@ -5,6 +5,7 @@ Run from the repository root with the project's venv::
     .venv/bin/python benchmarks/quality.py                                    # the table that decides
     .venv/bin/python benchmarks/quality.py --size 128 --seeds 0 --methods emergent direct stacked --paper
     .venv/bin/python benchmarks/quality.py --size 64 --steps 4 --seeds 0 --out benchmarks/out/smoke
+    .venv/bin/python benchmarks/quality.py --size 128 --seeds 0 1 --grid learning_rate=1e-3,3e-3,1e-2 --name sweep
 
 Every case (``cases.py``) is scored on what the user gets: known pixels kept,
 the gap (or the whole image, for super-resolution) from the method, against
@@ -13,12 +14,15 @@ percentile-scaled bands). The baselines run in the same process on the same
 arrays; each MCPN fit records its output at every checked step, so the
 quality reached after 1, 5 and 20 minutes of this CPU is read from one fit
 (the validated rule choosing among the steps reached by then). ``--paper``
-adds the paper's set-up (no anchor, fixed steps, bilinear degradation).
+adds the paper's set-up (no anchor, fixed steps, bilinear degradation);
+``--grid`` fits every combination of the settings' values it lists instead
+of the default set-up, and adds a table of each combination's mean gain.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -47,6 +51,24 @@ def _guides_in_db(case: Case) -> list[np.ndarray]:
     return [
         10 * np.log10(np.where(g > 0, g, np.nan)) if i in case.radar_guides else g for i, g in enumerate(case.guides)
     ]
+
+
+def guide_information(case: Case) -> float:
+    """Share of the scored pixels' variance that a linear fit of the guides explains, fitted on the truth itself.
+
+    An upper bound for any guide regression (mean R² over bands): near 0, the
+    guides say little about what is missing and no guided method can do much
+    better than interpolation.
+    """
+    region = case.region
+    design = np.stack([g[region] for guide in _guides_in_db(case) for g in guide] + [np.ones(region.sum())], 1)
+    usable = np.isfinite(design).all(1)
+    shares = []
+    for band in case.truth:
+        y = band[region][usable]
+        residual = y - design[usable] @ np.linalg.lstsq(design[usable], y, rcond=None)[0]
+        shares.append(1 - residual.var() / y.var() if y.var() > 0 else 0.0)
+    return float(np.mean(shares))
 
 
 def baselines(case: Case) -> dict[str, dict]:
@@ -97,7 +119,12 @@ def fit(case: Case, settings: object) -> dict:
     }
     if 0 in curve:
         record["anchor_ssim"] = curve[0]  # the instant estimate the fit starts from
-    record["budgets"] = {str(b): _within(result.trace, curve, b / per_step) for b in BUDGETS}
+    ran_out = result.trace[-1].step >= settings.steps  # cut by --steps, not stopped by its rule
+    record["budgets"] = {
+        str(b): None if ran_out and b / per_step > settings.steps else _within(result.trace, curve, b / per_step)
+        for b in BUDGETS
+    }
+    record["at_100_steps"] = _within(result.trace, curve, 100)
     return record
 
 
@@ -110,6 +137,23 @@ def _within(trace: list, curve: dict[int, float], steps: float) -> float | None:
     return curve[best.step]
 
 
+def grid_setups(grid: list[str]) -> list[tuple[str, dict]]:
+    """``["learning_rate=1e-3,3e-3", "output_average=0,0.99"]``: each combination, named by its values."""
+    names, choices = [], []
+    for item in grid:
+        name, _, values = item.partition("=")
+        field = Settings.__dataclass_fields__.get(name)
+        if field is None or not values:
+            raise SystemExit(f"--grid {item}: expected SETTING=VALUE,VALUE with a setting of core.config.Settings")
+        convert = float if name in ("learning_rate", "output_average", "holdout") else type(getattr(Settings(), name))
+        names.append(name)
+        choices.append([convert(v) for v in values.split(",")])
+    return [
+        (", ".join(f"{n}={v:g}" for n, v in zip(names, combo)), dict(zip(names, combo)))
+        for combo in itertools.product(*choices)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=list(ALL_CASES), choices=ALL_CASES)
@@ -119,6 +163,7 @@ def main() -> None:
     parser.add_argument("--check-every", type=int, default=25)
     parser.add_argument("--methods", nargs="+", default=None, help="default: each algorithm's default method")
     parser.add_argument("--paper", action="store_true", help="also fit the paper's set-up (no anchor, fixed steps)")
+    parser.add_argument("--grid", nargs="+", default=[], metavar="SETTING=V1,V2", help="fit each combination")
     parser.add_argument("--out", type=Path, default=_harness.RESULTS / "quality")
     parser.add_argument("--name", default="quality", help="name of the result files (quality.md, .json, _time.png)")
     parser.add_argument("--data", type=Path, default=_harness.DATA_DIR)
@@ -126,10 +171,19 @@ def main() -> None:
     run = _harness.Run(args)
     records = []
     for case in build_cases(args.data, args.size, args.cases):
-        records.append({"case": case.name, "kind": case.kind, "method": "baselines", "baselines": baselines(case)})
+        records.append(
+            {
+                "case": case.name,
+                "kind": case.kind,
+                "method": "baselines",
+                "baselines": baselines(case),
+                "guide_information": guide_information(case),
+            }
+        )
         print(case.name, {k: round(v["ssim"], 4) for k, v in records[-1]["baselines"].items()}, flush=True)
         methods = args.methods or [DEFAULT_METHOD[case.kind]]
-        setups = [("default", {})] + ([("paper", PAPER)] if args.paper else [])
+        setups = grid_setups(args.grid) if args.grid else [("default", {})]
+        setups += [("paper", PAPER)] if args.paper else []
         for method in methods:
             for setup, changes in setups:
                 for seed in args.seeds:
@@ -171,11 +225,24 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
                 f"| {case} | {best_name} {best:.3f} | {anchor} | {label} {ssim.mean():.3f} ± {ssim.std():.3f} | "
                 f"{ssim.mean() - best:+.3f} | {kept}/{len(fits)} | {per_step:.2f} |"
             )
-    lines += ["", "Every baseline (masked SSIM, seconds):", ""]
+    lines += [
+        "",
+        "Every baseline (masked SSIM, seconds), and the share of the scored pixels' variance the guides can explain "
+        "linearly (R², fitted on the truth: an upper bound for any guide regression):",
+        "",
+    ]
     for case in cases:
-        base = next(r["baselines"] for r in records if r["case"] == case and r["method"] == "baselines")
-        lines.append(f"- {case}: " + "; ".join(f"{n} {v['ssim']:.3f} ({v['seconds']:.1f} s)" for n, v in base.items()))
-    lines += ["", "What a budget buys (default set-up; the validated step among those reached, mean over seeds):", ""]
+        record = next(r for r in records if r["case"] == case and r["method"] == "baselines")
+        scores = "; ".join(f"{n} {v['ssim']:.3f} ({v['seconds']:.1f} s)" for n, v in record["baselines"].items())
+        lines.append(f"- {case}: {scores}; guides explain {record['guide_information']:.0%}")
+    if args.grid:
+        lines += ["", *grid_report(records)]
+    lines += [
+        "",
+        "What a budget buys (default set-up; the validated step among those reached, mean over seeds; "
+        "– where the run was cut by --steps before the budget):",
+        "",
+    ]
     lines += [
         "| case | method | " + " | ".join(f"{b // 60} min" for b in BUDGETS) + " |",
         "|---|---|" + "---|" * len(BUDGETS),
@@ -191,6 +258,28 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
                 cells.append(f"{np.mean(values):.3f}" if values else "–")
             lines.append(f"| {case} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def grid_report(records: list[dict]) -> list[str]:
+    """Each combination's gain over the best baseline, averaged over cases and seeds, at the final step and at 100."""
+    gains: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for case in dict.fromkeys(r["case"] for r in records):
+        base = next(r["baselines"] for r in records if r["case"] == case and r["method"] == "baselines")
+        best = max(v["ssim"] for v in base.values())
+        for r in (r for r in records if r["case"] == case and "setup" in r):
+            entry = gains.setdefault((r["method"], r["setup"]), {"final": [], "100": []})
+            entry["final"].append(r["ssim"] - best)
+            entry["100"].append((r["at_100_steps"] if r["at_100_steps"] is not None else r["ssim"]) - best)
+    lines = [
+        "| method | setting | gain at 100 steps | gain at the end | worst case and seed |",
+        "|---|---|---|---|---|",
+    ]
+    for (method, setup), entry in gains.items():
+        lines.append(
+            f"| {method} | {setup} | {np.mean(entry['100']):+.3f} | {np.mean(entry['final']):+.3f} | "
+            f"{min(entry['final']):+.3f} |"
+        )
+    return ["Each setting's gain over the best baseline (masked SSIM, mean over cases and seeds):", "", *lines]
 
 
 if __name__ == "__main__":

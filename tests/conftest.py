@@ -1,18 +1,17 @@
-"""Shared fixtures: the plugin seen as package ``mcpn``, the Processing provider, crops of ../shared/data.
+"""What the engine tests (tests/engine) and the plugin tests (tests/plugin) share: the plugin as package ``mcpn``,
+the shared data and the builders of small rasters. Nothing here imports QGIS.
 
 Run through ``make test``, which links the repository as plugin ``mcpn`` into
 .build/profile and puts that plugins folder on PYTHONPATH; the path is also
-added here so a plain ``python -m pytest`` after ``make deploy`` works.
+added here so a plain ``python -m pytest`` after ``make deploy`` works. Test
+modules import nothing from the conftest files: they take these builders as
+fixtures.
 """
 
 from __future__ import annotations
 
-import gc
 import os
-import shutil
-import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -30,27 +29,10 @@ if not (PLUGINS / "mcpn").exists():
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
-from mcpn.core.config import Settings  # noqa: E402
 from osgeo import gdal  # noqa: E402  (GDAL's default error mode, as in QGIS: the engine must not depend on it)
 
 RGB = ["B04", "B03", "B02"]
-
-
-def fast(**changes) -> Settings:
-    """Settings for tests: the Stacked network, two steps, on the CPU."""
-    return Settings(**{"method": "stacked", "steps": 2, "device": "cpu", **changes})
-
-
-def scene(tmp: Path, size: int = 96, x: int = 400, y: int = 400) -> dict:
-    """An RGB crop of 2018-08-05 (target, uint16 with nodata 0), the same of 2018-07-21 (guide)."""
-    require_data()
-    target = stack([S2 / "2018-08-05" / f"{b}.tif" for b in RGB], tmp / "target.tif", x, y, size, RGB)
-    ds = gdal.Open(str(target), gdal.GA_Update)
-    for i in range(3):
-        ds.GetRasterBand(i + 1).SetNoDataValue(0)
-    ds = None
-    guide = stack([S2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp / "guide.tif", x, y, size)
-    return {"target": target, "guide": guide, "size": size}
+POISON = 60000  # written under the cloud by Rasters.poisoned: no fit reproduces it, so every masked pixel must change
 
 
 def require_data() -> None:
@@ -62,7 +44,129 @@ def require_data() -> None:
         pytest.skip(message)
 
 
-_PLUGINS: list = []  # keep the plugin objects alive
+class Rasters:
+    """Builders and readers of the small GeoTIFFs the tests run on (the ``rasters`` fixture)."""
+
+    @staticmethod
+    def crop(src: Path, dst: Path, x: int, y: int, size: int) -> Path:
+        """Crop ``size`` x ``size`` px at (x, y) of a raster into a GeoTIFF."""
+        gdal.Translate(str(dst), str(src), srcWin=[x, y, size, size])
+        return dst
+
+    @staticmethod
+    def stack(sources: list[Path], dst: Path, x: int, y: int, size: int, descriptions: list[str] | None = None) -> Path:
+        """Stack crops of single-band rasters into one multi-band GeoTIFF (keeps the data type)."""
+        vrt = gdal.BuildVRT("", [str(s) for s in sources], separate=True, srcNodata=None)
+        ds = gdal.Translate(str(dst), vrt, srcWin=[x, y, size, size])
+        for i, text in enumerate(descriptions or []):
+            ds.GetRasterBand(i + 1).SetDescription(text)
+        ds = None
+        vrt = None
+        return dst
+
+    @staticmethod
+    def block(size: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """A ``size`` x ``size`` boolean mask, True on rows y0..y1-1 and columns x0..x1-1."""
+        mask = np.zeros((size, size), dtype=bool)
+        mask[y0:y1, x0:x1] = True
+        return mask
+
+    @staticmethod
+    def mask(template: Path, dst: Path, mask: np.ndarray, values=(0, 1)) -> Path:
+        """A uint8 mask raster on the template's grid: values[1] where mask, values[0] elsewhere."""
+        tpl = gdal.Open(str(template))
+        ds = gdal.GetDriverByName("GTiff").Create(str(dst), tpl.RasterXSize, tpl.RasterYSize, 1, gdal.GDT_Byte)
+        ds.SetProjection(tpl.GetProjection())
+        ds.SetGeoTransform(tpl.GetGeoTransform())
+        ds.GetRasterBand(1).WriteArray(np.where(mask, values[1], values[0]).astype(np.uint8))
+        ds = None
+        return dst
+
+    @staticmethod
+    def copy_with(src: Path, dst: Path, geotransform=None, crs: str | None = None) -> Path:
+        """A copy of a raster with another geotransform and/or CRS ("" removes it)."""
+        gdal.Translate(str(dst), str(src))
+        ds = gdal.Open(str(dst), gdal.GA_Update)
+        if geotransform is not None:
+            ds.SetGeoTransform(geotransform)
+        if crs is not None:
+            ds.SetProjection(crs)
+        ds = None
+        return dst
+
+    @staticmethod
+    def poisoned(src: Path, dst: Path, cloud: np.ndarray) -> Path:
+        """A copy of ``src`` holding POISON under ``cloud``: after inpainting, the changed pixels must be ``cloud``."""
+        gdal.Translate(str(dst), str(src))
+        ds = gdal.Open(str(dst), gdal.GA_Update)
+        for i in range(ds.RasterCount):
+            band = ds.GetRasterBand(i + 1)
+            band.WriteArray(np.where(cloud, POISON, band.ReadAsArray()))
+        ds = None
+        return dst
+
+    @staticmethod
+    def info(path: Path) -> dict:
+        """Size, band count, grid, CRS, data type, nodata (of band 1), band names and all values of a raster."""
+        ds = gdal.Open(str(path))
+        band = ds.GetRasterBand(1)
+        info = {
+            "size": (ds.RasterXSize, ds.RasterYSize),
+            "bands": ds.RasterCount,
+            "geotransform": ds.GetGeoTransform(),
+            "crs": ds.GetProjection(),
+            "dtype": band.DataType,
+            "nodata": band.GetNoDataValue(),
+            "descriptions": [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
+            "data": ds.ReadAsArray(),
+        }
+        ds = None
+        return info
+
+    @staticmethod
+    def assert_filled(output, poisoned, clean, filled: np.ndarray, scored: np.ndarray | None = None) -> None:
+        """An inpainting ``output`` of ``poisoned`` (a copy of ``clean`` with POISON under the cloud) changed
+        exactly the ``filled`` pixels, and on the ``scored`` ones (default: all filled) came closer to the
+        clean values than a fill of zeros would (half its RMSE at most): neither a copy nor zeros pass."""
+        output, poisoned, clean = (np.asarray(a, dtype=np.float64).reshape(-1, *filled.shape)
+                                   for a in (output, poisoned, clean))  # fmt: skip
+        np.testing.assert_array_equal((output != poisoned).any(axis=0), filled)
+        scored = filled if scored is None else scored
+        truth, got = clean[:, scored], output[:, scored]
+        assert np.isfinite(got).all()
+        error, zero_error = np.sqrt(np.mean((got - truth) ** 2)), np.sqrt(np.mean(truth**2))
+        assert error < 0.5 * zero_error, f"fill RMSE {error:.4g} against {zero_error:.4g} for a fill of zeros"
+
+
+@pytest.fixture(scope="session")
+def rasters() -> type[Rasters]:
+    return Rasters
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (the test skips without it, and fails in CI)."""
+    require_data()
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def s2(shared_data) -> Path:
+    """The Sentinel-2 pair of ../shared/data: one folder per date (2018-07-21, 2018-08-05), one GeoTIFF per band."""
+    return S2
+
+
+@pytest.fixture(scope="session")
+def plugins_folder() -> Path:
+    """The plugins folder holding the repository as ``mcpn`` (on ``sys.path``)."""
+    return PLUGINS
+
+
+@pytest.fixture(scope="session")
+def plain_python_env() -> dict:
+    """The environment of a plain Python subprocess (no QGIS) that imports the engine as ``mcpn.core``."""
+    paths = [str(PLUGINS)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 @pytest.fixture(autouse=True)
@@ -71,158 +175,21 @@ def gdal_default_error_mode():
     gdal.DontUseExceptions()
 
 
-@pytest.fixture(autouse=True)
-def collect_garbage():
-    """Free refused runs now: a caught exception's traceback keeps its Processing context (and the layers it
-    loaded) in a reference cycle; freed by the garbage collector only after QGIS has exited, it segfaults."""
-    yield
-    gc.collect()
-
-
 @pytest.fixture
-def mcpn_provider(qgis_app, qgis_processing):
-    """The MCPN provider in the real QgsApplication's Processing registry (registered via classFactory)."""
-    import mcpn
-    from qgis.core import QgsApplication
-
-    provider = QgsApplication.processingRegistry().providerById("mcpn")
-    if provider is None:
-        plugin = mcpn.classFactory(None)
-        plugin.initProcessing()
-        _PLUGINS.append(plugin)
-        provider = plugin.provider
-    return provider
-
-
-def remove_provider() -> None:
-    """Take the ``mcpn`` provider out of the registry (tests that drive the plugin life cycle)."""
-    from qgis.core import QgsApplication
-
-    registry = QgsApplication.processingRegistry()
-    provider = registry.providerById("mcpn")
-    if provider is not None:
-        for plugin in list(_PLUGINS):
-            if plugin.provider is provider:
-                plugin.provider = None
-                _PLUGINS.remove(plugin)
-        registry.removeProvider(provider)
-
-
-def crop(src: Path, dst: Path, x: int, y: int, size: int) -> Path:
-    """Crop ``size`` x ``size`` px at (x, y) of a raster into a GeoTIFF."""
-    gdal.Translate(str(dst), str(src), srcWin=[x, y, size, size])
-    return dst
-
-
-def stack(sources: list[Path], dst: Path, x: int, y: int, size: int, descriptions: list[str] | None = None) -> Path:
-    """Stack crops of single-band rasters into one multi-band GeoTIFF (keeps the data type)."""
-    vrt = gdal.BuildVRT("", [str(s) for s in sources], separate=True, srcNodata=None)
-    ds = gdal.Translate(str(dst), vrt, srcWin=[x, y, size, size])
-    for i, text in enumerate(descriptions or []):
-        ds.GetRasterBand(i + 1).SetDescription(text)
-    ds = None
-    vrt = None
-    return dst
-
-
-def write_mask(template: Path, dst: Path, mask: np.ndarray, values=(0, 1)) -> Path:
-    """A uint8 mask raster on the template's grid: values[1] where mask, values[0] elsewhere."""
-    tpl = gdal.Open(str(template))
-    ds = gdal.GetDriverByName("GTiff").Create(str(dst), tpl.RasterXSize, tpl.RasterYSize, 1, gdal.GDT_Byte)
-    ds.SetProjection(tpl.GetProjection())
-    ds.SetGeoTransform(tpl.GetGeoTransform())
-    ds.GetRasterBand(1).WriteArray(np.where(mask, values[1], values[0]).astype(np.uint8))
-    ds = None
-    return dst
-
-
-POISON = 60000  # written under the cloud: no fit reproduces it, so every masked pixel must change
-
-
-def poisoned(src: Path, dst: Path, cloud: np.ndarray) -> Path:
-    """A copy of ``src`` holding POISON under ``cloud``: after inpainting, the changed pixels must be ``cloud``."""
-    gdal.Translate(str(dst), str(src))
-    ds = gdal.Open(str(dst), gdal.GA_Update)
-    for i in range(ds.RasterCount):
-        band = ds.GetRasterBand(i + 1)
-        band.WriteArray(np.where(cloud, POISON, band.ReadAsArray()))
-    ds = None
-    return dst
-
-
-def block_mask(size: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    mask = np.zeros((size, size), dtype=bool)
-    mask[y0:y1, x0:x1] = True
-    return mask
-
-
-@pytest.fixture
-def s2_scene(tmp_path):
+def s2_scene(tmp_path, s2):
     """A 48 px RGB crop of 2018-08-05 (target), the same of 2018-07-21 (guide) and a block cloud mask."""
-    require_data()
     size, x, y = 48, 420, 380
-    bands = ["B04", "B03", "B02"]
-    target = stack([S2 / "2018-08-05" / f"{b}.tif" for b in bands], tmp_path / "target.tif", x, y, size, bands)
-    guide = stack([S2 / "2018-07-21" / f"{b}.tif" for b in bands], tmp_path / "guide.tif", x, y, size)
-    mask = write_mask(target, tmp_path / "mask.tif", block_mask(size, 10, 26, 14, 34))
+    target = Rasters.stack([s2 / "2018-08-05" / f"{b}.tif" for b in RGB], tmp_path / "target.tif", x, y, size, RGB)
+    guide = Rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp_path / "guide.tif", x, y, size)
+    mask = Rasters.mask(target, tmp_path / "mask.tif", Rasters.block(size, 10, 26, 14, 34))
     return {"target": target, "guide": guide, "mask": mask, "size": size, "tmp": tmp_path}
 
 
 @pytest.fixture
-def sr_scene(tmp_path):
+def sr_scene(tmp_path, s2):
     """B8A (20 m) 24 px crop and the aligned 48 px 10 m crops of B04 and B08 (guides), 2018-08-05."""
-    require_data()
-    day = S2 / "2018-08-05"
-    low = crop(day / "B8A.tif", tmp_path / "b8a_20m.tif", 210, 190, 24)
-    b08 = crop(day / "B08.tif", tmp_path / "b08_10m.tif", 420, 380, 48)
-    b04 = crop(day / "B04.tif", tmp_path / "b04_10m.tif", 420, 380, 48)
+    day = s2 / "2018-08-05"
+    low = Rasters.crop(day / "B8A.tif", tmp_path / "b8a_20m.tif", 210, 190, 24)
+    b08 = Rasters.crop(day / "B08.tif", tmp_path / "b08_10m.tif", 420, 380, 48)
+    b04 = Rasters.crop(day / "B04.tif", tmp_path / "b04_10m.tif", 420, 380, 48)
     return {"low": low, "guides": [b08, b04], "tmp": tmp_path}
-
-
-def raster_info(path: Path) -> dict:
-    ds = gdal.Open(str(path))
-    band = ds.GetRasterBand(1)
-    info = {
-        "size": (ds.RasterXSize, ds.RasterYSize),
-        "bands": ds.RasterCount,
-        "geotransform": ds.GetGeoTransform(),
-        "crs": ds.GetProjection(),
-        "dtype": band.DataType,
-        "nodata": band.GetNoDataValue(),
-        "descriptions": [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
-        "data": ds.ReadAsArray(),
-    }
-    ds = None
-    return info
-
-
-QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
-
-
-def qgis_process_env() -> dict:
-    """The environment `make` gives qgis_process: offscreen, the .build profile, venv packages importable."""
-    env = dict(os.environ)
-    site = sysconfig.get_paths()["purelib"]
-    paths = [str(PLUGINS), site] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env.update(
-        QT_QPA_PLATFORM="offscreen",
-        QGIS_CUSTOM_CONFIG_PATH=str(PROFILE),
-        PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
-        XDG_RUNTIME_DIR=env.get("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}"),
-    )
-    return env
-
-
-def qgis_process(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [QGIS_PROCESS, *args], env=qgis_process_env(), capture_output=True, text=True, timeout=timeout
-    )
-
-
-@pytest.fixture(scope="module")
-def enabled():
-    """The plugin enabled in the .build profile for qgis_process."""
-    if shutil.which(QGIS_PROCESS) is None:
-        pytest.fail(f"{QGIS_PROCESS} not found: install QGIS (make venv)")
-    done = qgis_process("plugins", "enable", "mcpn", timeout=120)
-    assert done.returncode == 0 or "already enabled" in done.stdout + done.stderr, done.stderr

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Callable
 
-from ..errors import Cancelled, InputError
+from ..errors import InputError
 from ..model.fitting import Callbacks
 
 __all__ = ["run_tiles"]
@@ -43,8 +45,9 @@ def run_tiles(
 
     Here, jobs go to ``fit`` ``group_size`` at a time (fitted together where it
     can), with per-step progress, the cancel check and the log. On Dask each job
-    is one task; progress counts finished tiles and a cancel cancels the tasks
-    still queued or running.
+    is one task; progress counts finished tiles, and a cancel (or a failed tile)
+    drops the tasks still queued and stops the fits running on the workers at
+    their next step.
     """
     if not jobs:
         return
@@ -54,26 +57,48 @@ def run_tiles(
             for result in fit(group, callbacks.part(index, len(groups))):
                 done(result)
         return
-    from dask.distributed import wait
-
     with _client(scheduler, callbacks) as client:
-        pending = set(client.map(partial(_fit_one, fit), list(jobs), pure=False))
-        while pending:
-            if callbacks.cancel is not None and callbacks.cancel():
-                client.cancel(list(pending))
-                raise Cancelled("cancelled by the user")
-            try:
-                ready, pending = wait(pending, timeout=_CANCEL_CHECK_SECONDS, return_when="FIRST_COMPLETED")
-            except (TimeoutError, asyncio.TimeoutError):
-                continue
-            for future in ready:
-                done(future.result())
-            callbacks.report(len(jobs) - len(pending), len(jobs))
+        from dask.distributed import Event, wait  # importable: _client has checked
+
+        stop = Event(f"mcpn-cancel-{uuid.uuid4().hex}", client=client)
+        pending = set(client.map(partial(_fit_one, fit, _Stopped(stop.name)), list(jobs), pure=False))
+        try:
+            while pending:
+                callbacks.check_cancel()
+                try:
+                    ready, pending = wait(pending, timeout=_CANCEL_CHECK_SECONDS, return_when="FIRST_COMPLETED")
+                except (TimeoutError, asyncio.TimeoutError):
+                    continue
+                for future in ready:
+                    done(future.result())
+                callbacks.report(len(jobs) - len(pending), len(jobs))
+        except BaseException:  # cancelled, or a tile failed: the fits still running stop at their next step
+            stop.set()
+            client.cancel(list(pending))
+            raise
 
 
-def _fit_one(fit: Callable[..., list[Any]], job: Any) -> Any:
-    """One Dask task: the fit of one job."""
-    return fit([job])[0]
+class _Stopped:
+    """The cancel check of the tile fits on the workers: whether the run's Dask event is set (asked of the
+    scheduler at most every ``_CANCEL_CHECK_SECONDS``); picklable, for worker processes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.asked = 0.0
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self.stopped and now - self.asked >= _CANCEL_CHECK_SECONDS:
+            from dask.distributed import Event
+
+            self.stopped, self.asked = Event(self.name).is_set(), now
+        return self.stopped
+
+
+def _fit_one(fit: Callable[..., list[Any]], stopped: _Stopped, job: Any) -> Any:
+    """One Dask task: the fit of one job, stopped at its next step once the run is cancelled."""
+    return fit([job], Callbacks(cancel=stopped))[0]
 
 
 def _can_spawn_python() -> bool:

@@ -77,7 +77,8 @@ def inpaint_raster(
     bands, meta = writer_profile(target)
     all_guides = [*guides, *radar_guides]
     radar = tuple(range(len(guides), len(all_guides)))
-    inputs = [target, mask.raster, mask.polygons, *all_guides]
+    inputs = [("target", target), ("cloud mask", mask.raster), ("cloud polygons", mask.polygons)]
+    inputs += [("guide", path) for path in all_guides]
     with tempfile.TemporaryDirectory(prefix="mcpn-", dir=scratch_folder([output, uncertainty], inputs)) as scratch:
         layer = _mask_layer(mask, grid, scratch)
         guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)

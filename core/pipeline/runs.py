@@ -20,9 +20,9 @@ import numpy as np
 from ..config import Settings
 from ..model.device import select_device
 from ..model.fitting import Callbacks, TracePoint
+from ..raster.checks import output_problem
 from ..raster.io import RasterError, read_decimated
 from ..raster.masks import MaskLayer
-from ..raster.paths import same_file
 from ..raster.tiling import Window, feather
 from ..trust.self_validation import Validation
 from .distributed import run_tiles
@@ -121,22 +121,21 @@ def finish(
     )
 
 
-def scratch_folder(outputs: Sequence[str | None], inputs: Sequence[str | None]) -> str:
+def scratch_folder(outputs: Sequence[str | None], inputs: Sequence[tuple[str, str | None]]) -> str:
     """The first output's folder, where scratch files go (same disk, removed at the end).
 
-    Every output folder must be writable, and no output may be an input or another output.
+    Each output is checked by :func:`core.raster.checks.output_problem` against the
+    ``inputs`` (label, path) and the other outputs; its folder is made if missing.
     """
     outputs = [str(o) for o in outputs if o]
+    files = [(label, str(path)) for label, path in inputs if path]
     for index, output in enumerate(outputs):
-        if any(source and same_file(output, str(source)) for source in inputs):
-            raise RasterError(f"The output '{output}' is also an input: choose another file name for the output.")
-        if any(same_file(output, other) for other in outputs[:index]):
-            raise RasterError(f"'{output}' is given for two outputs: choose a different file name for each.")
+        problem = output_problem(output, "output raster" if index == 0 else "output", files, outputs[:index])
+        if problem:
+            raise RasterError(problem)
         folder = os.path.dirname(os.path.realpath(output))
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise RasterError(f"Cannot write the output raster '{output}': {exc}") from None
-        if not os.access(folder, os.W_OK):
-            raise RasterError(f"Cannot write the output raster '{output}': the folder '{folder}' is not writable.")
     return os.path.dirname(os.path.realpath(outputs[0]))

@@ -41,7 +41,7 @@ def super_resolve_raster(
     extent), so has the output (in bands with a nodata value).
     """
     started = time.perf_counter()
-    settings = check_run(settings or Settings(method="direct"))
+    settings = check_run(settings or Settings())
     callbacks = callbacks or Callbacks()
     all_guides = [*guides, *radar_guides]
     if not all_guides:
@@ -57,7 +57,8 @@ def super_resolve_raster(
         )
     scale = (grid.height / low_grid.height, grid.width / low_grid.width)
     callbacks.say(f"scale factor {scale[1]:.3g} x {scale[0]:.3g}; output grid {grid.width} x {grid.height} px")
-    with tempfile.TemporaryDirectory(prefix="mcpn-", dir=scratch_folder([output], [low_res, *all_guides])) as scratch:
+    inputs = [("low-resolution raster", low_res), *(("guide", path) for path in all_guides)]
+    with tempfile.TemporaryDirectory(prefix="mcpn-", dir=scratch_folder([output], inputs)) as scratch:
         low_path = _low_res_path(low_res, low_grid, scratch)
         guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
         pairs = _low_res_tiles(low_grid, grid, scale, settings.tile_size, settings.overlap)

@@ -20,6 +20,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import InputError
+from .checks import rotation_problem
 from .gdal_exceptions import gdal_exceptions
 from .tiling import Window
 
@@ -107,9 +108,9 @@ def grid_of(path_or_ds: str | gdal.Dataset) -> Grid:
     """The grid of a raster file (or open dataset)."""
     ds = _open(path_or_ds) if isinstance(path_or_ds, (str, os.PathLike)) else path_or_ds
     gt = tuple(float(v) for v in ds.GetGeoTransform())
-    if gt[2] != 0.0 or gt[4] != 0.0:
-        name = os.path.basename(ds.GetDescription() or "the raster")
-        raise RasterError(f"'{name}': rotated rasters are not supported; warp it to a north-up grid first.")
+    problem = rotation_problem(os.path.basename(ds.GetDescription() or "the raster"), gt)
+    if problem:
+        raise RasterError(problem)
     return Grid(ds.GetProjection() or "", gt, ds.RasterXSize, ds.RasterYSize)  # type: ignore[arg-type]
 
 

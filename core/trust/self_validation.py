@@ -6,8 +6,8 @@ connected cloud shapes, rotated by multiples of 90°, maybe mirrored, and moved
 onto clear ground), the image is filled with the user's settings and with GDAL
 Fill nodata, and both fills are scored on the hidden pixels (SSIM and RMSE of
 :mod:`core.trust.metrics`): an estimate, on the user's own scene, of how good the
-real fill is and of what MCPN adds over interpolation. It is slightly
-pessimistic: the validation fit learns from fewer clear pixels than the real one.
+real fill is and of what MCPN adds over interpolation (its measured error:
+``benchmarks/results/calibration.md``).
 """
 
 from __future__ import annotations
@@ -84,7 +84,10 @@ def holdout_mask(missing: np.ndarray, share: float, seed: Seed = 0) -> np.ndarra
     clear = int((~missing).sum())
     if clear < 2 * MIN_CLEAR_PIXELS or share <= 0:
         return None
-    return _synthetic(missing, np.zeros_like(missing), int(share * clear), _rng(seed))[0]
+    try:
+        return _synthetic(missing, np.zeros_like(missing), int(share * clear), _rng(seed))[0]
+    except InputError:  # no patch fits between the missing areas (e.g. only thin strips are clear)
+        return None
 
 
 def _rng(seed: Seed) -> np.random.Generator:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mcpn.core.raster import masks
+from mcpn.core.raster.io import read_window
+from mcpn.core.raster.tiling import Window
+from osgeo import gdal
 
 
 def test_parse_values_lists_ranges_thresholds():
@@ -69,3 +72,24 @@ def test_dilation_does_not_modify_input():
     mask[2, 2] = True
     masks.dilate(mask, 2)
     assert mask.sum() == 1
+
+
+def test_a_float_mask_raster_with_nodata(tmp_path):
+    """A cloud probability raster (float32) with a nodata value: thresholds read it exactly, nodata is no cloud."""
+    rng = np.random.default_rng(5)
+    prob = rng.uniform(0.0, 1.0, (16, 16)).astype(np.float32)
+    prob[3, :] = 0.5  # exactly the threshold: cloud for ">=0.5", clear for ">0.5"
+    prob[4, :] = np.nextafter(np.float32(0.5), np.float32(0))  # just below: clear
+    prob[0, 0] = -9999.0
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "prob.tif"), 16, 16, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform((500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0))
+    ds.GetRasterBand(1).WriteArray(prob)
+    ds.GetRasterBand(1).SetNoDataValue(-9999.0)
+    ds = None
+    data = read_window(str(tmp_path / "prob.tif"), Window(0, 0, 16, 16))
+    assert np.isnan(data[0, 0, 0])
+    expected = prob >= 0.5
+    expected[0, 0] = False  # nodata is not cloud
+    np.testing.assert_array_equal(masks.mask_from_values(data, ">=0.5"), expected)
+    np.testing.assert_array_equal(masks.mask_from_values(data, ">0.5"), prob > 0.5)
+    np.testing.assert_array_equal(masks.mask_from_values(np.float32([[0.0, 1.0]]), "1"), [[False, True]])

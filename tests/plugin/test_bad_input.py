@@ -9,11 +9,8 @@ message after "An error was encountered while checking parameter values". Nothin
 from __future__ import annotations
 
 import os
-import shutil
 
-import numpy as np
 import pytest
-from conftest import block_mask, poisoned, qgis_process, raster_info
 from osgeo import gdal
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
 
@@ -91,52 +88,19 @@ def sr_params(scene, **changes):
     return params
 
 
-def copy_with(src, dst, geotransform=None, crs=None):
-    """A copy of a raster with another geotransform and/or CRS ("" removes it)."""
-    gdal.Translate(str(dst), str(src))
-    ds = gdal.Open(str(dst), gdal.GA_Update)
-    if geotransform is not None:
-        ds.SetGeoTransform(geotransform)
-    if crs is not None:
-        ds.SetProjection(crs)
-    ds = None
-    return dst
-
-
-def rotated(src, dst):
+def rotated(rasters, src, dst):
     gt = list(gdal.Open(str(src)).GetGeoTransform())
     gt[2], gt[4] = 2.0, 1.5  # rotation / skew terms
-    return copy_with(src, dst, geotransform=gt)
-
-
-def float_mask(template, dst, values):
-    tpl = gdal.Open(str(template))
-    ds = gdal.GetDriverByName("GTiff").Create(str(dst), tpl.RasterXSize, tpl.RasterYSize, 1, gdal.GDT_Float32)
-    ds.SetProjection(tpl.GetProjection())
-    ds.SetGeoTransform(tpl.GetGeoTransform())
-    ds.GetRasterBand(1).WriteArray(values.astype(np.float32))
-    ds = None
-    return dst
-
-
-def run_and_check_filled(scene, expected, **changes):
-    """Inpaint a copy of the target (INPUT) holding POISON under ``expected``: the pixels that change
-    must be exactly ``expected`` (masked pixels are filled, the others copied). Returns the output."""
-    target = poisoned(changes.pop("INPUT", scene["target"]), scene["tmp"] / "poisoned.tif", expected)
-    out = scene["tmp"] / "filled.tif"
-    run(INPAINT, inpaint_params(scene, INPUT=str(target), OUTPUT=str(out), **changes))
-    got, truth = raster_info(out)["data"], raster_info(target)["data"]
-    np.testing.assert_array_equal((got != truth).any(axis=0), expected)
-    return out
+    return rasters.copy_with(src, dst, geotransform=gt)
 
 
 # --- 1. rotated / skewed geotransform -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("parameter", INPUTS)
-def test_rotated_raster_is_refused_by_name(mcpn_provider, s2_scene, parameter):
+def test_rotated_raster_is_refused_by_name(mcpn_provider, s2_scene, rasters, parameter):
     key, label = INPUTS[parameter]
-    rot = rotated(s2_scene[key], s2_scene["tmp"] / "rotated.tif")
+    rot = rotated(rasters, s2_scene[key], s2_scene["tmp"] / "rotated.tif")
     refused(
         INPAINT,
         inpaint_params(s2_scene, **given(parameter, rot)),
@@ -145,17 +109,9 @@ def test_rotated_raster_is_refused_by_name(mcpn_provider, s2_scene, parameter):
     )
 
 
-def test_rotated_guide_is_refused_in_super_resolution(mcpn_provider, sr_scene):
-    rot = rotated(sr_scene["guides"][0], sr_scene["tmp"] / "rotated.tif")
+def test_rotated_guide_is_refused_in_super_resolution(mcpn_provider, sr_scene, rasters):
+    rot = rotated(rasters, sr_scene["guides"][0], sr_scene["tmp"] / "rotated.tif")
     refused(SR, sr_params(sr_scene, GUIDES=[str(rot)]), "'rotated.tif' (High-resolution guide rasters, GUIDES)")
-
-
-def test_rotated_raster_in_core_api(tmp_path, s2_scene):
-    from mcpn.core.raster import io as rasters
-
-    rot = rotated(s2_scene["target"], tmp_path / "rotated.tif")
-    with pytest.raises(rasters.RasterError, match="rotated rasters are not supported"):
-        rasters.grid_of(str(rot))
 
 
 # --- 2. output path ------------------------------------------------------------------------------
@@ -276,77 +232,6 @@ def test_output_tiff_extension_any_case_is_written(mcpn_provider, sr_scene):
     assert ds.GetDriver().ShortName == "GTiff" and (ds.RasterXSize, ds.RasterYSize) == (48, 48)
 
 
-# --- 3. many bands -------------------------------------------------------------------------------
-
-
-def test_200_band_target_keeps_bands_and_names(mcpn_provider, s2_scene):
-    tmp = s2_scene["tmp"]
-    src = gdal.Open(str(s2_scene["target"]))
-    rgb = src.ReadAsArray()
-    target = tmp / "bands200.tif"
-    ds = gdal.GetDriverByName("GTiff").Create(str(target), 48, 48, 200, gdal.GDT_UInt16)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    names = [f"band {i + 1:03d}" for i in range(200)]
-    for i, name in enumerate(names):
-        band = ds.GetRasterBand(i + 1)
-        band.WriteArray(rgb[i % 3] + i)
-        band.SetDescription(name)
-    ds = None
-    out = tmp / "out200.tif"
-    run(INPAINT, inpaint_params(s2_scene, INPUT=str(target), OUTPUT=str(out)))
-    got, truth = raster_info(out), raster_info(target)
-    assert got["bands"] == 200 and got["descriptions"] == names and got["dtype"] == gdal.GDT_UInt16
-    assert QgsRasterLayer(str(out), "out").bandCount() == 200
-    clear = ~block_mask(48, *CLOUD)
-    np.testing.assert_array_equal(got["data"][:, clear], truth["data"][:, clear])
-
-
-# --- 4. floating-point masks ---------------------------------------------------------------------
-
-
-def probability(size=48):
-    """Cloud probability 0..1 (float32) with values on both sides of 0.5 and 0.5 itself."""
-    rng = np.random.default_rng(5)
-    prob = rng.uniform(0.0, 0.45, (size, size))
-    prob[8:20, 6:30] = rng.uniform(0.55, 1.0, (12, 24))
-    prob[30:34, 30:40] = 0.5  # exactly the threshold: cloud
-    prob[36, 30:40] = np.nextafter(np.float32(0.5), np.float32(0))  # just below: clear
-    return prob.astype(np.float32)
-
-
-def test_float_probability_mask_with_threshold(mcpn_provider, s2_scene):
-    prob = probability()
-    mask = float_mask(s2_scene["target"], s2_scene["tmp"] / "prob.tif", prob)
-    run_and_check_filled(s2_scene, prob >= 0.5, MASK=str(mask), MASK_VALUES=">=0.5")
-
-
-def test_float_mask_with_value_one(mcpn_provider, s2_scene):
-    cloud = block_mask(48, *CLOUD)
-    mask = float_mask(s2_scene["target"], s2_scene["tmp"] / "float01.tif", cloud.astype(np.float32))
-    run_and_check_filled(s2_scene, cloud, MASK=str(mask), MASK_VALUES="1")
-
-
-def test_float_masks_in_core_api(tmp_path, s2_scene):
-    from mcpn.core.raster import io as rasters
-    from mcpn.core.raster import masks
-    from mcpn.core.raster.tiling import Window
-
-    prob = probability()
-    prob[0, 0] = -9999.0
-    path = float_mask(s2_scene["target"], tmp_path / "prob.tif", prob)
-    ds = gdal.Open(str(path), gdal.GA_Update)
-    ds.GetRasterBand(1).SetNoDataValue(-9999.0)
-    ds = None
-    data = rasters.read_window(str(path), Window(0, 0, 48, 48))
-    assert np.isnan(data[0, 0, 0])
-    expected = prob >= 0.5
-    expected[0, 0] = False  # nodata is not cloud
-    np.testing.assert_array_equal(masks.mask_from_values(data, ">=0.5"), expected)
-    np.testing.assert_array_equal(masks.mask_from_values(data, ">0.5"), prob > 0.5)
-    np.testing.assert_array_equal(masks.mask_from_values(np.float32([[0.0, 1.0]]), "1"), [[False, True]])
-
-
 # --- 5. not a raster, missing file ---------------------------------------------------------------
 
 
@@ -380,80 +265,18 @@ def test_non_raster_guide_among_valid_ones_is_named(mcpn_provider, sr_scene):
     refused(SR, sr_params(sr_scene, GUIDES=guides), f"The file '{notes}' (High-resolution guide rasters, GUIDES)")
 
 
-# --- 6. partial guide, rasters without CRS -------------------------------------------------------
-
-
-def test_guide_covering_part_of_the_target_runs(mcpn_provider, s2_scene):
-    """Outside its coverage the guide is invalid (NaN, left out of its loss); the run still fills the cloud."""
-    half = s2_scene["tmp"] / "guide_left_half.tif"
-    gdal.Translate(str(half), str(s2_scene["guide"]), srcWin=[0, 0, 24, 48])  # the cloud spans columns 14-33
-    out = run_and_check_filled(s2_scene, block_mask(48, *CLOUD), GUIDES=[str(half)])
-    assert raster_info(out)["geotransform"] == pytest.approx(raster_info(s2_scene["target"])["geotransform"])
-
-
-def test_second_guide_covering_part_runs_in_super_resolution(mcpn_provider, sr_scene):
-    part = sr_scene["tmp"] / "b04_part.tif"
-    gdal.Translate(str(part), str(sr_scene["guides"][1]), srcWin=[10, 10, 30, 20])
-    out = sr_scene["tmp"] / "out_part.tif"
-    run(SR, sr_params(sr_scene, GUIDES=[str(sr_scene["guides"][0]), str(part)], OUTPUT=str(out)))
-    got = raster_info(out)
-    assert got["size"] == (48, 48) and np.isfinite(got["data"]).all()
-
-
-def test_rasters_all_without_crs_run(mcpn_provider, s2_scene, sr_scene):
-    tmp = s2_scene["tmp"]
-    bare = {k: copy_with(s2_scene[k], tmp / f"{k}_nocrs.tif", crs="") for k in ("target", "mask", "guide")}
-    params = {"INPUT": str(bare["target"]), "MASK": str(bare["mask"]), "GUIDES": [str(bare["guide"])]}
-    got = raster_info(run_and_check_filled(s2_scene, block_mask(48, *CLOUD), **params))
-    assert got["crs"] == "" and got["geotransform"] == pytest.approx(raster_info(s2_scene["target"])["geotransform"])
-
-    low = copy_with(sr_scene["low"], tmp / "low_nocrs.tif", crs="")
-    guide = copy_with(sr_scene["guides"][0], tmp / "b08_nocrs.tif", crs="")
-    out = tmp / "sr_nocrs.tif"
-    run(SR, sr_params(sr_scene, INPUT=str(low), GUIDES=[str(guide)], OUTPUT=str(out)))
-    got = raster_info(out)
-    assert got["crs"] == "" and got["size"] == (48, 48)
+# --- 6. rasters with a CRS and without ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("without", [*INPUTS, "SR INPUT"])
-def test_crs_on_some_inputs_only_is_refused(mcpn_provider, s2_scene, sr_scene, without):
+def test_crs_on_some_inputs_only_is_refused(mcpn_provider, s2_scene, sr_scene, rasters, without):
     """One raster without CRS among rasters with one: refused (aligning them would be a guess)."""
     tmp = s2_scene["tmp"]
     if without == "SR INPUT":
-        bare = copy_with(sr_scene["low"], tmp / "bare.tif", crs="")
+        bare = rasters.copy_with(sr_scene["low"], tmp / "bare.tif", crs="")
         alg, params, label = SR, sr_params(sr_scene, INPUT=str(bare)), "Low-resolution raster, INPUT"
     else:
         key, label = INPUTS[without]
-        bare = copy_with(s2_scene[key], tmp / "bare.tif", crs="")
+        bare = rasters.copy_with(s2_scene[key], tmp / "bare.tif", crs="")
         alg, params = INPAINT, inpaint_params(s2_scene, **given(without, bare))
     refused(alg, params, f"'bare.tif' ({label}) has no CRS but", "has one (EPSG:32630)", "Assign Projection")
-
-
-# --- the same refusals through qgis_process -------------------------------------------------------
-
-
-@pytest.mark.usefixtures("enabled")
-@pytest.mark.parametrize("case", ["output_is_input", "text_file", "jpeg_output"])
-def test_qgis_process_refuses_before_writing(s2_scene, case):
-    tmp = s2_scene["tmp"]
-    target = tmp / "target_copy.tif"
-    shutil.copy(s2_scene["target"], target)
-    before = target.read_bytes()
-    args = {"INPUT": target, "MASK": s2_scene["mask"], "GUIDES": s2_scene["guide"], "OUTPUT": tmp / "cli.tif"}
-    if case == "output_is_input":
-        args["OUTPUT"] = target
-        expected = f"The output '{target}' is an input file (Target raster, INPUT)"
-    elif case == "text_file":
-        args["GUIDES"] = tmp / "notes.txt"
-        args["GUIDES"].write_text("hello\n")
-        expected = "(Guide rasters, GUIDES) is not a raster that GDAL can read"
-    else:
-        args["OUTPUT"] = tmp / "cli.jpg"
-        expected = "The output 'cli.jpg' must be a GeoTIFF file name"
-    done = qgis_process(
-        "run", INPAINT, "--", *(f"{k}={v}" for k, v in args.items()), "STEPS=2", "DEVICE=1", timeout=120
-    )
-    text = done.stdout + done.stderr
-    assert done.returncode != 0 and expected in text and "Traceback" not in text, text[-2000:]
-    assert target.read_bytes() == before
-    assert not (tmp / "cli.tif").exists() and not (tmp / "cli.jpg").exists()

@@ -7,7 +7,6 @@ import os
 import sys
 
 import mcpn
-from conftest import PLUGINS, remove_provider
 from mcpn.mcpn_plugin import dependencies
 from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
 
@@ -68,9 +67,8 @@ def test_enum_defaults_and_options(mcpn_provider):
         assert alg.parameterDefinition("ANCHOR").defaultValue() == 0  # from the instant estimate
 
 
-def test_class_factory_load_unload_reload(qgis_app, qgis_iface):
-    registry = QgsApplication.processingRegistry()
-    remove_provider()
+def test_class_factory_load_unload_reload(no_provider, qgis_iface):
+    registry = no_provider
     for iface in (None, qgis_iface):
         plugin = mcpn.classFactory(iface)
         plugin.initGui()
@@ -85,18 +83,17 @@ def test_class_factory_load_unload_reload(qgis_app, qgis_iface):
         assert registry.providerById("mcpn") is None
 
 
-def test_qgis_utils_cycle(qgis_app, qgis_iface):
+def test_qgis_utils_cycle(no_provider, qgis_iface, plugins_folder):
     """Load, start, reload and unload the plugin through qgis.utils, as the QGIS plugin manager does."""
     import qgis.utils
 
-    registry = QgsApplication.processingRegistry()
-    remove_provider()
+    registry = no_provider
     saved_modules = {k: v for k, v in sys.modules.items() if k == "mcpn" or k.startswith("mcpn.")}
     for name in saved_modules:  # a fresh import, tracked by qgis.utils like in QGIS
         del sys.modules[name]
     previous_iface, previous_paths = qgis.utils.iface, list(qgis.utils.plugin_paths)
     qgis.utils.iface = qgis_iface
-    qgis.utils.plugin_paths = [str(PLUGINS)]
+    qgis.utils.plugin_paths = [str(plugins_folder)]
     try:
         qgis.utils.updateAvailablePlugins()
         assert "mcpn" in qgis.utils.available_plugins
@@ -143,7 +140,24 @@ def test_metadata():
     assert (Path(mcpn.__file__).parent / general["icon"]).is_file()
 
 
-def test_provider_loads_without_torch():
+def test_every_plugin_module_imports_in_qgis():
+    """The plugin's own modules (they need QGIS; tests/engine/test_imports.py checks the others) are found on disk,
+    so a module the provider does not load yet is checked too."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(mcpn.__file__).parent
+    names = ["mcpn"] + [
+        f"mcpn.{path.parent.name}" + ("" if path.stem == "__init__" else f".{path.stem}")
+        for folder in ("algorithms", "mcpn_plugin")
+        for path in sorted((root / folder).glob("*.py"))
+    ]
+    assert {"mcpn.algorithms.inpainting", "mcpn.mcpn_plugin.network"} <= set(names)
+    for name in names:
+        importlib.import_module(name)
+
+
+def test_provider_loads_without_torch(plugins_folder):
     """The provider and algorithms import without torch (the engine is imported lazily)."""
     import subprocess
 
@@ -159,7 +173,7 @@ def test_provider_loads_without_torch():
         "from mcpn.mcpn_plugin import dependencies\n"
         "print('MISSING', dependencies.missing_packages())\n"
     )
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join([str(PLUGINS), *sys.path]))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join([str(plugins_folder), *sys.path]))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MISSING ['torch']" in done.stdout

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.trust.metrics import masked_ssim, rmse
+from mcpn.core.trust.metrics import masked_ssim, rmse
 
 
 def _image(bands: int = 3, size: int = 64, seed: int = 0) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import S2, require_data
 from mcpn.core.config import Settings
 from mcpn.core.errors import Cancelled, DeviceError, InputError
 from mcpn.core.model.degradation import Degradation
@@ -29,15 +28,20 @@ from osgeo import gdal
 BANDS = ("B04", "B03", "B02", "B08")
 
 
-def crop(date: str, size: int = 32, offset: int = 400, bands=BANDS) -> np.ndarray:
-    require_data()
-    return np.stack(
-        [gdal.Open(str(S2 / date / f"{b}.tif")).ReadAsArray(offset, offset, size, size) for b in bands]
-    ).astype(np.float64)
+@pytest.fixture
+def crop(s2):
+    """``crop(date, size, offset, bands)``: a square crop of the Sentinel-2 bands of one date, float64."""
+
+    def read(date: str, size: int = 32, offset: int = 400, bands=BANDS) -> np.ndarray:
+        return np.stack(
+            [gdal.Open(str(s2 / date / f"{b}.tif")).ReadAsArray(offset, offset, size, size) for b in bands]
+        ).astype(np.float64)
+
+    return read
 
 
 @pytest.fixture
-def sample():
+def sample(crop):
     """A 32 px target, a 3-band guide and a square cloud in the middle."""
     target, guide = crop("2018-08-05"), crop("2018-07-21", bands=BANDS[:3])
     mask = np.zeros(target.shape[1:], bool)
@@ -83,7 +87,7 @@ def test_nan_target_pixels_are_filled_and_nan_guide_pixels_ignored(sample):
 
 
 @pytest.mark.parametrize("low_size", [8, 13])  # x4 and a non-integer factor (32 / 13)
-def test_super_resolution_reproduces_the_low_resolution_input(low_size):
+def test_super_resolution_reproduces_the_low_resolution_input(crop, low_size):
     truth = crop("2018-08-05", bands=("B08",))
     guide = crop("2018-08-05", bands=BANDS[:3])
     bilinear = Degradation("bilinear", truth.shape[1:], (low_size, low_size))

@@ -6,11 +6,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import DATA, S2, require_data
 from mcpn.core.classic import fill_nodata
 from mcpn.core.errors import InputError
 from mcpn.core.pipeline.api import inpaint
-from mcpn.core.trust.self_validation import MAX_HIDDEN_SHARE, synthetic_mask, validate
+from mcpn.core.trust.self_validation import MAX_HIDDEN_SHARE, holdout_mask, synthetic_mask, validate
 from osgeo import gdal
 from scipy import ndimage
 from skimage.metrics import structural_similarity
@@ -18,18 +17,28 @@ from skimage.metrics import structural_similarity
 RGB = ("B04", "B03", "B02")
 
 
-def real_mask(x: int = 0, y: int = 0, size: int = 256) -> np.ndarray:
-    """A crop of the realistic cloud mask of ../shared/data (about 19 % cloud over its 256 px)."""
-    require_data()
-    data = gdal.Open(str(DATA / "s1_sar_guide" / "cloud_mask.tif")).ReadAsArray(x, y, size, size)
-    return data.astype(bool)
+@pytest.fixture
+def real_mask(shared_data):
+    """``real_mask(x, y, size)``: a crop of the realistic cloud mask of ../shared/data (about 19 % cloud over its
+    256 px)."""
+
+    def read(x: int = 0, y: int = 0, size: int = 256) -> np.ndarray:
+        data = gdal.Open(str(shared_data / "s1_sar_guide" / "cloud_mask.tif")).ReadAsArray(x, y, size, size)
+        return data.astype(bool)
+
+    return read
 
 
-def s2(date: str, size: int, x: int = 420, y: int = 380, bands=RGB) -> np.ndarray:
-    require_data()
-    return np.stack([gdal.Open(str(S2 / date / f"{b}.tif")).ReadAsArray(x, y, size, size) for b in bands]).astype(
-        np.float64
-    )
+@pytest.fixture
+def read_bands(s2):
+    """``read_bands(date, size, x, y, bands)``: a crop of Sentinel-2 bands of one date, float64."""
+
+    def read(date: str, size: int, x: int = 420, y: int = 380, bands=RGB) -> np.ndarray:
+        return np.stack([gdal.Open(str(s2 / date / f"{b}.tif")).ReadAsArray(x, y, size, size) for b in bands]).astype(
+            np.float64
+        )
+
+    return read
 
 
 def touches(a: np.ndarray, b: np.ndarray) -> bool:
@@ -39,7 +48,7 @@ def touches(a: np.ndarray, b: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("window", [(0, 0, 256), (100, 100, 64), (96, 96, 48)])
-def test_synthetic_mask_avoids_clouds_and_nodata(seed: int, window: tuple[int, int, int]) -> None:
+def test_synthetic_mask_avoids_clouds_and_nodata(seed: int, window: tuple[int, int, int], real_mask) -> None:
     cloud = real_mask(*window)
     invalid = np.zeros_like(cloud)
     invalid[:, : cloud.shape[1] // 8] = True  # a nodata strip along the left edge
@@ -52,7 +61,7 @@ def test_synthetic_mask_avoids_clouds_and_nodata(seed: int, window: tuple[int, i
     assert 0.75 * expected <= hidden.sum() <= min(1.5 * expected, MAX_HIDDEN_SHARE * clear)
 
 
-def test_synthetic_mask_is_deterministic_and_shaped_like_the_clouds() -> None:
+def test_synthetic_mask_is_deterministic_and_shaped_like_the_clouds(real_mask) -> None:
     cloud = real_mask()
     first, again, other = synthetic_mask(cloud, None, 7), synthetic_mask(cloud, None, 7), synthetic_mask(cloud, None, 8)
     assert np.array_equal(first, again)
@@ -106,8 +115,8 @@ def gdal_fillnodata_command(band: np.ndarray, missing: np.ndarray, folder) -> np
     return gdal.Open(str(out)).ReadAsArray()
 
 
-def test_fill_nodata_is_gdal_fill_nodata(tmp_path) -> None:
-    image = s2("2018-08-05", 48)
+def test_fill_nodata_is_gdal_fill_nodata(tmp_path, real_mask, read_bands) -> None:
+    image = read_bands("2018-08-05", 48)
     cloud = real_mask(96, 96, 48)
     image[1, 40:, :5] = np.nan  # nodata in one band only
     filled = fill_nodata(image, cloud)
@@ -137,8 +146,8 @@ def ssim_on(pred: np.ndarray, truth: np.ndarray, region: np.ndarray) -> list[flo
     return scores
 
 
-def test_scores_match_an_independent_computation() -> None:
-    target = s2("2018-08-05", 64, 400, 400)
+def test_scores_match_an_independent_computation(real_mask, read_bands) -> None:
+    target = read_bands("2018-08-05", 64, 400, 400)
     cloud = real_mask(100, 100, 64)
     target[:, 60:, 60:] = np.nan  # a nodata corner
     calls = []
@@ -173,15 +182,15 @@ def test_scores_match_an_independent_computation() -> None:
     assert result.gdal_ssim > result.mcpn_ssim and result.gdal_rmse < result.mcpn_rmse
 
 
-def test_a_perfect_fill_scores_perfectly() -> None:
-    target = s2("2018-08-05", 48)
+def test_a_perfect_fill_scores_perfectly(real_mask, read_bands) -> None:
+    target = read_bands("2018-08-05", 48)
     result = validate(target, real_mask(96, 96, 48), lambda image, mask: target.copy(), seed=0)
     assert result.mcpn_ssim == pytest.approx(1.0) and result.mcpn_rmse == 0.0
     assert result.gdal_ssim < 1.0 and result.gdal_rmse > 0.0
 
 
-def test_validation_of_a_real_mcpn_fit() -> None:
-    target, guide = s2("2018-08-05", 48), s2("2018-07-21", 48, bands=RGB + ("B08",))
+def test_validation_of_a_real_mcpn_fit(real_mask, read_bands) -> None:
+    target, guide = read_bands("2018-08-05", 48), read_bands("2018-07-21", 48, bands=RGB + ("B08",))
     cloud = real_mask(96, 96, 48)
     runs = []
 
@@ -198,3 +207,10 @@ def test_validation_of_a_real_mcpn_fit() -> None:
     assert result.mcpn_rmse == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-6)
     assert 0 < result.mcpn_ssim < 1 and 0 < result.gdal_ssim < 1 and result.gdal_rmse > 0
     assert len(result.mcpn_band_ssim) == len(result.gdal_band_rmse) == 3
+
+
+def test_no_holdout_where_no_patch_fits_between_the_gaps():
+    """Clear pixels only in 1 px wide strips: no patch fits, so no held-out pixels (the fit runs without them)."""
+    missing = np.ones((64, 64), dtype=bool)
+    missing[:, ::3] = False
+    assert holdout_mask(missing, 0.1, seed=0) is None

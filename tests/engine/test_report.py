@@ -202,7 +202,11 @@ def test_writing_is_atomic(tmp_path, monkeypatch) -> None:
 
 def screenshot(html: Path, folder: Path) -> np.ndarray:
     """Render ``html`` in headless Chromium and return the screenshot (RGB)."""
-    assert CHROMIUM.exists(), "Chromium is needed to render the report: run `make venv` (apt-get install chromium)"
+    if not CHROMIUM.exists():  # `make venv` installs it, so CI (CI=true) has it: there its absence fails
+        message = f"{CHROMIUM} not found: `make venv` installs Chromium to render the report (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     shot = folder / f"{html.stem}.png"
     command = [
         str(CHROMIUM),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import block_mask, fast, raster_info, scene, write_mask
 from mcpn.core.config import Settings
 from mcpn.core.model import device
 from mcpn.core.model.degradation import Degradation
@@ -82,10 +81,13 @@ def test_each_member_stops_on_its_own_patience():
         assert fitted.chosen_step == replay.best_step
 
 
-def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full(tmp_path, monkeypatch):
-    s = scene(tmp_path, size=64)
-    cloud = block_mask(64, 10, 54, 10, 54)
-    mask = write_mask(s["target"], tmp_path / "mask.tif", cloud)
+def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full(
+    tmp_path, monkeypatch, rasters, scene, fast
+):
+    s = scene(size=64)
+    cloud = rasters.block(64, 10, 54, 10, 54)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    poisoned = rasters.poisoned(s["target"], tmp_path / "poisoned.tif", cloud)
     sizes = []
 
     def fit_with_little_memory(batch, *args, **kwargs):
@@ -97,13 +99,32 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
     monkeypatch.setattr(device, "fit", fit_with_little_memory)
     logs: list[str] = []
     result = inpaint_raster(
-        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+        str(poisoned), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
         fast(tile_size=40, tile_overlap=8, batch_size=4), callbacks=Callbacks(log=logs.append),
     )  # fmt: skip
     assert result.fitted == 4 and sizes == [4, 2, 2]
     assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
-    out, target = raster_info(tmp_path / "o.tif")["data"], raster_info(s["target"])["data"]
-    assert np.array_equal(out[:, ~cloud], target[:, ~cloud]) and (out[:, cloud] > 0).all()
+    rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"])), cloud)
+
+
+def test_a_tile_that_runs_out_of_gpu_memory_is_fitted_again_on_the_cpu(monkeypatch):
+    """The last fall-back when the GPU is full (simulated here: no GPU on the test machines): one tile, on the CPU,
+    with a warning in the log."""
+    devices = []
+
+    def fit_without_gpu_memory(batch, settings, on, callbacks=None):
+        devices.append(on.type)
+        if on.type != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return fit(batch, settings, on, callbacks)
+
+    monkeypatch.setattr(device, "fit", fit_without_gpu_memory)
+    logs: list[str] = []
+    settings = Settings(method="stacked", steps=2)
+    (fitted,), used = device.fit_on_device(problems(1), settings, torch.device("cuda"), Callbacks(log=logs.append))
+    assert devices == ["cuda", "cpu"] and used.type == "cpu"
+    assert logs == ["warning: the GPU ran out of memory; fitting again on the CPU (slower)"]
+    np.testing.assert_array_equal(fitted.output, fit(problems(1), settings, torch.device("cpu"))[0].output)
 
 
 def test_a_batch_keeps_each_members_moving_average():

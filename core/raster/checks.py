@@ -1,0 +1,98 @@
+"""Checks of input rasters and output paths before anything is read or written (engine and algorithms alike)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from osgeo import gdal
+
+__all__ = ["open_raster", "output_problem", "rotation_problem", "same_file"]
+
+GEOTIFF = (".tif", ".tiff")
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same file (links and relative paths resolved; also for files not yet made)."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def open_raster(path: str) -> tuple[Any, str]:
+    """The GDAL raster dataset at ``path`` and "", or None and GDAL's reason (with or without gdal.UseExceptions)."""
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    gdal.ErrorReset()
+    try:
+        ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR)
+        reason = "" if ds is not None else gdal.GetLastErrorMsg()
+    except RuntimeError as exc:
+        ds, reason = None, str(exc)
+    finally:
+        gdal.PopErrorHandler()
+    if ds is not None and ds.RasterCount == 0:
+        ds, reason = None, "it has no raster band"
+    if ds is None:
+        return None, reason.replace(f"`{path}' ", "").strip().rstrip(".") or "GDAL cannot open it"
+    return ds, ""
+
+
+def rotation_problem(name: str, geotransform: Sequence[float], label: str = "") -> str | None:
+    """Why a raster with this geotransform cannot be used (rotated or skewed), or None."""
+    if geotransform[2] == 0.0 and geotransform[4] == 0.0:
+        return None
+    return (
+        f"'{name}'{f' ({label})' if label else ''} has a rotated or skewed geotransform (rotation terms "
+        f"{geotransform[2]:g} and {geotransform[4]:g}), which is not supported: warp it to a north-up grid first "
+        "(Raster > Projections > Warp)."
+    )
+
+
+def output_problem(
+    path: str,
+    what: str,
+    inputs: Sequence[tuple[str, str]],
+    earlier: Sequence[str] = (),
+    extensions: Sequence[str] = GEOTIFF,
+) -> str | None:
+    """What is wrong with the output file ``path`` (called ``what`` in the message), or None.
+
+    ``inputs`` are (label, path) of every input file, ``earlier`` the other
+    outputs of the run: an output may be neither; it must end in one of
+    ``extensions`` and lie in a folder (made if missing) where a file can be written.
+    """
+    name = os.path.basename(path)
+    if os.path.splitext(path)[1].lower() not in extensions:
+        if tuple(extensions) == GEOTIFF:
+            return (
+                f"The {what} '{name}' must be a GeoTIFF file name ending in .tif or .tiff: the algorithm writes "
+                "GeoTIFF only (convert the result afterwards with Raster > Conversion > Translate)."
+            )
+        return f"The {what} '{name}' must be a file name ending in {' or '.join(extensions)}."
+    for label, source in inputs:
+        if same_file(path, source):
+            return (
+                f"The {what} '{path}' is an input file ({label}): choose another output file name "
+                "(inputs are never overwritten)."
+            )
+    if any(same_file(path, other) for other in earlier):
+        return f"The {what} '{path}' is also given for another output: choose a different file name for each."
+    if os.path.isdir(path):
+        return f"The {what} '{path}' is a folder: give a file name."
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"Cannot write the {what} '{path}': '{existing}' is a file, not a folder."
+    try:  # a real write test: permissions alone say nothing when running as root
+        handle, probe = tempfile.mkstemp(prefix=".mcpn-write-test-", dir=existing)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as exc:
+        return f"Cannot write the {what} '{path}': the folder '{existing}' is not writable ({exc.strerror})."
+    return None

@@ -1,0 +1,111 @@
+"""What a raster run costs and leaves behind: peak memory at two scene sizes, and a cancel while fitting or
+while writing the output leaves no file (core.pipeline.inpainting)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mcpn.core.errors import Cancelled
+from mcpn.core.model.fitting import Callbacks
+from mcpn.core.pipeline import inpainting
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.raster.masks import CloudMask
+from osgeo import gdal, osr
+
+PEAK = """
+import resource, sys
+from mcpn.core.config import Settings
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.raster.masks import CloudMask
+target, mask, out = sys.argv[1:4]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = inpaint_raster(target, CloudMask(mask), [target], out, Settings(steps=1, device="cpu", tile_size=128))
+print(result.fitted, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def ramp_scene(folder, size: int) -> tuple[str, str]:
+    """A ``size`` px, 3-band uint16 scene (tiled GeoTIFF) and a mask with one small cloud near its corner."""
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32630)
+    paths = []
+    for name, bands, gdal_type in (("target", 3, gdal.GDT_UInt16), ("mask", 1, gdal.GDT_Byte)):
+        path = str(folder / f"{name}_{size}.tif")
+        ds = gdal.GetDriverByName("GTiff").Create(path, size, size, bands, gdal_type, ["TILED=YES"])
+        ds.SetGeoTransform([500000, 10, 0, 4500000, 0, -10])
+        ds.SetProjection(srs.ExportToWkt())
+        values = np.zeros((size, size), np.uint8)
+        values[100:140, 20:80] = 1
+        if name == "target":
+            values = (np.add.outer(np.arange(size), np.arange(size)) % 4000 + 100).astype(np.uint16)
+        for i in range(bands):
+            ds.GetRasterBand(i + 1).WriteArray(values)
+        ds = None
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_peak_memory_does_not_grow_with_the_scene(tmp_path, plain_python_env):
+    """The same run (one small cloud, two tiles fitted) on 1024 px and on 3072 px (9x the pixels): the peak grows
+    by less than a third of what the larger scene holds more, even as uint16 (48 MiB): nothing keeps the scene.
+
+    GDAL's block cache is capped (16 MB): it keeps the blocks it has read up to its own bound, by default 5 % of
+    the RAM, and would otherwise grow with the scene up to that bound (180 MiB more at 3072 px, measured)."""
+    peaks = {}
+    for size in (1024, 3072):
+        target, mask = ramp_scene(tmp_path, size)
+        done = subprocess.run(
+            [sys.executable, "-c", PEAK, target, mask, str(tmp_path / f"out_{size}.tif")], capture_output=True,
+            text=True, timeout=300, env={**plain_python_env, "GDAL_CACHEMAX": "16", "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        fitted, peaks[size] = done.stdout.split()
+        assert fitted == "2"
+    more = 3 * (3072**2 - 1024**2) * 2 / 2**20  # MiB the larger scene holds more as uint16
+    assert float(peaks[3072]) - float(peaks[1024]) < more / 3, peaks
+
+
+@pytest.fixture
+def cloudy(tmp_path, scene, rasters):
+    s = scene(size=64)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 54))
+    return str(s["target"]), str(mask), str(s["guide"])
+
+
+def test_cancel_while_fitting_stops_the_run_and_leaves_no_file(tmp_path, cloudy, fast):
+    """Cancelled after the 5th step of the first of 4 tiles: not one step more, no output, no scratch file."""
+    target, mask, guide = cloudy
+    steps: list[int] = []
+    callbacks = Callbacks(lambda step, total: steps.append(step), lambda: len(steps) >= 5)
+    with pytest.raises(Cancelled):
+        inpaint_raster(target, CloudMask(mask), [guide], str(tmp_path / "out" / "o.tif"), fast(tile_size=40, steps=20),
+                       callbacks=callbacks)  # fmt: skip
+    assert len(steps) == 5
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_cancel_while_writing_leaves_no_file(tmp_path, cloudy, fast, monkeypatch):
+    """A cancel after the fit, once the first output window is written (windows of 16 px here): no output, no
+    scratch file."""
+    monkeypatch.setattr(inpainting, "WRITE_BLOCK", 16)
+    target, mask, guide = cloudy
+    fitted, asked = [], []
+
+    def cancel() -> bool:  # asked before each step, then before each output window
+        if fitted:
+            asked.append(1)
+        return len(asked) >= 2
+
+    def progress(step: int, total: int) -> None:
+        if step == total:
+            fitted.append(step)
+
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled):
+        inpaint_raster(target, CloudMask(mask), [guide], str(out / "o.tif"), fast(tile_size=64),
+                       callbacks=Callbacks(progress, cancel))  # fmt: skip
+    assert fitted and len(asked) == 2
+    assert list(out.iterdir()) == []
