@@ -235,27 +235,11 @@ class Competitor:
         return 1000 * statistics.mean(inside) if inside else None
 
 
-class ForeignLoad:
-    """CPU time used by processes other than this script and its children, in cores, from ``/proc/stat``."""
-
-    def __init__(self) -> None:
-        self.start = self._now()
-
-    @staticmethod
-    def _now() -> tuple[float, float, float]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal (not idle, iowait)
-        own = sum(os.times()[:4])  # this process and its waited-for children
-        return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own
-
-    def cores(self) -> float:
-        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._now()
-        return max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
-
-
 def measure_one(way: str, condition: str, params: dict, env: dict[str, str]) -> dict:
     """One fit the given way beside the given competitor (none when idle)."""
-    load = ForeignLoad()
+    load = _harness.module("core.model.threads").OtherLoad(
+        children=True
+    )  # this script's fits are its children: not others
     competitor = Competitor(condition, params, env) if condition != "idle" else None
     start = time.perf_counter()
     try:

@@ -15,7 +15,12 @@ the spinning burns the time the others need: measured on two cores, a step took
 6x its idle time beside another fit and 2-3x beside one busy process, where a
 fair share is 2x and 1-2x (``benchmarks/results/desktop/desktop_speed_before.md``).
 Which count is fastest at the moment shows in the steps' own times, so
-:class:`ThreadTuner` chooses it from them, during the fit. (Threads that sleep
+:class:`ThreadTuner` chooses it from them, during the fit, whenever other
+processes use the CPU (on Linux, where ``/proc/stat`` says so; elsewhere torch's
+count is kept). On a quiet CPU it keeps all cores and tries nothing else: the
+thread count changes the order of a step's sums, and so the result (one thread
+against two gave another fit within its noise), and the same seed must give the
+same result. (Threads that sleep
 instead of spinning, ``OMP_WAIT_POLICY=PASSIVE``, soften the collapse but made an
 idle step as slow as one thread: 210 instead of 132 ms at 256 px.) One more competitor
 lives inside the QGIS executables on Linux: they load the system's OpenBLAS
@@ -27,17 +32,19 @@ with torch's; during a fit it is set to one thread.
 from __future__ import annotations
 
 import ctypes
+import os
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable
 
 import torch
 
-__all__ = ["StepTimer", "ThreadTuner", "cpu_threads", "thread_counts"]
+__all__ = ["OtherLoad", "StepTimer", "ThreadTuner", "cpu_threads", "thread_counts"]
 
 
 class StepTimer:
@@ -76,35 +83,64 @@ def thread_counts(most: int) -> list[int]:
     return counts
 
 
+class OtherLoad:
+    """The CPU time other processes used, in cores, from ``/proc/stat`` (Linux): since the last reading."""
+
+    def __init__(self, children: bool = False) -> None:
+        self.children = children  # count this process's waited-for children as its own
+        self.last = self._now()
+
+    @staticmethod
+    def available() -> bool:
+        return Path("/proc/stat").is_file()
+
+    def _now(self) -> tuple[float, float, float]:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal (not idle, iowait)
+        own = sum(os.times()[: 4 if self.children else 2])
+        return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own
+
+    def cores(self) -> float:
+        """Other processes' CPU use since the last call (or the start), in cores."""
+        (t0, busy0, own0), (t1, busy1, own1) = self.last, self._now()
+        self.last = (t1, busy1, own1)
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / max(t1 - t0, 1e-9)
+
+
 class ThreadTuner:
     """Chooses how many CPU threads the steps use, from the steps' own times: all cores alone, fewer beside other jobs.
 
-    A round compares the current count (its last ``window`` steps) with the next
-    count down and up, ``window`` steps each, going further while a count beats
-    the best so far by the factor ``gain``, and keeps the fastest; the step after
-    a change is not counted (it prepares the kernels for the new count). The
-    count is then held for ``hold`` steps (twice as long after each round that
-    confirms it, up to 16 times), unless its steps become ``slower`` times slower
-    than in the round: another job has started, and a new round begins at once.
+    While other processes leave the CPU alone (``others``: their use in cores, read every ``window`` steps, below
+    ``busy``), the steps keep all cores and nothing is tried, so a fit on a quiet machine runs the same operations
+    every time (same seed, same result). When other processes take the CPU, a round compares the current count (its
+    last ``window`` steps) with the next count down and up, ``window`` steps each, going further while a count beats
+    the best so far by the factor ``gain``, and keeps the fastest; the step after a change is not counted (it
+    prepares the kernels for the new count). The count is then held for ``hold`` steps (twice as long after each
+    round that confirms it, up to 16 times), unless its steps become ``slower`` times slower than in the round or
+    the other processes stop or start: a new round begins at once.
     """
 
     def __init__(
         self,
         most: int,
         apply: Callable[[int], None],
-        start: int | None = None,
+        others: Callable[[], float],
         window: int = 3,
         hold: int = 100,
         slower: float = 1.3,
         gain: float = 0.9,
+        busy: float = 0.5,
     ) -> None:
         self.counts = thread_counts(most)
-        self.apply = apply
-        self.window, self.base_hold, self.slower, self.gain = window, hold, slower, gain
+        self.apply, self.others = apply, others
+        self.window, self.base_hold, self.slower, self.gain, self.busy = window, hold, slower, gain, busy
         self.hold = hold
         self.used: dict[int, int] = {}  # steps run per thread count
-        self._set(start if start in self.counts else self.counts[0])
-        self._begin_round(periodic=False)
+        self.alone = True  # other processes left the CPU alone at the last reading
+        self.round: dict[int, float] | None = None  # count -> median step time, while a round is under way
+        self.reference, self.held = 0.0, 0  # the kept count's step time in its round; steps since
+        self._set(self.counts[0])
 
     def _set(self, count: int) -> None:
         self.current = count
@@ -114,9 +150,10 @@ class ThreadTuner:
 
     def _begin_round(self, periodic: bool) -> None:
         self.first = self.best = self.current
-        self.round: dict[int, float] | None = {}  # count -> median step time, while a round is under way
+        self.round = {}
         self.queue: list[int] | None = None  # counts still to time; None until the first count is timed
         self.periodic = periodic
+        self._timed()
 
     def step(self, seconds: float) -> None:
         """One step took ``seconds`` on the current count."""
@@ -124,18 +161,22 @@ class ThreadTuner:
         if self.fresh:
             self.fresh = False
             return
-        self.times.append(seconds)
+        self.times = (self.times + [seconds])[-self.window :]
         if len(self.times) < self.window:
             return
         if self.round is not None:
             self._timed()
             return
         self.held += 1
+        changed = False
+        if self.held % self.window == 0:
+            alone = self.others() < self.busy
+            changed, self.alone = alone != self.alone, alone
+        if self.alone and self.current == self.counts[0]:
+            return  # all cores and no one else: nothing to tune
         slow = statistics.median(self.times[-self.window :]) > self.slower * self.reference
-        if slow or self.held >= self.hold:
-            self.times = self.times[-self.window :]  # the round starts from the current count's last steps
-            self._begin_round(periodic=not slow)
-            self._timed()
+        if changed or slow or self.held >= self.hold:
+            self._begin_round(periodic=not (changed or slow))
 
     def _timed(self) -> None:
         """The current count has its ``window`` steps: time the next count, or end the round."""
@@ -172,25 +213,20 @@ class ThreadTuner:
 
 
 _TUNING = threading.Lock()  # torch's thread count is the process's: one tuner at a time (Dask threads share it)
-_last_count: int | None = None  # where the last tuned fit ended: the next starts there
 
 
 @contextmanager
 def cpu_threads(device: torch.device) -> Iterator[ThreadTuner | None]:
-    """The thread policy of one fit on ``device``: a tuner for its steps on a CPU (None elsewhere, or while
+    """The thread policy of one fit on ``device``: a tuner for its steps on a Linux CPU (None elsewhere, or while
     another fit of this process tunes); torch's thread count and OpenBLAS's are as they were afterwards."""
-    global _last_count
-    if device.type != "cpu" or not _TUNING.acquire(blocking=False):
+    if device.type != "cpu" or not OtherLoad.available() or not _TUNING.acquire(blocking=False):
         yield None
         return
     most = torch.get_num_threads()  # torch's default (one per core) or what the user set: the most we use
-    tuner = None
     try:
         with _single_threaded_openblas():
-            tuner = ThreadTuner(most, torch.set_num_threads, start=_last_count) if most > 1 else None
-            yield tuner
+            yield ThreadTuner(most, torch.set_num_threads, OtherLoad().cores) if most > 1 else None
     finally:
-        _last_count = tuner.current if tuner else _last_count
         torch.set_num_threads(most)
         _TUNING.release()
 
