@@ -84,11 +84,14 @@ def thread_counts(most: int) -> list[int]:
 
 
 class OtherLoad:
-    """The CPU time other processes used, in cores, from ``/proc/stat`` (Linux): since the last reading."""
+    """The CPU time other processes used, in cores, from ``/proc/stat`` (Linux), over the last ``interval`` seconds
+    at least (the kernel counts CPU time in ticks of 10 ms: shorter spans would be noise)."""
 
-    def __init__(self, children: bool = False) -> None:
+    def __init__(self, children: bool = False, interval: float = 0.25) -> None:
         self.children = children  # count this process's waited-for children as its own
+        self.interval = interval
         self.last = self._now()
+        self.value = 0.0
 
     @staticmethod
     def available() -> bool:
@@ -102,16 +105,18 @@ class OtherLoad:
         return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own
 
     def cores(self) -> float:
-        """Other processes' CPU use since the last call (or the start), in cores."""
-        (t0, busy0, own0), (t1, busy1, own1) = self.last, self._now()
-        self.last = (t1, busy1, own1)
-        return max(0.0, (busy1 - busy0) - (own1 - own0)) / max(t1 - t0, 1e-9)
+        """Other processes' CPU use since the last reading (the previous value until ``interval`` has passed)."""
+        now = self._now()
+        (t0, busy0, own0), (t1, busy1, own1) = self.last, now
+        if t1 - t0 >= self.interval:
+            self.last, self.value = now, max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
+        return self.value
 
 
 class ThreadTuner:
     """Chooses how many CPU threads the steps use, from the steps' own times: all cores alone, fewer beside other jobs.
 
-    While other processes leave the CPU alone (``others``: their use in cores, read every ``window`` steps, below
+    While other processes leave the CPU alone (``others``: their use in cores, read after every step, below
     ``busy``), the steps keep all cores and nothing is tried, so a fit on a quiet machine runs the same operations
     every time (same seed, same result). When other processes take the CPU, a round compares the current count (its
     last ``window`` steps) with the next count down and up, ``window`` steps each, going further while a count beats
@@ -137,10 +142,11 @@ class ThreadTuner:
         self.window, self.base_hold, self.slower, self.gain, self.busy = window, hold, slower, gain, busy
         self.hold = hold
         self.used: dict[int, int] = {}  # steps run per thread count
-        self.alone = True  # other processes left the CPU alone at the last reading
+        self.alone, self.changed = True, False  # other processes leave the CPU alone; since the last round
         self.round: dict[int, float] | None = None  # count -> median step time, while a round is under way
         self.reference, self.held = 0.0, 0  # the kept count's step time in its round; steps since
         self._set(self.counts[0])
+        self.fresh = False  # the first step given is timed: the fit's own first step is not given (StepTimer)
 
     def _set(self, count: int) -> None:
         self.current = count
@@ -153,30 +159,36 @@ class ThreadTuner:
         self.round = {}
         self.queue: list[int] | None = None  # counts still to time; None until the first count is timed
         self.periodic = periodic
-        self._timed()
+        if len(self.times) >= self.window:
+            self._timed()
 
     def step(self, seconds: float) -> None:
         """One step took ``seconds`` on the current count."""
         self.used[self.current] = self.used.get(self.current, 0) + 1
+        alone = self.others() < self.busy
+        if alone != self.alone:  # other processes started or stopped using the CPU
+            self.alone, self.changed = alone, True
         if self.fresh:
             self.fresh = False
             return
         self.times = (self.times + [seconds])[-self.window :]
+        if self.changed and self.round is None:
+            self.changed = False
+            self.times = [seconds]  # the steps before say nothing of the CPU now
+            if not (self.alone and self.current == self.counts[0]):
+                self._begin_round(periodic=False)
+            return
         if len(self.times) < self.window:
             return
         if self.round is not None:
             self._timed()
             return
-        self.held += 1
-        changed = False
-        if self.held % self.window == 0:
-            alone = self.others() < self.busy
-            changed, self.alone = alone != self.alone, alone
         if self.alone and self.current == self.counts[0]:
             return  # all cores and no one else: nothing to tune
-        slow = statistics.median(self.times[-self.window :]) > self.slower * self.reference
-        if changed or slow or self.held >= self.hold:
-            self._begin_round(periodic=not (changed or slow))
+        self.held += 1
+        slow = statistics.median(self.times) > self.slower * self.reference
+        if slow or self.held >= self.hold:
+            self._begin_round(periodic=not slow)
 
     def _timed(self) -> None:
         """The current count has its ``window`` steps: time the next count, or end the round."""
