@@ -22,7 +22,7 @@ start and the reading and writing of rasters are left out. For the ``fit``
 competitor its own per-step time during the measured run is given too.
 
     make deploy   # qgis_process and the desktop load the plugin from .build/profile; xvfb-run: apt-get install xvfb
-    .venv/bin/python benchmarks/desktop_speed.py --lock /work/scratch/cpu.lock            # 256 px, 40 steps
+    .venv/bin/python benchmarks/desktop_speed.py --lock /work/scratch/cpu.lock            # 256 px, 100 steps
     .venv/bin/python benchmarks/desktop_speed.py --size 64 --steps 8 --out benchmarks/out  # smoke test
 """
 
