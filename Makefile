@@ -6,8 +6,14 @@ PY := $(VENV)/bin/python
 QGIS_PROCESS := qgis_process.bin
 PROFILE := $(ROOT)/.build/profile
 PLUGINS := $(PROFILE)/profiles/default/python/plugins
+# the QGIS desktop's own profile (it enables QGIS's bundled plugins in the profile it starts with, which the
+# test profile must not get: qgis_process would then print their warnings)
+DESKTOP_PROFILE := $(ROOT)/.build/desktop
+DESKTOP_DEFAULT := $(DESKTOP_PROFILE)/profiles/default
 DEMO_STEPS ?= 500
 DEMO_OUT ?= $(ROOT)/.build/demo
+SCREENSHOTS ?= $(ROOT)/docs/screenshots
+SCREENSHOT_STEPS ?= 300
 VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
 ZIP := dist/mcpn-$(VERSION).zip
 
@@ -18,12 +24,13 @@ RUN_ENV = QT_QPA_PLATFORM=offscreen GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_R
 	MCPN_QGIS_PROCESS=$(QGIS_PROCESS)
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv deploy demo test claims lint format compat package check-package clean
+.PHONY: help venv deploy demo screenshots test claims lint format compat package check-package clean
 
 help:
 	@echo "make venv     - system packages (QGIS, GDAL, Chromium for the report test) if missing + .venv with requirements.txt"
 	@echo "make deploy   - link the repo as plugin 'mcpn' into .build/profile and enable it"
 	@echo "make demo     - both algorithms on resources/sample via qgis_process, scored against the truth (DEMO_STEPS=$(DEMO_STEPS))"
+	@echo "make screenshots - both dialogs and a run's log from the QGIS desktop under Xvfb (installed if missing) into docs/screenshots"
 	@echo "make test     - the test suite: tests/engine without QGIS, then tests/plugin in a real offscreen QGIS"
 	@echo "make claims   - every testable claim of README.md backed by tests or results that exist (scripts/claims.json)"
 	@echo "make lint     - ruff check + ruff format --check"
@@ -52,6 +59,18 @@ deploy: venv
 
 demo: deploy
 	$(RUN_ENV) $(PY) scripts/demo.py --steps $(DEMO_STEPS) --output-dir $(DEMO_OUT)
+
+# the real desktop (qgis, not offscreen) on a virtual display; scripts/screenshots.py runs inside it and exits it
+screenshots: venv
+	@if ! command -v xvfb-run >/dev/null; then \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y xvfb; fi
+	@mkdir -p $(DESKTOP_DEFAULT)/python/plugins $(DESKTOP_DEFAULT)/QGIS
+	@ln -sfn $(ROOT) $(DESKTOP_DEFAULT)/python/plugins/mcpn
+	@[ -f $(DESKTOP_DEFAULT)/QGIS/QGIS3.ini ] || printf '[PythonPlugins]\nmcpn=true\n' > $(DESKTOP_DEFAULT)/QGIS/QGIS3.ini
+	GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} PYTHONPATH=$(SITE) \
+		MCPN_SCREENSHOTS=$(SCREENSHOTS) MCPN_SCREENSHOT_STEPS=$(SCREENSHOT_STEPS) timeout 900 \
+		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(DESKTOP_PROFILE) --nologo --noversioncheck \
+		--code $(ROOT)/scripts/screenshots.py
 
 # The engine tests in plain Python (pytest-qgis off, QGIS unimportable), then the plugin tests in a real QGIS.
 test: deploy

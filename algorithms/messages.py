@@ -39,26 +39,33 @@ def duration(seconds: float) -> str:
 
 class ProgressReporter:
     """The engine's progress callback: the bar moves from the first step, and a log line every 5 % of the steps
-    gives the steps done, the time elapsed and an estimate of the time left."""
+    gives the steps done, the time elapsed and an estimate of the time left (from the steps after the first, so the
+    start-up, reading the inputs and building the network, does not count as a step)."""
 
     def __init__(self, feedback: QgsProcessingFeedback, clock: Callable[[], float] = time.monotonic) -> None:
         self.feedback = feedback
         self.clock = clock
         self.start = clock()
         self.next_log = 0.0  # fraction of the steps at which the next line is logged
+        self.first: tuple[int, float] | None = None  # the first step reported, and when
 
     def __call__(self, step: int, total: int) -> None:
         if total <= 0 or step <= 0:
             return
         done = min(step, total) / total
+        now = self.clock()
+        self.first = self.first or (step, now)
         self.feedback.setProgress(max(1.0, FIT_END * done))  # 1 % from the first step: the bar shows it runs
         if done < self.next_log:
             return
         self.next_log = (int(done / _LOG_EVERY + 1e-9) + 1) * _LOG_EVERY
-        elapsed = self.clock() - self.start
-        line = tr("Step {} of {} ({:.0f} %), {} elapsed").format(min(step, total), total, 100 * done, duration(elapsed))
-        if step < total:
-            line += tr(", about {} left").format(duration(elapsed * (total - step) / step))
+        line = tr("Step {} of {} ({:.0f} %), {} elapsed").format(
+            min(step, total), total, 100 * done, duration(now - self.start)
+        )
+        first_step, first_time = self.first
+        if first_step < step < total:
+            per_step = (now - first_time) / (step - first_step)
+            line += tr(", about {} left").format(duration(per_step * (total - step)))
         self.feedback.pushInfo(line + ".")
 
 

@@ -9,6 +9,7 @@ import torch
 from ..config import Settings
 from ..errors import DeviceError
 from .fitting import Callbacks, Fit, Problem, fit
+from .threads import StepTimer, cpu_threads
 
 __all__ = ["fit_on_device", "select_device"]
 
@@ -49,7 +50,7 @@ def fit_on_device(
     a single sample is fitted again on the CPU (with a warning).
     """
     try:
-        return fit(problems, settings, device, callbacks), device
+        return _timed_fit(problems, settings, device, callbacks), device
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
     if len(problems) > 1:
@@ -60,4 +61,26 @@ def fit_on_device(
         return first + second, used
     callbacks.say("warning: the GPU ran out of memory; fitting again on the CPU (slower)")
     cpu = torch.device("cpu")
-    return fit(problems, settings, cpu, callbacks), cpu
+    return _timed_fit(problems, settings, cpu, callbacks), cpu
+
+
+def _timed_fit(
+    problems: Sequence[Problem], settings: Settings, device: torch.device, callbacks: Callbacks
+) -> list[Fit]:
+    """:func:`fit` with the CPU thread policy (:func:`core.model.threads.cpu_threads`), its steps timed from its
+    progress calls; the log says what a step cost (and on how many threads)."""
+    timer = StepTimer()
+    progress = callbacks.progress
+    with cpu_threads(device) as tuner:
+
+        def report(step: int, total: int) -> None:
+            seconds = timer.step(step)
+            if tuner is not None and seconds is not None:
+                tuner.step(seconds)
+            if progress is not None:
+                progress(step, total)
+
+        fits = fit(problems, settings, device, Callbacks(report, callbacks.cancel, callbacks.log))
+    if timer.durations:
+        callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {tuner.summary()}" if tuner else ""))
+    return fits
