@@ -85,9 +85,9 @@ def thread_counts(most: int) -> list[int]:
 
 class OtherLoad:
     """The CPU time other processes used, in cores, from ``/proc/stat`` (Linux), over the last ``interval`` seconds
-    at least (the kernel counts CPU time in ticks of 10 ms: shorter spans would be noise)."""
+    at least: long enough that a command run meanwhile (a fraction of a second) does not count as another job."""
 
-    def __init__(self, children: bool = False, interval: float = 0.25) -> None:
+    def __init__(self, children: bool = False, interval: float = 1.0) -> None:
         self.children = children  # count this process's waited-for children as its own
         self.interval = interval
         self.last = self._now()
