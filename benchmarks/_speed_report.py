@@ -64,9 +64,10 @@ def _batch_table(batches: list[dict], singles: dict[tuple, dict]) -> list[str]:
         "",
         "## Batched tiles",
         "",
-        "N tiles of the same size fitted in one vectorised step (one network each, `core.batched.fit_batch`). "
-        "Tiles/min: N x 60 s / (4000 steps x the batch's step time). Gain: tiles/min against single fits of "
-        "the row's memory format (the vectorised networks themselves always use the contiguous layout).",
+        "N tiles of the same size fitted in one vectorised step (one network each: `core.model.fitting.fit` with "
+        "N problems, `torch.func.vmap`). Tiles/min: N x 60 s / (4000 steps x the batch's step time). Gain: "
+        "tiles/min against single fits of the row's memory format (the stacked weights of the vectorised "
+        "networks are not converted to it; their input is).",
         "",
         "| method | px | precision | memory format | tiles | ms/step (batch) | ms/step per tile | tiles/min "
         "(4000 steps) | gain |",
