@@ -2,8 +2,8 @@
 
 1. Inpainting of 2018-08-05 (B04, B03, B02, B08 at 10 m) guided by 2018-07-21, under a
    cloud mask made by mirror-tiling the real 256 px mask of ../shared/data/s1_sar_guide
-   (about 19 % cover): wall time, time per megapixel, masked SSIM/RMSE against the true
-   (clear) pixels, next to GDAL Fill nodata.
+   (20 % cover): wall time, time per megapixel, masked SSIM/RMSE against the true
+   (clear) pixels, next to GDAL Fill nodata and guide regression (global, moving window).
 2. Peak memory (RSS, each run in its own process, 1 step) on the 1068 px scene and on a
    mirrored 2136 px scene (4x the pixels).
 3. Seams: on a 512 px part, a tiled run (256 px tiles) against an untiled one (one 512 px
@@ -11,16 +11,20 @@
 4. Super-resolution to 10 m with B04, B03, B02 as guides: B08 averaged to 20 m (a stand-in
    for B8A whose 10 m truth is the real B08) against bicubic, and B09 (60 m) as a figure.
 
-    python benchmarks/scene.py [--steps 100] [--method stacked] [--sr-size 384]
+MCPN runs with the engine's default settings (method, anchor, stopping rule) except
+the steps, the tile size and, if given, the method. ``--parts`` runs some parts only:
+the report then has those parts only.
 
-Results go to benchmarks/results/scene.md and .json, figures next to them.
+    python benchmarks/scene.py [--steps 100] [--method stacked] [--sr-size 384] [--threads 2]
+
+Results go to benchmarks/results/scene.md and .json (written through ``_harness.Run``),
+figures next to them (``--out`` for another folder).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -28,11 +32,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _harness import DATA_DIR, PKG_DIR, REPO, module
+import torch
+from _harness import DATA_DIR, PKG_DIR, REPO, RESULTS, Run, module
 from osgeo import gdal
 
 module("core")
-from mcpn.core.classic import bicubic, fill_nodata  # noqa: E402
+from mcpn.core.classic import bicubic, fill_nodata, local_regression, regression  # noqa: E402
 from mcpn.core.config import Settings  # noqa: E402
 from mcpn.core.pipeline.inpainting import inpaint_raster  # noqa: E402
 from mcpn.core.pipeline.super_resolution import super_resolve_raster  # noqa: E402
@@ -43,7 +48,12 @@ gdal.UseExceptions()
 S2 = DATA_DIR / "s2_time_pair"
 BANDS = ("B04", "B03", "B02", "B08")
 WORK = REPO / ".build" / "bench_scene"
-RESULTS = REPO / "benchmarks" / "results"
+
+
+def settings(args: argparse.Namespace, method: str | None, **changes: object) -> Settings:
+    """The engine's defaults with the run's steps and tile size, on the CPU, and ``method`` if given."""
+    values = {"steps": args.steps, "device": "cpu", "tile_size": args.tile, **changes}
+    return Settings(**values, **({"method": method} if method else {}))
 
 
 def stack(date: str, bands: tuple[str, ...], path: Path, mirror: int = 1) -> Path:
@@ -96,7 +106,7 @@ from mcpn.core.config import Settings
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster.masks import CloudMask
 inpaint_raster({str(target)!r}, CloudMask({str(mask)!r}), [{str(guide)!r}], {str(out)!r},
-               Settings(method="stacked", steps=1, device="cpu", tile_size={tile}))
+               Settings(steps=1, device="cpu", tile_size={tile}))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -109,27 +119,40 @@ def inpainting(args: argparse.Namespace, results: dict) -> None:
     cloud = tiled_mask(1068)
     mask = write_like(target, WORK / "mask.tif", cloud[None].astype(np.uint8), gdal.GDT_Byte, None)
     truth = read(target)
+    used = settings(args, args.method)
     started = time.perf_counter()
-    result = inpaint_raster(
-        str(target), CloudMask(str(mask)), [str(guide)], str(WORK / "filled.tif"),
-        Settings(method=args.method, steps=args.steps, device="cpu", tile_size=args.tile),
-    )  # fmt: skip
+    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(WORK / "filled.tif"), used)
     wall = time.perf_counter() - started
     filled = read(WORK / "filled.tif")
-    gdal_fill = fill_nodata(np.where(cloud, np.nan, truth), cloud)
     scene_mpx = 1068 * 1068 / 1e6
     results["inpainting"] = {
+        "method": used.method,
+        "anchor": used.anchor,
+        "stopping": used.stopping,
+        "steps": used.steps,
         "cloud_cover": float(cloud.mean()),
         "tiles": result.tiles,
         "fitted": result.fitted,
+        "chosen_steps": result.chosen_steps,
         "wall_s": wall,
         "s_per_scene_mpx": wall / scene_mpx,
         "s_per_fitted_mpx": wall / (result.fitted * args.tile**2 / 1e6),
-        "ssim_mcpn": masked_ssim(filled, truth, cloud),
-        "ssim_gdal_fill": masked_ssim(gdal_fill, truth, cloud),
-        "rmse_mcpn": rmse(filled, truth, cloud),
-        "rmse_gdal_fill": rmse(gdal_fill, truth, cloud),
+        "scores": {"MCPN (tiled)": {"ssim": masked_ssim(filled, truth, cloud), "rmse": rmse(filled, truth, cloud),
+                                    "seconds": wall}},
+    }  # fmt: skip
+    cloudy, guide_bands = np.where(cloud, np.nan, truth), [read(guide)]
+    baselines = {
+        "GDAL Fill nodata": lambda: fill_nodata(cloudy, cloud),
+        "guide regression (global)": lambda: regression(cloudy, ~cloud, guide_bands),
+        "guide regression (moving window)": lambda: local_regression(cloudy, ~cloud, guide_bands),
     }
+    for name, baseline in baselines.items():
+        started = time.perf_counter()
+        image = baseline()
+        seconds = time.perf_counter() - started
+        results["inpainting"]["scores"][name] = {
+            "ssim": masked_ssim(image, truth, cloud), "rmse": rmse(image, truth, cloud), "seconds": seconds
+        }  # fmt: skip
     print(json.dumps(results["inpainting"], indent=1), flush=True)
     big_target = stack("2018-08-05", BANDS, WORK / "target_x4.tif", mirror=2)
     big_guide = stack("2018-07-21", BANDS, WORK / "guide_x4.tif", mirror=2)
@@ -156,7 +179,6 @@ def seams(args: argparse.Namespace, results: dict) -> None:
     mask = write_like(
         WORK / "part_target.tif", WORK / "part_mask.tif", cloud[None].astype(np.uint8), gdal.GDT_Byte, None
     )
-    common = {"method": args.method, "steps": args.steps, "device": "cpu"}
     runs = {
         "untiled": {"tile_size": part, "tile_overlap": 0, "seed": 0},
         "untiled_seed1": {"tile_size": part, "tile_overlap": 0, "seed": 1},
@@ -165,7 +187,7 @@ def seams(args: argparse.Namespace, results: dict) -> None:
     images = {}
     for name, extra in runs.items():
         inpaint_raster(str(WORK / "part_target.tif"), CloudMask(str(mask)), [str(WORK / "part_guide.tif")],
-                       str(WORK / f"part_{name}.tif"), Settings(**common, **extra))  # fmt: skip
+                       str(WORK / f"part_{name}.tif"), settings(args, args.method, **extra))  # fmt: skip
         images[name] = read(WORK / f"part_{name}.tif")
     truth = read(WORK / "part_target.tif")
     results["seams"] = {
@@ -176,7 +198,7 @@ def seams(args: argparse.Namespace, results: dict) -> None:
     }
     print(json.dumps(results["seams"], indent=1), flush=True)
     figure([truth, images["untiled"], images["tiled"]], ["truth", "untiled (one 512 px net)", "tiled (256 px tiles)"],
-           RESULTS / "scene_seams.png", cloud, tiles=(224, 256))  # fmt: skip
+           args.out / "scene_seams.png", cloud, tiles=(224, 256))  # fmt: skip
 
 
 def super_resolution(args: argparse.Namespace, results: dict) -> None:
@@ -189,9 +211,9 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     gdal.Translate(str(b08), str(S2 / "2018-08-05" / "B08.tif"), srcWin=[x, y, size, size])
     b08_20 = WORK / "b08_20m.tif"
     gdal.Translate(str(b08_20), str(b08), width=size // 2, height=size // 2, resampleAlg="average")
-    common = {"method": args.sr_method, "steps": args.sr_steps or args.steps, "device": "cpu", "tile_size": args.tile}
+    used = settings(args, args.sr_method, steps=args.sr_steps or args.steps)
     started = time.perf_counter()
-    result = super_resolve_raster(str(b08_20), [str(guides)], str(WORK / "b08_sr.tif"), Settings(**common))
+    result = super_resolve_raster(str(b08_20), [str(guides)], str(WORK / "b08_sr.tif"), used)
     wall = time.perf_counter() - started
     truth, low = read(b08), read(b08_20)
     every = np.ones(truth.shape[1:], bool)
@@ -199,7 +221,11 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     interpolated = bicubic(low, truth.shape[1:])
     results["super_resolution_b08_20m"] = {
         "size_10m": size,
-        "steps": common["steps"],
+        "method": used.method,
+        "anchor": used.anchor,
+        "stopping": used.stopping,
+        "steps": used.steps,
+        "chosen_steps": result.chosen_steps,
         "tiles": result.tiles,
         "wall_s": wall,
         "ssim_mcpn": masked_ssim(sharpened, truth, every),
@@ -213,9 +239,9 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
     b8a = WORK / "b8a_20m.tif"
     gdal.Translate(str(b8a), str(S2 / "2018-08-05" / "B8A.tif"), srcWin=[x // 2, y // 2, size // 2, size // 2])
     for name, path in (("b09", b09), ("b8a", b8a)):
-        super_resolve_raster(str(path), [str(guides)], str(WORK / f"{name}_sr.tif"), Settings(**common))
+        super_resolve_raster(str(path), [str(guides)], str(WORK / f"{name}_sr.tif"), used)
     figure([read(b09), read(WORK / "b09_sr.tif"), read(b8a), read(WORK / "b8a_sr.tif")],
-           ["B09 60 m", "B09 to 10 m (MCPN)", "B8A 20 m", "B8A to 10 m (MCPN)"], RESULTS / "scene_sr.png",
+           ["B09 60 m", "B09 to 10 m (MCPN)", "B8A 20 m", "B8A to 10 m (MCPN)"], args.out / "scene_sr.png",
            shared=False)  # fmt: skip
 
 
@@ -246,25 +272,27 @@ def figure(images: list[np.ndarray], titles: list[str], path: Path, mask=None, t
 
 
 def markdown(results: dict) -> str:
-    i, m, s, r = results["inpainting"], results["memory"], results["seams"], results["super_resolution_b08_20m"]
-    return "\n".join(
-        [
-            "# Real-scene benchmark (tiled file pipeline)",
-            "",
-            f"Commands: {'; '.join(f'`{c}`' for c in results['commands'])}; {results['machine']}; load average "
-            f"{results['load']} (each part's parameters in scene.json).",
-            "",
+    """The report of the parts that ran."""
+    lines = []
+    if "inpainting" in results:
+        i, m = results["inpainting"], results["memory"]
+        kept = sum(1 for step in i["chosen_steps"] if step == 0)
+        lines += [
             f"## Inpainting, 1068 x 1068 px, 4 bands, cloud cover {100 * i['cloud_cover']:.1f} %",
             "",
-            f"{i['fitted']} of {i['tiles']} tiles of {results['tile']} px fitted, {results['steps']} steps each, "
-            f"method {results['method']}: **{i['wall_s']:.0f} s** wall time, "
-            f"**{i['s_per_scene_mpx']:.0f} s per scene megapixel** ({i['s_per_fitted_mpx']:.0f} s per fitted "
-            "megapixel; time grows with the steps and the number of cloudy tiles).",
+            f"{i['fitted']} of {i['tiles']} tiles of {results['tile']} px fitted, at most {i['steps']} steps each, "
+            f"method {i['method']}, anchor {i['anchor']}, stopping rule {i['stopping']} (the engine's defaults "
+            f"but the steps): **{i['wall_s']:.0f} s** wall time, **{i['s_per_scene_mpx']:.0f} s per scene "
+            f"megapixel** ({i['s_per_fitted_mpx']:.0f} s per fitted megapixel). The stopping rule kept the anchor "
+            f"(the instant estimate) in {kept} of {len(i['chosen_steps'])} tiles; steps kept per tile: "
+            f"{', '.join(str(step) for step in i['chosen_steps'])}.",
             "",
-            "| Masked region | MCPN (tiled) | GDAL Fill nodata |",
-            "|---|---|---|",
-            f"| SSIM | {i['ssim_mcpn']:.3f} | {i['ssim_gdal_fill']:.3f} |",
-            f"| RMSE (reflectance x 10000) | {i['rmse_mcpn']:.0f} | {i['rmse_gdal_fill']:.0f} |",
+            "| Masked region | SSIM | RMSE (reflectance x 10000) | seconds |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {v['ssim']:.3f} | {v['rmse']:.0f} | {v['seconds']:.1f} |"
+                for name, v in i["scores"].items()
+            ),
             "",
             "## Peak memory (RSS of a fresh process, 1 step per cloudy tile)",
             "",
@@ -275,6 +303,10 @@ def markdown(results: dict) -> str:
             "",
             f"4x the pixels costs {m['ratio']:.2f}x the peak memory.",
             "",
+        ]
+    if "seams" in results:
+        s = results["seams"]
+        lines += [
             "## Seams: 512 px part, tiled (256 px tiles, 32 px overlap) vs untiled",
             "",
             "| Masked SSIM | value |",
@@ -286,6 +318,10 @@ def markdown(results: dict) -> str:
             "",
             "![seams](scene_seams.png)",
             "",
+        ]
+    if "super_resolution_b08_20m" in results:
+        r = results["super_resolution_b08_20m"]
+        lines += [
             f"## Super-resolution to 10 m ({r['size_10m']} px, guides B04 B03 B02)",
             "",
             "B08 averaged to 20 m stands in for B8A; its truth is the real 10 m B08.",
@@ -295,12 +331,14 @@ def markdown(results: dict) -> str:
             f"| SSIM | {r['ssim_mcpn']:.3f} | {r['ssim_bicubic']:.3f} |",
             f"| RMSE | {r['rmse_mcpn']:.0f} | {r['rmse_bicubic']:.0f} |",
             "",
-            f"{r['tiles']} tile(s), {r['steps']} steps, {r['wall_s']:.0f} s, method {results['sr_method']}.",
+            f"{r['tiles']} tile(s), at most {r['steps']} steps, {r['wall_s']:.0f} s, method {r['method']}, anchor "
+            f"{r['anchor']}, stopping rule {r['stopping']}; steps kept per tile: "
+            f"{', '.join(str(step) for step in r['chosen_steps'])} (0: the anchor).",
             "",
             "![B09 and B8A to 10 m](scene_sr.png)",
             "",
         ]
-    )
+    return "\n".join(lines)
 
 
 PARTS = {"inpainting": inpainting, "seams": seams, "sr": super_resolution}
@@ -309,35 +347,25 @@ PARTS = {"inpainting": inpainting, "seams": seams, "sr": super_resolution}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--method", default="stacked")
-    parser.add_argument("--sr-method", default="direct")
+    parser.add_argument("--method", default=None, help="default: the engine's")
+    parser.add_argument("--sr-method", default=None, help="default: the engine's")
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--sr-size", type=int, default=256)
     parser.add_argument("--sr-steps", type=int, default=0, help="steps of the super-resolution runs (default: --steps)")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="rerun only these parts")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the results and figures")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = Run(args)
     WORK.mkdir(parents=True, exist_ok=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    previous = RESULTS / "scene.json"
-    results = json.loads(previous.read_text()) if set(args.parts) != set(PARTS) and previous.exists() else {}
-    results.setdefault("commands", []).append("python " + " ".join(sys.argv))
-    results.update(
-        {
-            "machine": f"{os.cpu_count()} CPU cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
-            "load": [round(v, 2) for v in os.getloadavg()],
-            "steps": args.steps,
-            "method": args.method,
-            "sr_method": args.sr_method,
-            "tile": args.tile,
-        }
-    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"tile": args.tile}
     for part in args.parts:
         PARTS[part](args, results)
-    results["load_end"] = [round(v, 2) for v in os.getloadavg()]
     results["self_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (RESULTS / "scene.json").write_text(json.dumps(results, indent=1))
-    (RESULTS / "scene.md").write_text(markdown(results))
-    print(markdown(results))
+    run.write(args.out, "scene", markdown(results), results)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ configuration (method x size x precision x memory format) runs in a fresh
 subprocess, ``--repeats`` times in interleaved rounds so that a burst of load
 on the machine does not hit one configuration only; the table gives the median
 over repeats. FLOP are counted once per method and size with
-``torch.utils.flop_counter`` (forward and backward of the networks). A rerun
-rewrites the table of ``speed.md`` and keeps its "Profiling notes" section.
+``torch.utils.flop_counter`` (forward and backward of the networks). With
+``--breakdown METHOD SIZE`` the report also gives where a step's time goes
+(torch.profiler, self CPU time per operator, channels-last), and with ``--adam``
+the time of the optimiser step alone (loop, foreach and fused Adam). Everything in
+``speed.md`` comes from this run: the file is written by the script only.
 
 Peak memory is the growth of the resident set during the fit: the peak RSS
 counter is reset (``/proc/self/clear_refs``) just before it and read after
@@ -21,8 +24,7 @@ are compared with the bf16 peak (twice FP32 with AVX-512 BF16 dot products).
 
     .venv/bin/python benchmarks/speed.py                    # full table (long): run it on a quiet machine
     .venv/bin/python benchmarks/speed.py --sizes 64 --repeats 2 --out benchmarks/out/speed  # smoke test
-    .venv/bin/python benchmarks/speed.py --profile stacked 256 fp32 channels_last            # top operators
-    .venv/bin/python benchmarks/speed.py --adam emergent --threads 2                          # optimiser step
+    .venv/bin/python benchmarks/speed.py --breakdown stacked-reference 256 --adam           # + operators, Adam
     .venv/bin/python benchmarks/speed.py --methods stacked --sizes 256 --precisions fp32 --memory-formats \
         channels_last --batches 1 8 --device cuda                                            # batched tiles
 """
@@ -32,8 +34,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,6 +42,7 @@ from pathlib import Path
 
 import _harness
 import torch
+from _speed_report import adam_table, breakdown, table
 
 _harness.module("core")
 from mcpn.core.config import MEMORY_FORMATS, PRECISIONS, Settings  # noqa: E402
@@ -50,7 +51,6 @@ from mcpn.core.model.fitting import Callbacks, Problem, build_model, fit  # noqa
 
 HERE = Path(__file__).resolve().parent
 BANDS = 4
-NOTES_HEADING = "## Profiling notes"
 # What each benchmarked method is; "stacked-reference" is the network of the issue's reference code
 # (Czerkawski et al.'s Stacked baseline: 5x5 up-sampling kernels, 2-channel coordinate-grid input).
 METHODS = {
@@ -188,16 +188,19 @@ def cpu_peak(threads: int) -> dict:
     return {"fp32": fp32, "bf16": fp32 * bf16_factor, "fp16": fp32, "how": how}
 
 
-def profile(method: str, size: int, precision: str, memory_format: str, device: str, steps: int = 5) -> str:
-    """The operators that dominate a step (torch.profiler, self CPU time over ``steps`` steps)."""
+def profile(method: str, size: int, precision: str, memory_format: str, device: str, steps: int) -> dict:
+    """Self CPU time per operator (ms per step, torch.profiler) of a ``steps``-step fit after a warm-up fit."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     torch_device = select_device(device)
     fit([_problem(size)], _settings(method, precision, memory_format, 2), torch_device)  # warm-up
+    started = time.perf_counter()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         fit([_problem(size)], _settings(method, precision, memory_format, steps), torch_device)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+    wall = time.perf_counter() - started
+    operators = {e.key: e.self_cpu_time_total / 1000 / steps for e in prof.key_averages()}
+    return {"wall_ms_per_step": 1000 * wall / steps, "operators": operators}
 
 
 def adam_step_ms(parameters: list[torch.Tensor], repeats: int = 30) -> dict[str, float]:
@@ -228,92 +231,6 @@ def _median_rows(rows: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
-def table(rows: list[dict], peak: dict | None, args: argparse.Namespace) -> str:
-    """Markdown report: one row per configuration, with speed-up and growth with pixels; then batches."""
-    batches = [r for r in rows if r["batch"] > 1]
-    rows = [r for r in rows if r["batch"] == 1]
-    flops = {(m, s): flop_per_step(m, s) / 1e9 for m, s in {(r["method"], r["size"]) for r in rows}}
-    by_key = {(r["method"], r["size"], r["precision"], r["memory_format"]): r for r in rows}
-    first = rows[0]
-    lines = [
-        "# Speed of one optimiser step",
-        "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{first['threads']} thread(s), device {first['device']}. Median of {args.steps} steps after {args.warmup} "
-        f"warm-up steps, median over {args.repeats} repeats in fresh processes. "
-        f"Command: `benchmarks/speed.py {' '.join(sys.argv[1:])}`.",
-        "",
-        (
-            f"Peak: FP32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s = {peak['how']}. "
-            if peak
-            else "No peak is modelled for this device (% of peak: -). "
-        )
-        + "GFLOP/step: forward + backward of the networks (torch.utils.flop_counter). Speed-up: against FP32 "
-        "contiguous of the same method and size. ns/px: step time per output pixel; growth: step time ratio to "
-        "the previous size (linear in pixels = the pixel ratio, 4.0 for each doubling of the side; the networks "
-        "work on at least 65 x 65 px, so smaller sizes cost the same). Memory: "
-        "growth of the resident set during the fit"
-        + (" (peak RSS counter reset before the fit)." if all(r["peak_is_delta"] for r in rows) else "."),
-        "",
-        "| method | px | precision | memory format | ms/step | speed-up | GFLOP/step | GFLOP/s | % of peak "
-        "| peak memory (MiB) | ns/px | growth |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    sizes = sorted({r["size"] for r in rows})
-    for r in sorted(rows, key=lambda r: (args.methods.index(r["method"]), r["size"])):
-        gflop = flops[(r["method"], r["size"])]
-        gflops = gflop / (r["ms_per_step"] / 1000)
-        base = by_key.get((r["method"], r["size"], "fp32", "contiguous"))
-        speedup = f"{base['ms_per_step'] / r['ms_per_step']:.2f}x" if base else "-"
-        index = sizes.index(r["size"])
-        previous = by_key.get((r["method"], sizes[index - 1], r["precision"], r["memory_format"])) if index else None
-        growth = "-"
-        if previous:
-            growth = f"{r['ms_per_step'] / previous['ms_per_step']:.1f} (px x{(r['size'] / previous['size']) ** 2:.0f})"
-        share = f"{100 * gflops / peak[r['precision']]:.0f} %" if peak else "-"
-        lines.append(
-            f"| {r['method']} | {r['size']} | {r['precision']} | {r['memory_format']} | {r['ms_per_step']:.1f} "
-            f"| {speedup} | {gflop:.1f} | {gflops:.0f} | {share} "
-            f"| {r['peak_mib']:.0f} | {1e6 * r['ms_per_step'] / r['size'] ** 2:.0f} "
-            f"| {growth} |"
-        )
-    return "\n".join(lines + _batch_table(batches, by_key)) + "\n"
-
-
-def _batch_table(batches: list[dict], singles: dict[tuple, dict]) -> list[str]:
-    """Tiles fitted at once (``core.batched.fit_batch``): step time, tiles per minute at 4000 steps, gain."""
-    if not batches:
-        return []
-    lines = [
-        "",
-        "## Batched tiles",
-        "",
-        "N tiles of the same size fitted in one vectorised step (one network each, `core.batched.fit_batch`). "
-        "Tiles/min: N x 60 s / (4000 steps x the batch's step time). Gain: tiles/min against single fits of "
-        "the row's memory format (the vectorised networks themselves always use the contiguous layout).",
-        "",
-        "| method | px | precision | memory format | tiles | ms/step (batch) | ms/step per tile | tiles/min "
-        "(4000 steps) | gain |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in sorted(batches, key=lambda r: (r["method"], r["size"], r["precision"], r["batch"])):
-        single = singles.get((r["method"], r["size"], r["precision"], r["memory_format"]))
-        per_tile = r["ms_per_step"] / r["batch"]
-        gain = f"{single['ms_per_step'] / per_tile:.2f}x" if single else "-"
-        lines.append(
-            f"| {r['method']} | {r['size']} | {r['precision']} | {r['memory_format']} | {r['batch']} "
-            f"| {r['ms_per_step']:.1f} | {per_tile:.1f} | {60_000 / (4000 * per_tile):.2f} | {gain} |"
-        )
-    return lines
-
-
-def _kept_notes(path: Path) -> str:
-    """The hand-written profiling notes of an earlier report (from ``NOTES_HEADING`` on), kept on a rerun."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find(NOTES_HEADING)
-    return "\n" + text[start:] if start >= 0 else ""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -326,8 +243,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--profile", nargs=4, metavar=("METHOD", "SIZE", "PRECISION", "FORMAT"))
-    parser.add_argument("--adam", metavar="METHOD", help="time the Adam step alone (loop, foreach, fused)")
+    parser.add_argument("--breakdown", nargs=2, metavar=("METHOD", "SIZE"), help="self CPU time per operator")
+    parser.add_argument("--adam", action="store_true", help="also time the Adam step alone (loop, foreach, fused)")
+    parser.add_argument("--profile", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--batches", nargs="+", type=int, default=[1], help="tiles per vectorised fit, e.g. 1 8")
     parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,24 +256,16 @@ def main() -> None:
         row = measure_one(method, int(size), precision, memory_format, args.steps, args.warmup, args.device, int(batch))
         print(json.dumps(row))
         return
-    if args.adam:
-        model = build_model(_problem(256), _settings(args.adam, "fp32", "contiguous", 1))
-        tensors = list(model.parameters())
-        times = ", ".join(f"{name} {ms:.2f} ms" for name, ms in adam_step_ms(tensors).items())
-        print(f"Adam step, {args.adam} ({len(tensors)} tensors, {sum(t.numel() for t in tensors)} weights): {times}")
-        return
     if args.profile:
         method, size, precision, memory_format = args.profile
-        print(profile(method, int(size), precision, memory_format, args.device))
+        print(json.dumps(profile(method, int(size), precision, memory_format, args.device, args.steps)))
         return
+    run = _harness.Run(args)
     configs = list(itertools.product(args.sizes, args.methods, args.precisions, args.memory_formats, args.batches))
     rows = []
     for repeat in range(args.repeats):
         for size, method, precision, memory_format, batch in configs:
-            command = [sys.executable, __file__, "--one", method, str(size), precision, memory_format, str(batch)]
-            command += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
-            command += ["--threads", str(args.threads)]
-            row = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            row = json.loads(_child(args, "--one", method, str(size), precision, memory_format, str(batch)))
             rows.append(row)
             print(
                 f"[{repeat + 1}/{args.repeats}] {method:9s} {size:4d} px {precision:5s} {memory_format:13s} "
@@ -364,11 +274,27 @@ def main() -> None:
             )
     merged = _median_rows(rows)
     peak = cpu_peak(merged[0]["threads"]) if merged[0]["device"] == "cpu" else None
-    report = table(merged, peak, args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.md").write_text(report + _kept_notes(args.out / "speed.md"))
-    (args.out / "speed.json").write_text(json.dumps({"peak": peak, "rows": merged, "runs": rows}, indent=2))
-    print(report)
+    data: dict = {"peak": peak, "rows": merged, "runs": rows}
+    data["gflop_per_step"] = {f"{m} {s}": flop_per_step(m, s) / 1e9 for m in args.methods for s in args.sizes}
+    flops = {(m, s): data["gflop_per_step"][f"{m} {s}"] for m in args.methods for s in args.sizes}
+    sections = [table(merged, flops, peak, args)]
+    if args.breakdown:
+        method, size = args.breakdown[0], int(args.breakdown[1])
+        data["breakdown"] = {p: json.loads(_child(args, "--profile", method, str(size), p, "channels_last"))
+                             for p in args.precisions}  # fmt: skip
+        sections.append(breakdown(method, size, data["breakdown"], flop_per_step(method, size) / 1e9, peak))
+    if args.adam:
+        data["adam_ms"] = {m: adam_step_ms(list(build_model(_problem(256), _settings(m, "fp32", "contiguous", 1))
+                                                .parameters())) for m in args.methods}  # fmt: skip
+        sections.append(adam_table(data["adam_ms"]))
+    run.write(args.out, "speed", "\n\n".join(sections) + "\n", data)
+
+
+def _child(args: argparse.Namespace, *what: str) -> str:
+    """The standard output of this script run in a fresh process with ``what`` and the run's options."""
+    command = [sys.executable, __file__, *what, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    command += ["--device", args.device, "--threads", str(args.threads)]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
 if __name__ == "__main__":

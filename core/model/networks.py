@@ -31,8 +31,8 @@ def _channels_last(gradient: torch.Tensor) -> torch.Tensor:
 
     The up-sampled signal is concatenated with the skip branch, so its gradient
     arrives as a channel slice of the concatenation's: not dense, which sends
-    the bilinear backward pass on CPU to a path 10-25x slower than its
-    channels-last kernel (``benchmarks/results/speed.md``, profiling notes).
+    the bilinear backward pass on CPU to a generic path instead of its
+    channels-last kernel.
     """
     return gradient.contiguous(memory_format=torch.channels_last)
 
