@@ -123,7 +123,8 @@ def test_a_tile_that_runs_out_of_gpu_memory_is_fitted_again_on_the_cpu(monkeypat
     settings = Settings(method="stacked", steps=2)
     (fitted,), used = device.fit_on_device(problems(1), settings, torch.device("cuda"), Callbacks(log=logs.append))
     assert devices == ["cuda", "cpu"] and used.type == "cpu"
-    assert logs == ["warning: the GPU ran out of memory; fitting again on the CPU (slower)"]
+    assert logs[0] == "warning: the GPU ran out of memory; fitting again on the CPU (slower)"
+    assert len(logs) == 2 and logs[1].startswith("fit on cpu: ")  # then what a step cost there
     np.testing.assert_array_equal(fitted.output, fit(problems(1), settings, torch.device("cpu"))[0].output)
 
 
