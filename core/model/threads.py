@@ -106,10 +106,11 @@ class OtherLoad:
 
     def cores(self) -> float:
         """Other processes' CPU use since the last reading (the previous value until ``interval`` has passed)."""
+        if time.monotonic() - self.last[0] < self.interval:
+            return self.value  # called after every step: /proc/stat is read once per interval only
         now = self._now()
         (t0, busy0, own0), (t1, busy1, own1) = self.last, now
-        if t1 - t0 >= self.interval:
-            self.last, self.value = now, max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
+        self.last, self.value = now, max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
         return self.value
 
 
@@ -172,10 +173,11 @@ class ThreadTuner:
             self.fresh = False
             return
         self.times = (self.times + [seconds])[-self.window :]
+        at_rest = self.alone and self.current == self.counts[0]  # all cores and no one else: nothing to tune
         if self.changed and self.round is None:
             self.changed = False
             self.times = [seconds]  # the steps before say nothing of the CPU now
-            if not (self.alone and self.current == self.counts[0]):
+            if not at_rest:
                 self._begin_round(periodic=False)
             return
         if len(self.times) < self.window:
@@ -183,8 +185,8 @@ class ThreadTuner:
         if self.round is not None:
             self._timed()
             return
-        if self.alone and self.current == self.counts[0]:
-            return  # all cores and no one else: nothing to tune
+        if at_rest:
+            return
         self.held += 1
         slow = statistics.median(self.times) > self.slower * self.reference
         if slow or self.held >= self.hold:
