@@ -107,7 +107,7 @@ def fit(case: Case, settings: object) -> dict:
     else:
         result = api.super_resolve(case.target, case.guides, settings, radar_guides=case.radar_guides)
     seconds = time.perf_counter() - started
-    per_step = result.seconds / settings.steps
+    per_step = result.seconds / max(result.trace[-1].step, 1)  # the steps run: validated stopping may end early
     curve = {step: score(case, image) for step, image in result.snapshots.items()}
     record = {
         "ssim": score(case, result.image),
@@ -263,23 +263,25 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
 
 
 def grid_report(records: list[dict]) -> list[str]:
-    """Each combination's gain over the best baseline, averaged over cases and seeds, at the final step and at 100."""
+    """Each combination's gain over the best baseline, averaged over cases and seeds, at the final step and at 100,
+    and its seconds per step."""
     gains: dict[tuple[str, str], dict[str, list[float]]] = {}
     for case in dict.fromkeys(r["case"] for r in records):
         base = next(r["baselines"] for r in records if r["case"] == case and r["method"] == "baselines")
         best = max(v["ssim"] for v in base.values())
         for r in (r for r in records if r["case"] == case and "setup" in r):
-            entry = gains.setdefault((r["method"], r["setup"]), {"final": [], "100": []})
+            entry = gains.setdefault((r["method"], r["setup"]), {"final": [], "100": [], "seconds": []})
+            entry["seconds"].append(r["seconds_per_step"])
             entry["final"].append(r["ssim"] - best)
             entry["100"].append((r["at_100_steps"] if r["at_100_steps"] is not None else r["ssim"]) - best)
     lines = [
-        "| method | setting | gain at 100 steps | gain at the end | worst case and seed |",
-        "|---|---|---|---|---|",
+        "| method | setting | gain at 100 steps | gain at the end | worst case and seed | s/step |",
+        "|---|---|---|---|---|---|",
     ]
     for (method, setup), entry in gains.items():
         lines.append(
             f"| {method} | {setup} | {np.mean(entry['100']):+.3f} | {np.mean(entry['final']):+.3f} | "
-            f"{min(entry['final']):+.3f} |"
+            f"{min(entry['final']):+.3f} | {np.mean(entry['seconds']):.3f} |"
         )
     return ["Each setting's gain over the best baseline (masked SSIM, mean over cases and seeds):", "", *lines]
 

@@ -55,6 +55,7 @@ class Settings:
     degradation: str = "area"
     core_channels: int = 8
     up_kernel: int = 3  # the core network's up-sampling kernel (5 in the reference Stacked network)
+    head_channels: int = 32  # width of Emergent's and Direct's domain and cycle heads (the paper's)
     input_kind: str = "noise"
     check_every: int = 50
     patience: int = 500
@@ -91,8 +92,8 @@ class Settings:
             raise InputError("the held-out share of the known pixels must be at least 0 and below 0.5")
         if not 0 <= self.output_average < 1:
             raise InputError("the output-averaging decay must be at least 0 and below 1")
-        if self.core_channels < 1:
-            raise InputError("the core signal needs at least one channel")
+        if self.core_channels < 1 or self.head_channels < 1:
+            raise InputError("the core signal and the domain heads need at least one channel")
         if self.up_kernel not in (1, 3, 5):  # 7 and more: reflection padding wider than the deepest level
             raise InputError("the up-sampling kernel size must be 1, 3 or 5")
         if self.tile_size < 16 or not 0 <= self.overlap < self.tile_size // 2:

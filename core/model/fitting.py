@@ -171,6 +171,7 @@ def build_model(problem: Problem, settings: Settings) -> MCPN:
             settings.method,
             settings.core_channels,
             settings.up_kernel,
+            settings.head_channels,
         )
     if problem.anchor is not None:
         model.start_from_anchor()

@@ -15,7 +15,7 @@ from torch import nn
 
 CORE_CHANNELS_DOWN = (16, 32, 64, 128, 128, 128)
 CORE_CHANNELS_SKIP = (4, 4, 4, 4, 4, 4)
-HEAD_CHANNELS = (32, 32)
+HEAD_CHANNELS = 32  # the width of both levels of a domain head (the paper's)
 
 
 def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> list[nn.Module]:
@@ -131,9 +131,10 @@ class SkipNetwork(nn.Module):
         return self.head(self.body(x))
 
 
-def domain_head(in_channels: int, out_channels: int, stride: int) -> SkipNetwork:
-    """A small two-level skip network mapping one signal to another (3x3 kernels)."""
-    return SkipNetwork(in_channels, out_channels, HEAD_CHANNELS, HEAD_CHANNELS, HEAD_CHANNELS, 3, 3, stride)
+def domain_head(in_channels: int, out_channels: int, stride: int, width: int = HEAD_CHANNELS) -> SkipNetwork:
+    """A small two-level skip network mapping one signal to another (3x3 kernels, ``width`` channels per level)."""
+    widths = (width, width)
+    return SkipNetwork(in_channels, out_channels, widths, widths, widths, 3, 3, stride)
 
 
 @dataclass
@@ -160,7 +161,8 @@ class MCPN(nn.Module):
 
     ``up_kernel`` is the kernel size of the core network's up-sampling
     convolutions: 3 by default; the Stacked network of Czerkawski et al.'s
-    reference code uses 5.
+    reference code uses 5. ``head_channels`` is the width of the domain and
+    cycle heads (Emergent and Direct).
     """
 
     def __init__(
@@ -171,6 +173,7 @@ class MCPN(nn.Module):
         method: str = "emergent",
         core_channels: int = 8,
         up_kernel: int = 3,
+        head_channels: int = HEAD_CHANNELS,
     ) -> None:
         super().__init__()
         self.method = method
@@ -185,8 +188,8 @@ class MCPN(nn.Module):
         else:
             core_out, head_stride, domains = target_bands, 1, self.guide_bands
         self.core = SkipNetwork(input_channels, core_out, kernel_up=up_kernel)
-        self.heads = nn.ModuleList(domain_head(core_out, bands, head_stride) for bands in domains)
-        self.cycle_heads = nn.ModuleList(domain_head(bands, core_out, head_stride) for bands in domains)
+        self.heads = nn.ModuleList(domain_head(core_out, bands, head_stride, head_channels) for bands in domains)
+        self.cycle_heads = nn.ModuleList(domain_head(bands, core_out, head_stride, head_channels) for bands in domains)
 
     @property
     def min_size(self) -> int:

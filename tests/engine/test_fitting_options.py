@@ -100,6 +100,23 @@ def test_up_kernels_other_than_1_3_or_5_are_refused(up_kernel):
         Settings(up_kernel=up_kernel)
 
 
+@pytest.mark.parametrize("method", ["emergent", "direct"])
+def test_head_channels_set_the_width_of_every_domain_and_cycle_head(problem, method):
+    model = build_model(problem, Settings(method=method, head_channels=8, input_kind="meshgrid"))
+    heads = [*model.heads, *model.cycle_heads]
+    widths = {m.out_channels for head in heads for m in head.body.modules() if isinstance(m, torch.nn.Conv2d)}
+    assert widths == {8}
+    paper = build_model(problem, Settings(method=method, input_kind="meshgrid"))
+    assert {m.out_channels for m in paper.heads[0].body.modules() if isinstance(m, torch.nn.Conv2d)} == {32}
+    fitted = _fit(problem, 60, method=method, head_channels=8, check_every=10)
+    assert fitted.trace[-1].known_rmse < 0.5 * fitted.trace[0].known_rmse
+
+
+def test_heads_without_channels_are_refused():
+    with pytest.raises(InputError, match="at least one channel"):
+        Settings(head_channels=0)
+
+
 @pytest.mark.parametrize("up_kernel", [3, 5])
 def test_up_kernel_sets_the_core_networks_up_convolutions(problem, up_kernel):
     model = build_model(problem, Settings(method="stacked", up_kernel=up_kernel, input_kind="meshgrid"))
