@@ -9,7 +9,6 @@ PLUGINS := $(PROFILE)/profiles/default/python/plugins
 # the QGIS desktop's own profile (it enables QGIS's bundled plugins in the profile it starts with, which the
 # test profile must not get: qgis_process would then print their warnings)
 DESKTOP_PROFILE := $(ROOT)/.build/desktop
-DESKTOP_DEFAULT := $(DESKTOP_PROFILE)/profiles/default
 DEMO_STEPS ?= 500
 DEMO_OUT ?= $(ROOT)/.build/demo
 SCREENSHOTS ?= $(ROOT)/docs/screenshots
@@ -17,11 +16,10 @@ SCREENSHOT_STEPS ?= 300
 VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
 ZIP := dist/mcpn-$(VERSION).zip
 
-# venv site-packages (torch ...) for qgis_process, which embeds the system Python
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-RUN_ENV = QT_QPA_PLATFORM=offscreen GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} \
-	QGIS_CUSTOM_CONFIG_PATH=$(PROFILE) PYTHONPATH=$(PLUGINS):$(SITE)$${PYTHONPATH:+:$$PYTHONPATH} \
-	MCPN_QGIS_PROCESS=$(QGIS_PROCESS)
+# what qgis_process and QGIS need to load the plugin from $(PROFILE) with the venv's packages: scripts/qgis_env.py
+RUN_ENV = $(shell MCPN_QGIS_PROCESS=$(QGIS_PROCESS) $(PY) scripts/qgis_env.py)
+# the same for the QGIS desktop; expanding it makes the desktop's profile with the plugin enabled
+DESKTOP_ENV = $(shell $(PY) scripts/qgis_env.py --desktop-profile $(DESKTOP_PROFILE))
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help venv deploy demo screenshots test claims lint format compat package check-package clean
@@ -64,10 +62,7 @@ demo: deploy
 screenshots: venv
 	@if ! command -v xvfb-run >/dev/null; then \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y xvfb; fi
-	@mkdir -p $(DESKTOP_DEFAULT)/python/plugins $(DESKTOP_DEFAULT)/QGIS
-	@ln -sfn $(ROOT) $(DESKTOP_DEFAULT)/python/plugins/mcpn
-	@[ -f $(DESKTOP_DEFAULT)/QGIS/QGIS3.ini ] || printf '[PythonPlugins]\nmcpn=true\n' > $(DESKTOP_DEFAULT)/QGIS/QGIS3.ini
-	GDAL_PAM_ENABLED=NO XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp/runtime-$$(id -u)} PYTHONPATH=$(SITE) \
+	$(DESKTOP_ENV) \
 		MCPN_SCREENSHOTS=$(SCREENSHOTS) MCPN_SCREENSHOT_STEPS=$(SCREENSHOT_STEPS) timeout 900 \
 		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(DESKTOP_PROFILE) --nologo --noversioncheck \
 		--code $(ROOT)/scripts/screenshots.py

@@ -36,13 +36,15 @@ import re
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
 import _harness
+
+sys.path.insert(0, str(_harness.REPO / "scripts"))
+from qgis_env import PLUGINS, QGIS_PROCESS, desktop_profile, qgis_environment  # noqa: E402
 
 WAYS = ("python", "qgis_process", "desktop")
 CONDITIONS = ("idle", "fit", "busy")
@@ -52,9 +54,6 @@ COMPETITORS = {
 }
 ALGORITHM = "mcpn:guidedcloudinpainting"
 STEP_LINE = re.compile(r"fit on \S+: ([\d.]+) ms per step[^;]*(?:; CPU threads: (.*))?")
-PROFILE = _harness.REPO / ".build" / "profile"
-PLUGINS = PROFILE / "profiles" / "default" / "python" / "plugins"
-QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
 HERE = Path(__file__).resolve().parent
 
 
@@ -163,27 +162,10 @@ def worker_busy() -> None:
 
 
 def environment() -> dict[str, str]:
-    """The environment qgis_process and QGIS need (the Makefile's RUN_ENV): offscreen, this checkout's profile."""
+    """The environment qgis_process needs (``scripts/qgis_env.py``), once ``make deploy`` has enabled the plugin."""
     if not (PLUGINS / "mcpn").exists():
         sys.exit(f"{PLUGINS / 'mcpn'} is missing: run 'make deploy' first")
-    site = sysconfig.get_paths()["purelib"]
-    path = os.pathsep.join(p for p in (str(PLUGINS), site, os.environ.get("PYTHONPATH")) if p)
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/runtime-{os.getuid()}"
-    return {**os.environ, "QT_QPA_PLATFORM": "offscreen", "GDAL_PAM_ENABLED": "NO", "XDG_RUNTIME_DIR": runtime,
-            "QGIS_CUSTOM_CONFIG_PATH": str(PROFILE), "PYTHONPATH": path}  # fmt: skip
-
-
-def desktop_profile(folder: Path) -> Path:
-    """A profile for the desktop with the plugin enabled (the desktop enables QGIS's own plugins in the profile it
-    starts with; qgis_process's profile must not get them, it would print their warnings)."""
-    profile = folder / "desktop-profile"
-    default = profile / "profiles" / "default"
-    if not default.exists():
-        (default / "python" / "plugins").mkdir(parents=True)
-        (default / "python" / "plugins" / "mcpn").symlink_to(_harness.REPO, target_is_directory=True)
-        (default / "QGIS").mkdir()
-        (default / "QGIS" / "QGIS3.ini").write_text("[PythonPlugins]\nmcpn=true\n")
-    return profile
+    return qgis_environment()
 
 
 def run_way(way: str, params: dict, env: dict[str, str]) -> tuple[float, str]:
@@ -196,10 +178,10 @@ def run_way(way: str, params: dict, env: dict[str, str]) -> tuple[float, str]:
     elif way == "desktop":  # QGIS's desktop needs a display (offscreen it crashes): a virtual one
         bootstrap = log.with_suffix(".py")
         bootstrap.write_text(DESKTOP_BOOTSTRAP.format(folder=str(HERE), params=params, log=str(log)))
-        profile = desktop_profile(log.parent)  # in the run's scratch folder
+        profile = desktop_profile(log.parent / "desktop-profile")  # in the run's scratch folder
         command = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "qgis", "--profiles-path", str(profile),
                    "--nologo", "--noversioncheck", "--code", str(bootstrap)]  # fmt: skip
-        env = {key: value for key, value in env.items() if key != "QT_QPA_PLATFORM"}
+        env = qgis_environment(desktop=True)
     else:
         command = [sys.executable, __file__, "--worker", way, json.dumps(params)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)

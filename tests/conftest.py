@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILE = REPO / ".build" / "profile"
-PLUGINS = PROFILE / "profiles" / "default" / "python" / "plugins"
 DATA = REPO.parent / "shared" / "data"
 S2 = DATA / "s2_time_pair"
+
+sys.path.insert(0, str(REPO / "scripts"))
+from qgis_env import PLUGINS  # noqa: E402  (the .build profile's plugins folder, as `make deploy` makes it)
 
 if not (PLUGINS / "mcpn").exists():
     PLUGINS.mkdir(parents=True, exist_ok=True)

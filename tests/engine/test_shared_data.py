@@ -10,15 +10,19 @@ from pathlib import Path
 
 import pytest
 
-CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
+REPO = Path(__file__).resolve().parents[2]
+CONFTEST = REPO / "tests" / "conftest.py"
+QGIS_ENV = REPO / "scripts" / "qgis_env.py"  # the root conftest takes the profile's paths from it
 NEEDS_DATA = "def test_needs_the_sentinel_2_pair(s2):\n    assert s2.is_dir()\n"
 
 
 def _pytest_without_data(tmp_path: Path, ci: bool) -> subprocess.CompletedProcess:
     """Run a test that needs the data under a copy of the root conftest in a checkout with no ../shared/data."""
-    tests = tmp_path / "repo" / "tests"
+    tests, scripts = tmp_path / "repo" / "tests", tmp_path / "repo" / "scripts"
     tests.mkdir(parents=True)
+    scripts.mkdir()
     shutil.copy(CONFTEST, tests / "conftest.py")
+    shutil.copy(QGIS_ENV, scripts / "qgis_env.py")
     (tests / "test_needs_data.py").write_text(NEEDS_DATA)
     env = {key: value for key, value in os.environ.items() if key != "CI"}
     if ci:

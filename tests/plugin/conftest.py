@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import gc
-import os
 import shutil
 import subprocess
-import sysconfig
-from pathlib import Path
 
 import pytest
-
-QGIS_PROCESS = os.environ.get("MCPN_QGIS_PROCESS", "qgis_process.bin")
-PROFILE = Path(__file__).resolve().parents[2] / ".build" / "profile"
+from qgis_env import QGIS_PROCESS, qgis_environment  # scripts/, put on sys.path by tests/conftest.py
 
 _PLUGINS: list = []  # keep the plugin objects alive
 
@@ -56,27 +51,13 @@ def no_provider(qgis_app):
     return registry
 
 
-def qgis_process_env(plugins_folder: Path) -> dict:
-    """The environment `make` gives qgis_process: offscreen, the .build profile, venv packages importable."""
-    env = dict(os.environ)
-    site = sysconfig.get_paths()["purelib"]
-    paths = [str(plugins_folder), site] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env.update(
-        QT_QPA_PLATFORM="offscreen",
-        QGIS_CUSTOM_CONFIG_PATH=str(PROFILE),
-        PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
-        XDG_RUNTIME_DIR=env.get("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}"),
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
-def qgis_process(plugins_folder):
+def qgis_process():
     """``qgis_process(*arguments, timeout=600)``: runs QGIS's command line (the plugin enabled in the .build
     profile) and returns the completed process."""
     if shutil.which(QGIS_PROCESS) is None:
         pytest.fail(f"{QGIS_PROCESS} not found: install QGIS (make venv)")
-    env = qgis_process_env(plugins_folder)
+    env = qgis_environment()
 
     def run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=timeout)
