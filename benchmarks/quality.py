@@ -47,7 +47,8 @@ def score(case: Case, image: np.ndarray) -> float:
     return metrics.masked_ssim(composite, case.truth, case.region)
 
 
-def _guides_in_db(case: Case) -> list[np.ndarray]:
+def guides_in_db(case: Case) -> list[np.ndarray]:
+    """The case's guides, radar guides in dB."""
     return [
         10 * np.log10(np.where(g > 0, g, np.nan)) if i in case.radar_guides else g for i, g in enumerate(case.guides)
     ]
@@ -60,8 +61,13 @@ def guide_information(case: Case) -> float:
     guides say little about what is missing and no guided method can do much
     better than interpolation.
     """
+    return explained_share(case, [band for guide in guides_in_db(case) for band in guide])
+
+
+def explained_share(case: Case, features: list[np.ndarray]) -> float:
+    """Mean R² over bands of the scored pixels' truth on ``features`` and a constant, fitted on the truth."""
     region = case.region
-    design = np.stack([g[region] for guide in _guides_in_db(case) for g in guide] + [np.ones(region.sum())], 1)
+    design = np.stack([f[region] for f in features] + [np.ones(region.sum())], 1)
     usable = np.isfinite(design).all(1)
     shares = []
     for band in case.truth:
@@ -75,7 +81,7 @@ def baselines(case: Case) -> dict[str, dict]:
     """Each baseline's score and seconds."""
     if case.kind == "inpaint":
         known = ~case.mask
-        guides = _guides_in_db(case)
+        guides = guides_in_db(case)
         runs = {
             "GDAL Fill nodata": lambda: classic.fill_nodata(case.target, case.mask),
             "biharmonic": lambda: classic.biharmonic(case.target, case.mask),

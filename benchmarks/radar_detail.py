@@ -26,7 +26,7 @@ from pathlib import Path
 import _harness
 import numpy as np
 from cases import build_cases
-from quality import score
+from quality import explained_share, guides_in_db, score
 from scipy import ndimage
 
 classic = _harness.module("core.classic")
@@ -40,25 +40,12 @@ SYNTHETIC_SEEDS = (0, 1, 2)
 
 def radar_db(case) -> np.ndarray:
     """The case's radar bands in dB, invalid pixels set to the band's mean."""
-    db = 10 * np.log10(np.where(case.guides[0] > 0, case.guides[0], np.nan))
-    return np.stack([np.where(np.isfinite(b), b, np.nanmean(b)) for b in db])
+    return np.stack([np.where(np.isfinite(b), b, np.nanmean(b)) for b in guides_in_db(case)[0]])
 
 
 def smoothed(bands: np.ndarray) -> np.ndarray:
     """The bands and their Gaussian blurs at each of :data:`SMOOTHING`."""
     return np.stack([b for band in bands for b in (band, *(ndimage.gaussian_filter(band, s) for s in SMOOTHING))])
-
-
-def explained(case, features: np.ndarray) -> float:
-    """Mean R² over bands of the gap's truth on ``features`` (and a constant), fitted on the truth."""
-    region = case.region
-    design = np.stack([f[region] for f in features] + [np.ones(region.sum())], 1)
-    shares = []
-    for band in case.truth:
-        y = band[region]
-        residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
-        shares.append(1 - residual.var() / y.var())
-    return float(np.mean(shares))
 
 
 def learned_detail(case, features: np.ndarray, fill: np.ndarray, lam: float) -> np.ndarray:
@@ -96,7 +83,11 @@ def measure(case) -> dict:
             scores[f"biharmonic + {weight:g} x regression detail ({name})"] = score(case, bih + weight * detail)
     for lam in RIDGES:
         scores[f"biharmonic + learned detail (ridge {lam:g})"] = score(case, learned_detail(case, radar, bih, lam))
-    return {"explained_raw": explained(case, radar), "explained_smoothed": explained(case, features), "ssim": scores}
+    explained = {
+        "explained_raw": explained_share(case, list(radar)),
+        "explained_smoothed": explained_share(case, list(features)),
+    }
+    return {**explained, "ssim": scores}
 
 
 def report(records: dict[int, dict]) -> str:
