@@ -9,7 +9,8 @@ algorithms then stop with installation instructions.
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Callable
 
 from qgis.core import (
@@ -25,12 +26,12 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
-from ..core.config import ANCHORS, DEVICES, METHODS, PRECISIONS, Settings
+from ..core.callbacks import Callbacks
+from ..core.choices import Choice, Device, Method, Precision, Start, Stopping
+from ..core.config import Settings
 from ..core.errors import Cancelled, MCPNError
-from ..mcpn_plugin import dependencies
-from .checks import ParameterChecks
+from . import checks, dependencies, network
 from .messages import ProgressReporter, log_exception, report_result, tr
-from .parameters import SharedParameters
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
@@ -38,8 +39,8 @@ README_PATH = os.path.join(PLUGIN_DIR, "README.md")
 HELP_ANCHOR = "#using-the-algorithms"  # the README section the help buttons open
 
 
-class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
-    """Base class: group, icon, help, shared parameters and engine plumbing."""
+class MCPNAlgorithm(QgsProcessingAlgorithm):
+    """Base class: group, icon, help, the checks before a run and the run itself."""
 
     OUTPUT = "OUTPUT"
     INPUT = "INPUT"
@@ -59,7 +60,8 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
     ANCHOR = "ANCHOR"
 
     NAME = DISPLAY_NAME = SHORT_DESCRIPTION = HELP = ""  # each algorithm's identity and help (translated here)
-    STOPPING_RULES: tuple[str, ...] = ()  # the rules this algorithm offers, in the order of its STOPPING options
+    SUPER_RESOLUTION = False  # which stopping rules it offers (core.choices.Stopping.offered)
+    OUTPUTS = {OUTPUT: "output"}  # output parameter -> the engine input that names its file
 
     # --- identity --------------------------------------------------------------------------
     def createInstance(self) -> MCPNAlgorithm:
@@ -98,9 +100,6 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
 
     def hasHtmlOutputs(self) -> bool:
         return self._report_written.get(self.name(), False)
-
-    def report_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
-        return self.parameterAsFileOutput(parameters, self.REPORT, context) or None
 
     def write_report(
         self,
@@ -143,33 +142,67 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
         self._report_written[self.name()] = True
         return path
 
-    # --- helpers used in processAlgorithm ----------------------------------------------------
+    # --- the checks before a run ---------------------------------------------------------------
+    # QGIS calls checkParameterValues before a run (dialog, processing.run, qgis_process) and
+    # prepareAlgorithm at the start of every run (also models and alg.run()): both refuse bad
+    # input files and output paths with a message naming the problem, before any fitting.
+    def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
+        problem = self.input_problem(parameters, context)
+        if problem:
+            return False, problem
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        problem = checks.output_problem(self, parameters, context)
+        return (False, problem) if problem else (True, "")
+
+    def prepareAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> bool:
+        self._report_written[self.name()] = False  # until this run has written one
+        problem = self.input_problem(parameters, context) or checks.output_problem(self, parameters, context)
+        if problem:
+            raise QgsProcessingException(problem)
+        return True
+
+    def input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        """What is wrong with the inputs (:func:`algorithms.checks.input_problem`), or None."""
+        return checks.input_problem(self, parameters, context)
+
+    # --- the run ---------------------------------------------------------------------------
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         feedback = feedback or QgsProcessingFeedback()
         self.require_dependencies()
-        result, outputs = self.compute(parameters, context, feedback)
+        settings, inputs = self.settings(parameters, context, feedback)
+        run = self.load_engine()
+        self.log_run(feedback, settings)
+        callbacks = Callbacks(ProgressReporter(feedback), feedback.isCanceled, feedback.pushInfo)
+        with self.engine_errors(feedback):
+            result = run(settings=settings, callbacks=callbacks, **inputs)
+        feedback.setProgress(100)
         report_result(result, feedback)
-        report = self.report_path(parameters, context)
+        outputs = {name: inputs[key] for name, key in self.OUTPUTS.items() if inputs.get(key)}
+        report = self.parameterAsFileOutput(parameters, self.REPORT, context)
         if report:
             outputs[self.REPORT] = self.write_report(report, parameters, context, result, feedback)
         return outputs
 
-    def compute(
-        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> tuple[Any, dict[str, Any]]:
-        """Read the inputs, run the engine (:meth:`fit`): its result and the outputs written."""
+    def settings(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None
+    ) -> tuple[Settings, dict[str, Any]]:
+        """The engine's settings and its other inputs (files, mask, outputs), from the parameter values alone.
+
+        Nothing is fitted or written: this is the whole mapping from the dialog to the engine call (``feedback``
+        reports the conversion of a polygon layer QGIS must save as a file first).
+        """
         raise NotImplementedError
 
-    def fit(
-        self, engine: SimpleNamespace, function: Callable, feedback: QgsProcessingFeedback, settings: Settings,
-        *inputs: Any, **options: Any,
-    ) -> Any:  # fmt: skip
-        """Log how the network is fitted and call the engine's ``function`` with the settings and the callbacks."""
-        self.log_run(feedback, settings)
-        callbacks = self.callbacks(engine, feedback)
-        return self.run_engine(function, feedback, *inputs, settings, callbacks=callbacks, **options)
+    @staticmethod
+    def engine() -> Callable[..., Any]:
+        """The engine's raster pipeline this algorithm runs (imported here: it imports torch)."""
+        raise NotImplementedError
 
     @staticmethod
     def require_dependencies() -> None:
@@ -177,14 +210,10 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
         if missing:
             raise QgsProcessingException(dependencies.install_message(missing))
 
-    @staticmethod
-    def load_engine() -> SimpleNamespace:
-        """Import the engine's raster pipelines (and torch) now; a broken installation becomes a readable error."""
+    def load_engine(self) -> Callable[..., Any]:
+        """Import the engine (and torch) now; a broken installation becomes a readable error."""
         try:
-            from ..core.model.fitting import Callbacks
-            from ..core.pipeline.inpainting import inpaint_raster
-            from ..core.pipeline.super_resolution import super_resolve_raster
-            from ..core.raster.masks import CloudMask
+            run = self.engine()
         except (ImportError, OSError) as exc:
             log_exception("MCPN: cannot import the engine")
             raise QgsProcessingException(
@@ -192,15 +221,9 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
                 + dependencies.install_message(dependencies.missing_packages() or ["torch"])
             ) from None
         from ..core.model import patch_consistency
-        from ..mcpn_plugin import network
 
         patch_consistency.set_downloader(network.download)  # weights through QGIS's network settings
-        return SimpleNamespace(
-            inpaint_raster=inpaint_raster,
-            super_resolve_raster=super_resolve_raster,
-            CloudMask=CloudMask,
-            Callbacks=Callbacks,
-        )
+        return run
 
     def raster_path(self, layer: QgsRasterLayer | None, what: str) -> str:
         """The file a raster layer reads (GDAL provider only)."""
@@ -216,28 +239,40 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
         source = layer.source()
         return source.split("|")[0]
 
-    def settings(self, parameters: dict[str, Any], context: QgsProcessingContext, **specific: Any) -> Settings:
-        """The engine's one configuration, built once from the parameters (``specific``: the algorithm's own)."""
+    def raster_paths(
+        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext, what: str
+    ) -> list[str]:
+        """The files of a multiple-raster parameter (see :meth:`raster_path`)."""
+        return [self.raster_path(layer, what) for layer in self.parameterAsLayerList(parameters, name, context)]
+
+    def common_settings(self, parameters: dict[str, Any], context: QgsProcessingContext, **own: Any) -> Settings:
+        """The :class:`Settings` from the parameters both algorithms share, and the algorithm's ``own`` values."""
         learning_rate = self.parameterAsDouble(parameters, self.LEARNING_RATE, context)
         scheduler = self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip()
         try:
             return Settings(
-                method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
-                stopping=self.STOPPING_RULES[self.parameterAsEnum(parameters, self.STOPPING, context)],
-                anchor=ANCHORS[self.parameterAsEnum(parameters, self.ANCHOR, context)],
+                method=self.choice(parameters, self.METHOD, list(Method), context),
+                stopping=self.choice(parameters, self.STOPPING, Stopping.offered(self.SUPER_RESOLUTION), context),
+                anchor=self.choice(parameters, self.ANCHOR, list(Start), context),
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
                 learning_rate=learning_rate if learning_rate > 0 else None,
                 core_channels=self.parameterAsInt(parameters, self.CORE_CHANNELS, context),
-                device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+                device=self.choice(parameters, self.DEVICE, list(Device), context),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
-                precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
+                precision=self.choice(parameters, self.PRECISION, list(Precision), context),
                 output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 scheduler=scheduler or None,
-                **specific,
+                **own,
             )
         except MCPNError as exc:
             raise QgsProcessingException(str(exc)) from None
+
+    def choice(
+        self, parameters: dict[str, Any], name: str, members: Sequence[Choice], context: QgsProcessingContext
+    ) -> Choice:
+        """The member an enum parameter's number selects (its options are ``members``, in their order)."""
+        return members[self.parameterAsEnum(parameters, name, context)]
 
     @staticmethod
     def log_run(feedback: QgsProcessingFeedback, settings: Settings) -> None:
@@ -249,17 +284,11 @@ class MCPNAlgorithm(SharedParameters, ParameterChecks, QgsProcessingAlgorithm):
             + tr("precision: {}, output averaging: {:g}.").format(settings.precision, settings.output_average)
         )
 
-    @staticmethod
-    def callbacks(engine: SimpleNamespace, feedback: QgsProcessingFeedback) -> Any:
-        """The engine's callbacks: progress and log lines into ``feedback``, and its cancel button."""
-        return engine.Callbacks(ProgressReporter(feedback), feedback.isCanceled, lambda m: feedback.pushInfo(str(m)))
-
-    def run_engine(self, function: Callable, feedback: QgsProcessingFeedback, *args: Any, **kwargs: Any) -> Any:
-        """Call an engine function, turning every failure into a readable QgsProcessingException."""
+    @contextmanager
+    def engine_errors(self, feedback: QgsProcessingFeedback) -> Iterator[None]:
+        """Every failure of the engine as a readable QgsProcessingException (a traceback only in the MCPN log)."""
         try:
-            result = function(*args, **kwargs)
-            feedback.setProgress(100)
-            return result
+            yield
         except Cancelled:
             raise QgsProcessingException(tr("The run was cancelled; no output was written.")) from None
         except MCPNError as exc:  # an input the engine refuses: its message alone, as QGIS's own algorithms do

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from qgis.core import (
     QgsProcessingContext,
@@ -17,18 +17,22 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.config import Settings
 from ..core.errors import MCPNError
-from ..core.raster.masks import parse_mask_values
+from ..core.raster.masks import CloudMask, parse_mask_values
 from . import compat
 from .base import MCPNAlgorithm
 from .messages import tr
-
-STOPPING_LABELS = {
-    "fixed": "Fixed number of steps",
-    "known_rmse": "Known-region RMSE",
-    "patch_consistency": "Patch consistency",
-    "validated": "Held-out clear pixels (default)",
-}
+from .parameters import (
+    add,
+    add_advanced,
+    add_method,
+    add_output,
+    add_report_output,
+    add_run_parameters,
+    add_stopping,
+    add_tiling_parameters,
+)
 
 HELP_TEXT = "".join(
     [
@@ -69,7 +73,6 @@ class GuidedCloudInpainting(MCPNAlgorithm):
     DISPLAY_NAME = "Guided cloud inpainting"
     SHORT_DESCRIPTION = "Fills cloudy pixels of an image using guide images of the same place."
     HELP = HELP_TEXT
-    STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency", "validated")  # numbers kept for saved models
     MASK = "MASK"
     MASK_VALUES = "MASK_VALUES"
     MASK_POLYGONS = "MASK_POLYGONS"
@@ -78,20 +81,24 @@ class GuidedCloudInpainting(MCPNAlgorithm):
     ENSEMBLE = "ENSEMBLE"
     SELF_VALIDATION = "SELF_VALIDATION"
     UNCERTAINTY = "UNCERTAINTY"
+    OUTPUTS = {MCPNAlgorithm.OUTPUT: "output", UNCERTAINTY: "uncertainty"}
 
     def initAlgorithm(self, config: dict | None = None) -> None:
-        self.add(
+        add(
+            self,
             QgsProcessingParameterRasterLayer(self.INPUT, tr("Target raster (cloudy image)")),
             tr("The image to repair, any number of bands. Its nodata pixels are filled too."),
         )
-        self.add(
+        add(
+            self,
             QgsProcessingParameterRasterLayer(self.MASK, tr("Cloud mask raster (or cloud polygons)"), optional=True),
             tr(
                 "A raster whose values mark the clouds, on any grid or CRS (resampled to the target with nearest "
                 "neighbour). Give this, cloud polygons, or both."
             ),
         )
-        self.add(
+        add(
+            self,
             QgsProcessingParameterString(self.MASK_VALUES, tr("Mask values meaning cloud"), defaultValue="1"),
             tr(
                 "Values of the cloud mask raster that mean cloud, separated by commas: 1 for a 0/1 mask, 3,8,9,10 "
@@ -99,7 +106,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "for a cloud probability raster."
             ),
         )
-        self.add(
+        add(
+            self,
             QgsProcessingParameterFeatureSource(
                 self.MASK_POLYGONS,
                 tr("Cloud polygons (or cloud mask raster)"),
@@ -108,7 +116,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             ),
             tr("A polygon layer whose features are clouds, in any CRS. Give this, a cloud mask raster, or both."),
         )
-        self.add(
+        add(
+            self,
             QgsProcessingParameterMultipleLayers(
                 self.GUIDES,
                 tr("Guide rasters (or radar guide rasters)"),
@@ -121,7 +130,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "or in Radar guide rasters."
             ),
         )
-        self.add(
+        add(
+            self,
             QgsProcessingParameterMultipleLayers(
                 self.RADAR_GUIDES,
                 tr("Radar guide rasters in linear backscatter (or guide rasters)"),
@@ -133,7 +143,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "like the other guides. Give at least one guide here or in Guide rasters."
             ),
         )
-        self.add_method(
+        add_method(
+            self,
             tr(
                 "Stacked (default): one network outputs target and guides as channels; started from the instant "
                 "estimate it is as good as the others here and about 4 times faster per step. Direct: the core "
@@ -141,8 +152,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "core signal with one small head per image (Czerkawski et al.'s choice for radar guides)."
             ),
         )
-        self.add_stopping(
-            STOPPING_LABELS,
+        add_stopping(
+            self,
             tr(
                 "Held-out clear pixels (default): a few cloud-shaped patches of clear pixels are hidden from the "
                 "fit; the step whose fill matches them best is kept, the instant estimate when no step clearly "
@@ -152,8 +163,9 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "offline a fixed filter bank is used and the log says so)."
             ),
         )
-        self.add_run_parameters()
-        self.add_advanced(
+        add_run_parameters(self)
+        add_advanced(
+            self,
             QgsProcessingParameterNumber(
                 self.MASK_DILATION,
                 tr("Grow the clouds by (pixels)"),
@@ -164,8 +176,9 @@ class GuidedCloudInpainting(MCPNAlgorithm):
             ),
             tr("Grows the cloud mask by this many pixels, to cover the hazy edges of the clouds."),
         )
-        self.add_tiling_parameters()
-        self.add_advanced(
+        add_tiling_parameters(self)
+        add_advanced(
+            self,
             QgsProcessingParameterNumber(
                 self.ENSEMBLE,
                 tr("Number of fits for the uncertainty layer"),
@@ -179,7 +192,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "with different seeds; the output is their mean and the uncertainty their spread."
             ),
         )
-        self.add_advanced(
+        add_advanced(
+            self,
             QgsProcessingParameterBoolean(
                 self.SELF_VALIDATION, tr("Estimate the quality on synthetic clouds (one more fit)"), defaultValue=False
             ),
@@ -189,8 +203,9 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "The scores are in the log and the run report."
             ),
         )
-        self.add_output(tr("A GeoTIFF with the target's grid, data type, nodata and band names."))
-        self.add(
+        add_output(self, tr("A GeoTIFF with the target's grid, data type, nodata and band names."))
+        add(
+            self,
             QgsProcessingParameterRasterDestination(
                 self.UNCERTAINTY, tr("Uncertainty (spread of several fits)"), optional=True, createByDefault=False
             ),
@@ -199,7 +214,7 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 "Costs one fit per ensemble member."
             ),
         )
-        self.add_report_output()
+        add_report_output(self)
 
     def input_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
         """As the base class, and: a cloud mask and at least one guide are given, the mask values can be read."""
@@ -214,50 +229,45 @@ class GuidedCloudInpainting(MCPNAlgorithm):
                 return str(exc)
         return super().input_problem(parameters, context)
 
-    def compute(
-        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> tuple[Any, dict[str, Any]]:
+    @staticmethod
+    def engine() -> Callable[..., Any]:
+        from ..core.pipeline.inpainting import inpaint_raster
+
+        return inpaint_raster
+
+    def settings(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None
+    ) -> tuple[Settings, dict[str, Any]]:
         target_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        target_path = self.raster_path(target_layer, "target raster")
+        target = self.raster_path(target_layer, "target raster")
         mask_layer = self.parameterAsRasterLayer(parameters, self.MASK, context)
-        mask_path = self.raster_path(mask_layer, "cloud mask") if mask_layer is not None else None
         polygons = None
         if parameters.get(self.MASK_POLYGONS):
             polygons = self.parameterAsCompatibleSourceLayerPath(
-                parameters, self.MASK_POLYGONS, context, ["gpkg", "shp"], "gpkg", feedback
-            )
-        guide_paths = [
-            self.raster_path(layer, "guide raster")
-            for layer in self.parameterAsLayerList(parameters, self.GUIDES, context)
-        ]
-        radar_paths = [
-            self.raster_path(layer, "radar guide raster")
-            for layer in self.parameterAsLayerList(parameters, self.RADAR_GUIDES, context)
-        ]
+                parameters, self.MASK_POLYGONS, context, ["gpkg", "shp"], "gpkg", feedback or QgsProcessingFeedback()
+            )  # a layer of another format is converted: it needs a feedback object (None crashes QGIS 3.22)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
         self.name_output_layer(context, output, f"{self.displayName()} – {target_layer.name()}")
         if uncertainty:
             self.name_output_layer(context, uncertainty, f"Uncertainty – {target_layer.name()}")
-
-        engine = self.load_engine()  # lazy: imports torch
-        mask = engine.CloudMask(
-            raster=mask_path,
-            values=self.parameterAsString(parameters, self.MASK_VALUES, context),
-            polygons=polygons,
-            dilation=self.parameterAsInt(parameters, self.MASK_DILATION, context),
-        )
-        settings = self.settings(
+        settings = self.common_settings(
             parameters,
             context,
             ensemble=self.parameterAsInt(parameters, self.ENSEMBLE, context) if uncertainty else 1,
             self_validation=self.parameterAsBoolean(parameters, self.SELF_VALIDATION, context),
         )
-        result = self.fit(
-            engine, engine.inpaint_raster, feedback, settings, target_path, mask, guide_paths, output,
-            radar_guides=radar_paths, uncertainty=uncertainty,
-        )  # fmt: skip
-        outputs = {self.OUTPUT: output}
-        if uncertainty:
-            outputs[self.UNCERTAINTY] = uncertainty
-        return result, outputs
+        inputs = {
+            "target": target,
+            "mask": CloudMask(
+                raster=self.raster_path(mask_layer, "cloud mask") if mask_layer is not None else None,
+                values=self.parameterAsString(parameters, self.MASK_VALUES, context),
+                polygons=polygons,
+                dilation=self.parameterAsInt(parameters, self.MASK_DILATION, context),
+            ),
+            "guides": self.raster_paths(parameters, self.GUIDES, context, "guide raster"),
+            "radar_guides": self.raster_paths(parameters, self.RADAR_GUIDES, context, "radar guide raster"),
+            "output": output,
+            "uncertainty": uncertainty,
+        }
+        return settings, inputs

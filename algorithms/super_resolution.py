@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from qgis.core import (
     QgsProcessingContext,
@@ -13,21 +13,22 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.config import DEGRADATIONS
+from ..core.choices import DegradationKind
+from ..core.config import Settings
 from . import compat
 from .base import MCPNAlgorithm
 from .messages import tr
-from .parameters import DEFAULTS
-
-STOPPING_LABELS = {
-    "fixed": "Fixed number of steps",
-    "known_rmse": "Low-resolution RMSE",
-    "validated": "Held-out input pixels (default)",
-}
-DEGRADATION_LABELS = {
-    "area": "Area average (a sensor's pixels, GDAL's average resampling)",
-    "bilinear": "Bilinear resampling (as in Czerkawski et al.'s MCPN)",
-}
+from .parameters import (
+    DEFAULTS,
+    add,
+    add_choice,
+    add_method,
+    add_output,
+    add_report_output,
+    add_run_parameters,
+    add_stopping,
+    add_tiling_parameters,
+)
 
 HELP_TEXT = "".join(
     [
@@ -64,14 +65,16 @@ class GuidedSuperResolution(MCPNAlgorithm):
     DISPLAY_NAME = "Guided super-resolution"
     SHORT_DESCRIPTION = "Brings a low-resolution band to the resolution of high-resolution guide images."
     HELP = HELP_TEXT
-    STOPPING_RULES = ("fixed", "known_rmse", "validated")  # numbers kept for saved models
+    SUPER_RESOLUTION = True
 
     def initAlgorithm(self, config: dict | None = None) -> None:
-        self.add(
+        add(
+            self,
             QgsProcessingParameterRasterLayer(self.INPUT, tr("Low-resolution raster")),
             tr("The band or bands to sharpen, for example a 20 m Sentinel-2 band. Must be coarser than the guides."),
         )
-        self.add(
+        add(
+            self,
             QgsProcessingParameterMultipleLayers(
                 self.GUIDES,
                 tr("High-resolution guide rasters (the output takes the first one's grid)"),
@@ -82,15 +85,16 @@ class GuidedSuperResolution(MCPNAlgorithm):
                 "output takes the first guide's CRS, extent and pixel size; the others are resampled to it."
             ),
         )
-        self.add_method(
+        add_method(
+            self,
             tr(
                 "Stacked (default): one network outputs all images as channels, the fastest per step. Direct: the "
                 "core network produces the sharpened image and small heads rebuild each guide from it. Emergent: a "
                 "learned core signal with one head per image."
             ),
         )
-        self.add_stopping(
-            STOPPING_LABELS,
+        add_stopping(
+            self,
             tr(
                 "Held-out input pixels (default): a few patches of the low-resolution input are hidden from the "
                 "fit; the step that predicts them best is kept, the instant estimate when no step clearly beats "
@@ -98,12 +102,12 @@ class GuidedSuperResolution(MCPNAlgorithm):
                 "keep the checked step that best reproduces the low-resolution input."
             ),
         )
-        self.add_run_parameters()
-        self.add_choice(  # optional: models saved before it existed run with the default
+        add_run_parameters(self)
+        add_choice(
+            self,  # optional: models saved before it existed run with the default
             self.DEGRADATION,
             tr("How the low-resolution raster was made"),
-            DEGRADATION_LABELS,
-            DEGRADATIONS,
+            list(DegradationKind),
             DEFAULTS.degradation,
             tr(
                 "Area average: each low-resolution pixel is the mean of the high-resolution pixels it covers, as a "
@@ -113,24 +117,26 @@ class GuidedSuperResolution(MCPNAlgorithm):
             advanced=True,
             optional=True,
         )
-        self.add_tiling_parameters()
-        self.add_output(tr("A GeoTIFF on the first guide's grid, with the input's data type, nodata and band names."))
-        self.add_report_output()
+        add_tiling_parameters(self)
+        add_output(self, tr("A GeoTIFF on the first guide's grid, with the input's data type, nodata and band names."))
+        add_report_output(self)
 
-    def compute(
-        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> tuple[Any, dict[str, Any]]:
+    @staticmethod
+    def engine() -> Callable[..., Any]:
+        from ..core.pipeline.super_resolution import super_resolve_raster
+
+        return super_resolve_raster
+
+    def settings(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None
+    ) -> tuple[Settings, dict[str, Any]]:
         low_layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        low_path = self.raster_path(low_layer, "low-resolution raster")
-        guide_layers = self.parameterAsLayerList(parameters, self.GUIDES, context)
-        if not guide_layers:
+        low_res = self.raster_path(low_layer, "low-resolution raster")
+        guides = self.raster_paths(parameters, self.GUIDES, context, "guide raster")
+        if not guides:
             raise QgsProcessingException(tr("Select at least one high-resolution guide raster."))
-        guide_paths = [self.raster_path(layer, "guide raster") for layer in guide_layers]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         self.name_output_layer(context, output, f"{self.displayName()} – {low_layer.name()}")
-
-        engine = self.load_engine()  # lazy: imports torch
-        degradation = DEGRADATIONS[self.parameterAsEnum(parameters, self.DEGRADATION, context)]
-        settings = self.settings(parameters, context, degradation=degradation)
-        result = self.fit(engine, engine.super_resolve_raster, feedback, settings, low_path, guide_paths, output)
-        return result, {self.OUTPUT: output}
+        degradation = self.choice(parameters, self.DEGRADATION, list(DegradationKind), context)
+        settings = self.common_settings(parameters, context, degradation=degradation)
+        return settings, {"low_res": low_res, "guides": guides, "output": output}

@@ -39,7 +39,7 @@ from scipy import ndimage, stats
 
 api = _harness.module("core.pipeline.api")
 classic = _harness.module("core.classic")
-metrics = _harness.module("core.trust.metrics")
+metrics = _harness.module("core.metrics")
 validate = _harness.module("core.trust.self_validation").validate
 Settings = _harness.module("core.config").Settings
 InputError = _harness.module("core.errors").InputError
@@ -214,13 +214,12 @@ def self_validation(case: Case, settings: object) -> dict:
 
 def ensemble_member(case: Case, settings: object, member: int) -> tuple[np.ndarray, int]:
     """Member ``member`` of the ensemble ``Settings(ensemble=K)`` fits, and its kept step: as
-    ``core.pipeline.tiles.fit_jobs``, one sample (held-out pixels and anchor from ``settings.seed``) fitted with
+    ``core.pipeline.tiles.fit_tiles``, one sample (held-out pixels and anchor from ``settings.seed``) fitted with
     seed ``settings.seed + member``. Member 0 is ``api.inpaint``'s fill with ``settings``."""
     known = np.isfinite(case.target) & ~case.mask
     sample = Sample.prepare(case.target, known, case.guides, case.mask.shape, settings, case.radar_guides)
     member_settings = replace(settings, seed=settings.seed + member)
-    on = devices.select_device(settings.device)
-    (run,), _ = devices.fit_on_device([sample.problem()], member_settings, on, Callbacks())
+    (run,), _ = devices.fit_on_device([sample.problem()], member_settings, Callbacks())
     return composite(case, sample.scaling.invert(run.output)), int(run.chosen_step)
 
 

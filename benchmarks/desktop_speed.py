@@ -85,16 +85,16 @@ def make_inputs(data: Path, size: int, folder: Path) -> dict[str, str]:
 
 def parameters(inputs: dict[str, str], output: str, method: str, steps: int) -> dict[str, object]:
     """The algorithm's parameters for the fit (fixed steps on the CPU, everything else as the dialog offers)."""
-    config = _harness.module("core.config")
+    choices = _harness.module("core.choices")
     return {
         "INPUT": inputs["target"],
         "MASK": inputs["mask"],
         "MASK_VALUES": "1",
         "GUIDES": [inputs["guide"]],
-        "METHOD": config.METHODS.index(method),
+        "METHOD": choices.Method.of(method).number,
         "STOPPING": 0,  # fixed: every run does all its steps
         "STEPS": steps,
-        "DEVICE": config.DEVICES.index("cpu"),
+        "DEVICE": choices.Device.CPU.number,
         "OUTPUT": output,
     }
 
@@ -102,12 +102,13 @@ def parameters(inputs: dict[str, str], output: str, method: str, steps: int) -> 
 # --- the ways, each in a fresh process (this script with --worker) -----------------------------------
 def worker_python(params: dict) -> list[str]:
     inpainting = _harness.module("core.pipeline.inpainting")
-    config, fitting = _harness.module("core.config"), _harness.module("core.model.fitting")
-    settings = config.Settings(method=config.METHODS[params["METHOD"]], stopping="fixed", steps=params["STEPS"],
+    config, engine_callbacks = _harness.module("core.config"), _harness.module("core.callbacks")
+    choices = _harness.module("core.choices")
+    settings = config.Settings(method=list(choices.Method)[params["METHOD"]], stopping="fixed", steps=params["STEPS"],
                                device="cpu")  # fmt: skip
     logs: list[str] = []
     mask = inpainting.CloudMask(params["MASK"], params["MASK_VALUES"])
-    callbacks = fitting.Callbacks(log=logs.append)
+    callbacks = engine_callbacks.Callbacks(log=logs.append)
     inpainting.inpaint_raster(params["INPUT"], mask, params["GUIDES"], params["OUTPUT"], settings, callbacks=callbacks)
     return logs
 
@@ -149,9 +150,14 @@ def in_desktop(params: dict, log: str) -> None:
 def worker_competitor(params: dict) -> None:
     """A long fit that prints the time of every step (flushed) until it is stopped."""
     inpainting = _harness.module("core.pipeline.inpainting")
-    config, fitting = _harness.module("core.config"), _harness.module("core.model.fitting")
-    settings = config.Settings(method=config.METHODS[params["METHOD"]], stopping="fixed", steps=10**6, device="cpu")
-    callbacks = fitting.Callbacks(progress=lambda step, total: print(f"step {time.perf_counter()}", flush=True))
+    config, engine_callbacks = _harness.module("core.config"), _harness.module("core.callbacks")
+    choices = _harness.module("core.choices")
+    settings = config.Settings(
+        method=list(choices.Method)[params["METHOD"]], stopping="fixed", steps=10**6, device="cpu"
+    )
+    callbacks = engine_callbacks.Callbacks(
+        progress=lambda step, total: print(f"step {time.perf_counter()}", flush=True)
+    )
     mask = inpainting.CloudMask(params["MASK"], params["MASK_VALUES"])
     inpainting.inpaint_raster(params["INPUT"], mask, params["GUIDES"], params["OUTPUT"], settings, callbacks=callbacks)
 

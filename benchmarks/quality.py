@@ -9,7 +9,7 @@ Run from the repository root with the project's venv::
 
 Every case (``cases.py``) is scored on what the user gets: known pixels kept,
 the gap (or the whole image, for super-resolution) from the method, against
-the clear ground truth, with :mod:`core.trust.metrics` (masked SSIM on
+the clear ground truth, with :mod:`core.metrics` (masked SSIM on
 percentile-scaled bands). The baselines run in the same process on the same
 arrays; each MCPN fit records its output at every checked step, so the
 quality reached after 1, 5 and 20 minutes of this CPU is read from one fit
@@ -32,7 +32,8 @@ from cases import ALL_CASES, Case, build_cases
 
 api = _harness.module("core.pipeline.api")
 classic = _harness.module("core.classic")
-metrics = _harness.module("core.trust.metrics")
+sharpening = _harness.module("core.sharpening")
+metrics = _harness.module("core.metrics")
 Degradation = _harness.module("core.model.degradation").Degradation
 Settings = _harness.module("core.config").Settings
 
@@ -93,9 +94,9 @@ def baselines(case: Case) -> dict[str, dict]:
         area = Degradation("area", shape, case.target.shape[1:])
         known = np.ones(case.target.shape, bool)
         runs = {
-            "bicubic": lambda: classic.bicubic(case.target, shape),
-            "consistent bicubic": lambda: classic.consistent_bicubic(case.target, known, area),
-            "regression + residual": lambda: classic.regression_and_residual(case.target, known, case.guides, area),
+            "bicubic": lambda: sharpening.bicubic(case.target, shape),
+            "consistent bicubic": lambda: sharpening.consistent_bicubic(case.target, known, area),
+            "regression + residual": lambda: sharpening.regression_and_residual(case.target, known, case.guides, area),
         }
     results = {}
     for name, run in runs.items():

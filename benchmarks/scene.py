@@ -37,12 +37,13 @@ from _harness import DATA_DIR, PKG_DIR, REPO, RESULTS, Run, module
 from osgeo import gdal
 
 module("core")
-from mcpn.core.classic import bicubic, fill_nodata, local_regression, regression  # noqa: E402
+from mcpn.core.classic import fill_nodata, local_regression, regression  # noqa: E402
 from mcpn.core.config import Settings  # noqa: E402
+from mcpn.core.metrics import masked_ssim, rmse  # noqa: E402
 from mcpn.core.pipeline.inpainting import inpaint_raster  # noqa: E402
 from mcpn.core.pipeline.super_resolution import super_resolve_raster  # noqa: E402
 from mcpn.core.raster.masks import CloudMask  # noqa: E402
-from mcpn.core.trust.metrics import masked_ssim, rmse  # noqa: E402
+from mcpn.core.sharpening import bicubic  # noqa: E402
 
 gdal.UseExceptions()
 S2 = DATA_DIR / "s2_time_pair"

@@ -45,9 +45,10 @@ import torch
 from _speed_report import adam_table, breakdown, table
 
 _harness.module("core")
-from mcpn.core.config import MEMORY_FORMATS, PRECISIONS, Settings  # noqa: E402
-from mcpn.core.model.device import select_device  # noqa: E402
-from mcpn.core.model.fitting import Callbacks, Problem, build_model, fit  # noqa: E402
+from mcpn.core.callbacks import Callbacks  # noqa: E402
+from mcpn.core.choices import Device, MemoryFormat, Precision  # noqa: E402
+from mcpn.core.config import Settings  # noqa: E402
+from mcpn.core.model.fitting import Problem, build_model, fit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BANDS = 4
@@ -122,7 +123,7 @@ def measure_one(
     method: str, size: int, precision: str, memory_format: str, steps: int, warmup: int, device: str, batch: int = 1
 ) -> dict:
     """Time ``steps`` steps after ``warmup`` steps in this process (of ``batch`` tiles in one vectorised fit)."""
-    torch_device = select_device(device)
+    torch_device = Device.of(device).torch()
     stamps: list[float] = []
     rss_before = _status_kib("VmRSS")
     exact_peak = _reset_peak_rss()
@@ -193,7 +194,7 @@ def profile(method: str, size: int, precision: str, memory_format: str, device: 
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    torch_device = select_device(device)
+    torch_device = Device.of(device).torch()
     fit([_problem(size)], _settings(method, precision, memory_format, 2), torch_device)  # warm-up
     started = time.perf_counter()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -235,8 +236,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 512])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
-    parser.add_argument("--memory-formats", nargs="+", default=list(MEMORY_FORMATS), choices=list(MEMORY_FORMATS))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=[p.value for p in Precision])
+    parser.add_argument("--memory-formats", nargs="+", default=[m.value for m in MemoryFormat],
+                        choices=[m.value for m in MemoryFormat])  # fmt: skip
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="fresh-process measurements per configuration")

@@ -1,4 +1,4 @@
-"""Instant estimates: interpolation and guide regression.
+"""Instant estimates: interpolation and guide regression (for super-resolution: :mod:`core.sharpening`).
 
 They are what a user gets in a second (the benchmarks' baselines) and the
 *anchors* MCPN starts from: the network learns a correction of the best of
@@ -15,22 +15,19 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
-from .model.degradation import Degradation
-from .trust.metrics import ssim_map
+from .metrics import ssim_map
 
 __all__ = [
     "Anchor",
-    "bicubic",
     "biharmonic",
     "fill_nodata",
+    "global_fit",
+    "guide_design",
     "inpainting_anchor",
     "inpainting_estimates",
+    "local_fit",
     "local_regression",
     "regression",
-    "regression_and_residual",
-    "consistent_bicubic",
-    "detail_agreement",
-    "super_resolution_anchor",
 ]
 
 # Moving-window regression: the radii tried, finest first; a pixel takes the finest window
@@ -38,7 +35,6 @@ __all__ = [
 RADII = (8, 16, 32, 64)
 MIN_SHARE = 0.25
 RIDGE = 1e-3  # shrinks local slopes towards the global ones where the guide hardly varies
-DETAIL_SIGMA = 1.0  # px of the low-resolution input: the blur whose residual is its finest detail
 SSIM_WINDOW = 11  # the smallest image side structural similarity is computed on (its Gaussian window)
 RESIDUAL_SIGMA = 8.0  # px: how far a regression's residual is carried into a gap
 RESIDUAL_FADE = 0.1  # share of known pixels under the smoothing kernel below which the residual fades
@@ -99,7 +95,7 @@ def biharmonic(target: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return np.stack([inpaint_biharmonic(np.where(m, 0.0, b), m) for b, m in zip(bands, missing)])
 
 
-def _design(guides: Sequence[np.ndarray]) -> np.ndarray:
+def guide_design(guides: Sequence[np.ndarray]) -> np.ndarray:
     """The guides' bands stacked ``(K, H, W)``, NaN replaced by the band's mean (they carry no weight there)."""
     stacked = np.concatenate([as_bands(g, "guide") for g in guides])
     means = np.array([np.nanmean(b) if np.isfinite(b).any() else 0.0 for b in stacked])
@@ -110,15 +106,15 @@ def regression(target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarra
     """Global linear regression of each target band on all guide bands, fitted on the known pixels."""
     target = as_bands(target, "target")
     known = np.broadcast_to(known, target.shape) & np.isfinite(target)
-    design = _design(guides)
+    design = guide_design(guides)
     out = np.empty_like(target)
     for index, (band, mask) in enumerate(zip(target, known)):
-        slopes, intercept = _global_fit(band, mask, design)
+        slopes, intercept = global_fit(band, mask, design)
         out[index] = np.tensordot(slopes, design, 1) + intercept
     return out
 
 
-def _global_fit(band: np.ndarray, known: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, float]:
+def global_fit(band: np.ndarray, known: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, float]:
     """Least-squares slopes and intercept of ``band`` on the design's bands over ``known``."""
     x = design[:, known].T
     y = band[known]
@@ -140,13 +136,13 @@ def local_regression(target: np.ndarray, known: np.ndarray, guides: Sequence[np.
     """
     target = as_bands(target, "target")
     known = np.broadcast_to(known, target.shape) & np.isfinite(target)
-    design = _design(guides)
-    return np.stack([_local_band(band, mask, design) for band, mask in zip(target, known)])
+    design = guide_design(guides)
+    return np.stack([local_fit(band, mask, design) for band, mask in zip(target, known)])
 
 
-def _local_band(band: np.ndarray, known: np.ndarray, design: np.ndarray) -> np.ndarray:
+def local_fit(band: np.ndarray, known: np.ndarray, design: np.ndarray) -> np.ndarray:
     band = np.where(known, band, 0.0)
-    slopes, intercept = _global_fit(band, known, design)
+    slopes, intercept = global_fit(band, known, design)
     estimate = np.tensordot(slopes, design, 1) + intercept
     weight_left = np.ones(band.shape)
     blended = np.zeros(band.shape)
@@ -189,14 +185,6 @@ def _window_fit(
 def _mean_stack(values: np.ndarray, mean: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``mean`` (a window average) of every band of ``values``."""
     return np.stack([mean(v) for v in values])
-
-
-def bicubic(low: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bicubic interpolation of every band of ``low`` to ``shape`` (GDAL's cubic resampling, as QGIS's Warp)."""
-    from skimage.transform import resize
-
-    low = as_bands(low, "low-resolution input")
-    return np.stack([resize(b, shape, order=3, mode="edge", anti_aliasing=False) for b in low])
 
 
 @dataclass
@@ -288,102 +276,3 @@ def _dissimilarity(estimate: np.ndarray, target: np.ndarray, holdout: np.ndarray
         )
     maps = ssim_map(predicted, reference)
     return np.array([1 - m[h].mean() if h.any() else np.inf for m, h in zip(maps, holdout)])
-
-
-def super_resolution_anchor(
-    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
-) -> Anchor:
-    """Bicubic interpolation plus as much of the guide regression's detail as the guides explain of the input's.
-
-    Per band, the weight is the share of the input's finest detail (the image
-    minus its slight blur, at the input's resolution) that the guides' detail,
-    degraded the same way, explains linearly (R², in 0..1): with a guide whose
-    fine structure follows the target's (an older image of the same bands) the
-    estimate is the guide regression, with one that does not (near-infrared
-    from visible bands) it stays near bicubic. It is returned as it is, not yet
-    consistent with the input: what it gets wrong is what the network learns to correct.
-    """
-    low = as_bands(low, "low-resolution input")
-    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    estimates = _super_resolution_estimates(low, known, guides, degradation)
-    if not guides:
-        return Anchor(estimates["bicubic"], ["bicubic"] * len(low))
-    weights = detail_agreement(low, known, guides, degradation)
-    image = estimates["bicubic"] + weights[:, None, None] * (estimates["guide regression"] - estimates["bicubic"])
-    return Anchor(image, [f"bicubic + {w:.0%} of the guide regression's detail" for w in weights])
-
-
-def detail_agreement(
-    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
-) -> np.ndarray:
-    """Per band of ``low``, the share (R², 0..1) of its finest detail that the degraded guides' detail explains."""
-    low = as_bands(low, "low-resolution input")
-    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    filled = fill_nodata(low, ~known) if not known.all() else low
-    guide_detail = _detail(degradation.numpy(_design(guides)))
-    weights = []
-    for band, mask in zip(_detail(filled), known):
-        x, y = guide_detail[:, mask].T, band[mask]
-        slopes = np.linalg.lstsq(x, y, rcond=None)[0]
-        total = float(np.sum(y**2))
-        weights.append(1 - float(np.sum((y - x @ slopes) ** 2)) / total if total > 0 else 0.0)
-    return np.clip(weights, 0, 1)
-
-
-def _detail(image: np.ndarray) -> np.ndarray:
-    """An image minus its slight (1 px) Gaussian blur, band by band: its finest structure."""
-    return np.stack([band - ndimage.gaussian_filter(band, DETAIL_SIGMA) for band in image])
-
-
-def _super_resolution_estimates(
-    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation, names=None
-) -> dict[str, np.ndarray]:
-    """Bicubic and (with guides) guide-regression estimates on the output grid, not yet made consistent."""
-    wanted = names or {"bicubic", *(("guide regression",) if guides else ())}
-    estimates = {}
-    if "bicubic" in wanted:
-        estimates["bicubic"] = bicubic(fill_nodata(low, ~known) if not known.all() else low, degradation.high)
-    if "guide regression" in wanted:
-        design = _design(guides)
-        degraded = degradation.numpy(design)
-        fill = np.where(known, low, 0.0)
-        estimates["guide regression"] = np.stack(
-            [_upsampled_fit(b, k, degraded, design, degradation) for b, k in zip(fill, known)]
-        )
-    return estimates
-
-
-def consistent_bicubic(low: np.ndarray, known: np.ndarray, degradation: Degradation) -> np.ndarray:
-    """Bicubic interpolation of ``low``, changed by the least amount that makes it degrade exactly to ``low``."""
-    low = as_bands(low, "low-resolution input")
-    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    estimate = _super_resolution_estimates(low, known, (), degradation)["bicubic"]
-    return degradation.project_numpy(estimate, np.where(known, low, 0.0), known)
-
-
-def regression_and_residual(
-    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], degradation: Degradation
-) -> np.ndarray:
-    """Guide regression plus residual (area-to-point regression style), exactly consistent with ``low``.
-
-    Each band of ``low`` is regressed (moving window) on the guides degraded
-    the same way; the global slopes are applied to the full guides and the
-    local correction is interpolated; the estimate is then changed by the least
-    amount that makes it degrade to ``low`` (its residual, spread back).
-    """
-    low = as_bands(low, "low-resolution input")
-    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    estimate = _super_resolution_estimates(low, known, guides, degradation, {"guide regression"})["guide regression"]
-    return degradation.project_numpy(estimate, np.where(known, low, 0.0), known)
-
-
-def _upsampled_fit(
-    band: np.ndarray, known: np.ndarray, degraded: np.ndarray, design: np.ndarray, degradation: Degradation
-) -> np.ndarray:
-    """The low-resolution regression's estimate on the output grid: its slopes applied to the full guides."""
-    low_estimate = _local_band(band, known, degraded)  # the fit's estimate at low resolution
-    slopes, intercept = _global_fit(band, known, degraded)
-    # The local part is a smooth correction of the global fit: bring it to the output grid and add it.
-    correction = low_estimate - (np.tensordot(slopes, degraded, 1) + intercept)
-    upsampled = bicubic(correction[None], degradation.high)[0]
-    return np.tensordot(slopes, design, 1) + intercept + upsampled

@@ -1,34 +1,31 @@
 """The one configuration of a run: every choice, its default and its check, declared once.
 
 The Processing algorithms and the Python API build one :class:`Settings`; it is
-checked when made and passed whole down to the fit. The dialogs read their
-option lists from the tuples here.
+checked when made and passed whole down to the fit. Its choices are members of
+the Enums of :mod:`core.choices` (given by member or by name).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
+from .choices import DegradationKind, Device, InputKind, MemoryFormat, Method, Precision, Start, Stopping
 from .errors import InputError
 
-METHODS = ("emergent", "direct", "stacked")
-STOPPING_RULES = ("fixed", "known_rmse", "patch_consistency", "validated")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16")
-ANCHORS = ("auto", "none")
-DEGRADATIONS = ("area", "bilinear")
-INPUT_KINDS = ("noise", "meshgrid")
-MEMORY_FORMATS = ("channels_last", "contiguous")
-# Adam learning rate of each method when none is given: anchored fits (the default set-up), and fits from
-# noise as in the paper (docs/experiments.md, learning-rate sweeps).
-ANCHORED_LEARNING_RATES = {"emergent": 3e-3, "direct": 3e-3, "stacked": 3e-3}
-PAPER_LEARNING_RATES = {"emergent": 8e-3, "direct": 8e-3, "stacked": 8e-3}
 TILE_OVERLAP = 32
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InputError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
+# the settings that are a choice, and its kind (given as a member or its name; held as the member)
+CHOICES = {
+    "method": Method,
+    "stopping": Stopping,
+    "anchor": Start,
+    "degradation": DegradationKind,
+    "input_kind": InputKind,
+    "precision": Precision,
+    "memory_format": MemoryFormat,
+    "device": Device,
+}
 
 
 @dataclass(frozen=True)
@@ -46,28 +43,28 @@ class Settings:
     for the uncertainty layer) and ``self_validation``.
     """
 
-    method: str = "stacked"  # anchored, as good as Direct and 4x cheaper per step (benchmarks/results/quality)
-    stopping: str = "validated"
+    method: Method = Method.STACKED  # anchored, as good as Direct and 4x cheaper per step (benchmarks/results/quality)
+    stopping: Stopping = Stopping.VALIDATED
     steps: int = 4000
     learning_rate: float | None = None  # None: the method's default
-    anchor: str = "auto"
+    anchor: Start = Start.ESTIMATE
     holdout: float = 0.1
-    degradation: str = "area"
+    degradation: DegradationKind = DegradationKind.AREA
     core_channels: int = 8
     up_kernel: int = 3  # the core network's up-sampling kernel (5 in the reference Stacked network)
     head_channels: int = 32  # width of Emergent's and Direct's domain and cycle heads (the paper's)
-    input_kind: str = "noise"
+    input_kind: InputKind = InputKind.NOISE
     check_every: int = 50
     patience: int = 500
-    precision: str = "fp32"
-    memory_format: str = "channels_last"  # NHWC: faster convolutions on CPU (benchmarks/speed.py)
+    precision: Precision = Precision.FP32
+    memory_format: MemoryFormat = MemoryFormat.CHANNELS_LAST  # NHWC: faster convolutions on CPU (benchmarks/speed.py)
     output_average: float = 0.99  # decay of the moving average of the output kept (0: the last step's output)
     seed: int = 0
     target_weight: float = 1.0
     guide_weight: float = 1.0
     cycle_weight: float = 1.0
     record_every: int = 0  # keep the output every N steps (benchmarks)
-    device: str = "auto"
+    device: Device = Device.AUTO
     tile_size: int = 256
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
     batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere
@@ -76,14 +73,8 @@ class Settings:
     self_validation: bool = False
 
     def __post_init__(self) -> None:
-        _choice("method", self.method, METHODS)
-        _choice("stopping rule", self.stopping, STOPPING_RULES)
-        _choice("anchor", self.anchor, ANCHORS)
-        _choice("degradation", self.degradation, DEGRADATIONS)
-        _choice("input kind", self.input_kind, INPUT_KINDS)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("memory format", self.memory_format, MEMORY_FORMATS)
-        _choice("device", self.device.split(":")[0], DEVICES)
+        for name, kind in CHOICES.items():
+            object.__setattr__(self, name, kind.of(getattr(self, name)))
         if self.steps < 1 or self.check_every < 1 or self.patience < 1:
             raise InputError("steps, check_every and patience must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -113,8 +104,18 @@ class Settings:
 
     @property
     def lr(self) -> float:
-        rates = PAPER_LEARNING_RATES if self.anchor == "none" else ANCHORED_LEARNING_RATES
-        return self.learning_rate or rates[self.method]
+        return self.learning_rate or self.method.learning_rate(self.anchor)
+
+    @property
+    def anchored(self) -> bool:
+        """Whether the network learns a correction of an instant estimate (else it starts from noise)."""
+        return self.anchor is Start.ESTIMATE
+
+    def resolved(self) -> Settings:
+        """The settings of one run: the device chosen (:meth:`Device.resolve`, once per run) and the batch size
+        resolved (8 tiles on a CUDA GPU, 1 elsewhere)."""
+        device = self.device.resolve()
+        return replace(self, device=device, batch_size=self.batch_size or (8 if device is Device.CUDA else 1))
 
     @property
     def overlap(self) -> int:

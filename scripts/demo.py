@@ -39,7 +39,7 @@ def run(qgis_process: str, algorithm: str, arguments: list[str], output: str) ->
 
 
 def scores(rows: list[tuple[str, object]], truth: object, region: object) -> None:
-    from mcpn.core.trust.metrics import masked_ssim, rmse
+    from mcpn.core.metrics import masked_ssim, rmse
 
     print(f"{'':28}{'SSIM':>8}{'RMSE':>10}")
     for name, image in rows:

@@ -14,12 +14,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..choices import DegradationKind
+
 __all__ = ["Degradation", "axis_matrix"]
 
 
-def axis_matrix(kind: str, high: int, low: int) -> np.ndarray:
+def axis_matrix(kind: DegradationKind, high: int, low: int) -> np.ndarray:
     """The ``(low, high)`` matrix taking one axis of ``high`` pixels to ``low`` pixels."""
-    if kind == "area":
+    if kind is DegradationKind.AREA:
         edges = np.arange(low + 1) * (high / low)  # low-resolution pixel edges in high-resolution pixels
         starts, ends = np.arange(high), np.arange(1, high + 1)
         overlap = np.minimum(ends[None], edges[1:, None]) - np.maximum(starts[None], edges[:-1, None])
@@ -32,7 +34,8 @@ def axis_matrix(kind: str, high: int, low: int) -> np.ndarray:
 class Degradation:
     """A separable degradation from a ``(H, W)`` grid to a ``(h, w)`` grid, on the last two axes of tensors."""
 
-    def __init__(self, kind: str, high: tuple[int, int], low: tuple[int, int]) -> None:
+    def __init__(self, kind: DegradationKind | str, high: tuple[int, int], low: tuple[int, int]) -> None:
+        kind = DegradationKind.of(kind)
         self.kind, self.high, self.low = kind, tuple(high), tuple(low)
         self.matrices = [axis_matrix(kind, big, small) for big, small in zip(high, low)]
         # their right inverses (R @ P = I): the least change that moves a degraded image by a given amount

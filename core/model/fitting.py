@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -24,51 +23,19 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
+from ..callbacks import Callbacks
+from ..choices import InputKind, Precision
 from ..config import Settings
-from ..errors import Cancelled
 from .degradation import Degradation
 from .networks import MCPN, Outputs
 from .patch_consistency import PatchConsistency
 from .similarity import masked_mean, masked_mse, ssim_map
-from .stopping import ANCHOR_MARGIN, StoppingRule
+from .stopping import StoppingRule
 
-__all__ = ["Callbacks", "Fit", "OutputAverage", "Problem", "TracePoint", "fit"]
+__all__ = ["Fit", "OutputAverage", "Problem", "TracePoint", "fit"]
 
 NOISE_CHANNELS = 32
 _GLOBAL_SEED = threading.Lock()
-
-
-@dataclass
-class Callbacks:
-    """How a run reports progress and log lines and learns that it is cancelled (each optional)."""
-
-    progress: Callable[[int, int], None] | None = None
-    cancel: Callable[[], bool] | None = None
-    log: Callable[[str], None] | None = None
-
-    def say(self, message: str) -> None:
-        if self.log is not None:
-            self.log(message)
-
-    def check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise Cancelled("cancelled by the user")
-
-    def report(self, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(done, total)
-
-    def part(self, index: int, count: int, length: int = 1) -> Callbacks:
-        """The callbacks of parts ``index`` to ``index + length`` of ``count`` equal parts (tiles, members).
-
-        A part's progress ``(step, total)`` becomes steps of the whole, ``total`` steps a part.
-        """
-        if self.progress is None:
-            return self
-        progress = self.progress
-        return Callbacks(
-            lambda step, total: progress(index * total + length * step, count * total), self.cancel, self.log
-        )
 
 
 @dataclass
@@ -149,9 +116,9 @@ class OutputAverage:
         return self.value
 
 
-def network_input(kind: str, channels: int, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+def network_input(kind: InputKind, channels: int, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     """Fixed network input: uniform noise in [0, 0.1) or a 2-channel [0, 1] coordinate grid."""
-    if kind == "noise":
+    if kind is InputKind.NOISE:
         return torch.rand((1, channels, *size), generator=generator) * 0.1
     ys, xs = torch.meshgrid(torch.linspace(0, 1, size[0]), torch.linspace(0, 1, size[1]), indexing="ij")
     return torch.stack([xs, ys])[None]
@@ -159,7 +126,7 @@ def network_input(kind: str, channels: int, size: tuple[int, int], generator: to
 
 def build_model(problem: Problem, settings: Settings) -> MCPN:
     """The network for ``problem``, initialised from ``settings.seed`` (reproducibly, also from threads)."""
-    channels = NOISE_CHANNELS if settings.input_kind == "noise" else 2
+    channels = NOISE_CHANNELS if settings.input_kind is InputKind.NOISE else 2
     if problem.anchor is not None:  # the network also sees the anchor and the guides (core.config.Settings.anchor)
         channels += problem.anchor.shape[1] + sum(g.shape[1] for g in problem.guides)
     with _GLOBAL_SEED:  # layers initialise from torch's global generator, shared by threads fitting at once
@@ -224,8 +191,8 @@ def _pad_to(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.pad(tensor, (0, size[1] - tensor.shape[-1], 0, size[0] - tensor.shape[-2]))
 
 
-def _autocast(device: torch.device, precision: str):
-    dtype = torch.bfloat16 if precision == "bf16" else None
+def _autocast(device: torch.device, precision: Precision):
+    dtype = precision.autocast_dtype()
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
@@ -279,7 +246,7 @@ def fit(
     if any(p.signature() != problems[0].signature() for p in problems):
         raise ValueError("samples fitted together must have the same shapes")
     models = [build_model(p, settings) for p in problems]
-    memory_format = getattr(torch, settings.memory_format.replace("contiguous", "contiguous_format"))
+    memory_format = settings.memory_format.torch()
     networks = _Networks(models, device, memory_format)
     height, width = problems[0].shape
     working = (max(height, models[0].min_size), max(width, models[0].min_size))
@@ -331,7 +298,7 @@ class _Checks:
     def __init__(self, problems: Sequence[Problem], settings: Settings, data: _Stacked, device: torch.device) -> None:
         self.settings, self.data = settings, data
         count = len(problems)
-        margin = ANCHOR_MARGIN if settings.stopping == "validated" and data.anchor is not None else 0.0
+        margin = settings.stopping.margin(anchored=data.anchor is not None)
         self.rules = [StoppingRule(settings.stopping, settings.patience, margin) for _ in problems]
         self.traces: list[list[TracePoint]] = [[] for _ in problems]
         self.snapshots: list[dict[int, np.ndarray]] = [{} for _ in problems]
@@ -339,7 +306,7 @@ class _Checks:
         self.best: list[torch.Tensor] = [torch.empty(0)] * count
         self.stopped = [False] * count
         self.scorers: list[PatchConsistency | None] = [None] * count
-        if settings.stopping == "patch_consistency" and not problems[0].super_resolution:
+        if settings.stopping.scores_texture and not problems[0].super_resolution:
             for index, problem in enumerate(problems):
                 known = problem.target_known + (problem.holdout if problem.holdout is not None else 0)
                 fill = 1.0 - known.amin(dim=1, keepdim=True)
@@ -350,7 +317,7 @@ class _Checks:
                     self.notes[index].append(
                         "the filled or known region is too small for patch consistency: the last step is kept"
                     )
-        if settings.stopping == "validated" and data.holdout is None:
+        if settings.stopping.holds_out and data.holdout is None:
             for notes in self.notes:
                 notes.append("no known pixel could be held out to validate the steps: the last step is kept")
 
@@ -379,17 +346,7 @@ class _Checks:
             if scorer is not None:
                 point.patch_consistency = scorer(kept[index, ..., : data.height, : data.width])
             self.traces[index].append(point)
-            if rule.update(step, self._score(point)):
+            if rule.update(step, self.settings.stopping.score(point)):
                 self.best[index] = kept[index].clone()
             self.stopped[index] = rule.should_stop(step)
         return all(self.stopped)
-
-    def _score(self, point: TracePoint) -> float | None:
-        rule = self.settings.stopping
-        if rule == "known_rmse":
-            return point.known_rmse
-        if rule == "patch_consistency":
-            return point.patch_consistency
-        if rule == "validated":
-            return None if point.holdout_ssim is None else -point.holdout_ssim
-        return None

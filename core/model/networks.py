@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..choices import Method
+
 CORE_CHANNELS_DOWN = (16, 32, 64, 128, 128, 128)
 CORE_CHANNELS_SKIP = (4, 4, 4, 4, 4, 4)
 HEAD_CHANNELS = 32  # the width of both levels of a domain head (the paper's)
@@ -150,7 +152,7 @@ class Outputs:
 class MCPN(nn.Module):
     """Multi-modal Convolutional Parameterisation Network, or the Stacked baseline.
 
-    ``method`` is one of :data:`core.config.METHODS`:
+    ``method`` is a :class:`core.choices.Method`:
 
     - ``emergent``: the core network outputs a learned ``core_channels`` signal;
       one head per domain (target first, then guides) maps it to that domain,
@@ -170,20 +172,20 @@ class MCPN(nn.Module):
         input_channels: int,
         target_bands: int,
         guide_bands: Sequence[int],
-        method: str = "emergent",
+        method: Method = Method.EMERGENT,
         core_channels: int = 8,
         up_kernel: int = 3,
         head_channels: int = HEAD_CHANNELS,
     ) -> None:
         super().__init__()
-        self.method = method
+        method = self.method = Method.of(method)
         self.target_bands = target_bands
         self.guide_bands = list(guide_bands)
-        if method == "stacked":
+        if method is Method.STACKED:
             self.core = SkipNetwork(input_channels, target_bands + sum(self.guide_bands), kernel_up=up_kernel)
             self.heads = self.cycle_heads = nn.ModuleList()
             return
-        if method == "emergent":
+        if method is Method.EMERGENT:
             core_out, head_stride, domains = core_channels, 2, [target_bands, *self.guide_bands]
         else:
             core_out, head_stride, domains = target_bands, 1, self.guide_bands
@@ -202,7 +204,7 @@ class MCPN(nn.Module):
         With an anchor the network learns a correction of it (see :meth:`forward`);
         the zeroed layer receives gradients at once and the others from the second step.
         """
-        last = self.heads[0].head if self.method == "emergent" else self.core.head
+        last = self.heads[0].head if self.method is Method.EMERGENT else self.core.head
         with torch.no_grad():
             last.weight[: self.target_bands].zero_()
             last.bias[: self.target_bands].zero_()
@@ -210,15 +212,15 @@ class MCPN(nn.Module):
     def forward(self, z: torch.Tensor, anchor: torch.Tensor | None = None) -> Outputs:
         """All domains from the input ``z``; with an ``anchor``, the target is the anchor plus the network's part."""
         core = self.core(z)
-        if self.method == "stacked":
+        if self.method is Method.STACKED:
             parts = torch.split(core, [self.target_bands, *self.guide_bands], dim=1)
             target = parts[0] if anchor is None else parts[0] + anchor
             return Outputs(target=target, guides=list(parts[1:]))
-        if self.method == "direct" and anchor is not None:
+        if self.method is Method.DIRECT and anchor is not None:
             core = core + anchor
         domains = [head(core) for head in self.heads]
         cycles = [cycle(domain) for cycle, domain in zip(self.cycle_heads, domains)]
-        if self.method == "emergent":
+        if self.method is Method.EMERGENT:
             target = domains[0] if anchor is None else domains[0] + anchor
             return Outputs(target=target, guides=domains[1:], core=core, cycles=cycles)
         return Outputs(target=core, guides=domains, core=core, cycles=cycles)

@@ -23,7 +23,7 @@ def masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_map(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """Per-pixel structural similarity of normalised images (data range 1), as :func:`core.trust.metrics.ssim_map`.
+    """Per-pixel structural similarity of normalised images (data range 1), as :func:`core.metrics.ssim_map`.
 
     Gaussian window of sigma 1.5 (11 taps), population statistics, edges extended, on the last two axes.
     """

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..callbacks import Callbacks
 from ..classic import as_bands
 from ..config import Settings
 from ..errors import InputError
-from ..model.device import fit_on_device, select_device
-from ..model.fitting import Callbacks, TracePoint
+from ..model.device import fit_on_device
+from ..model.fitting import TracePoint
 from .sample import Sample, guide_bands
 
 __all__ = ["Result", "Settings", "TracePoint", "inpaint", "super_resolve"]
@@ -42,9 +43,10 @@ class Result:
 
 
 def _settings(settings: Settings | None, options: dict) -> Settings:
+    """The run's settings (:meth:`Settings.resolved`), given as one object or as keyword arguments."""
     if settings is not None and options:
         raise InputError("give the settings as one Settings object or as keyword arguments, not both")
-    return settings or Settings.of(**options)
+    return (settings or Settings.of(**options)).resolved()
 
 
 def inpaint(
@@ -78,7 +80,7 @@ def inpaint(
         return Result(target.copy(), target.copy(), filled, [], 0, "none", 0.0, ["nothing to fill"])
     if not known.any(axis=(1, 2)).all():
         raise InputError("no pixel of the target is known (the mask or nodata covers it all): nothing to learn from")
-    raw, result = _fit(target, known, guides, target.shape[1:], settings, radar_guides, callbacks)
+    raw, result = _fit_sample(target, known, guides, target.shape[1:], settings, radar_guides, callbacks)
     result.image = np.where(known, target, raw)
     result.filled = filled
     return result
@@ -114,12 +116,12 @@ def super_resolve(
     known = np.isfinite(low_res)
     if not known.any(axis=(1, 2)).all():
         raise InputError("a band of the low-resolution input has no valid pixel")
-    raw, result = _fit(low_res, known, guides, shape, settings, radar_guides, callbacks or Callbacks())
+    raw, result = _fit_sample(low_res, known, guides, shape, settings, radar_guides, callbacks or Callbacks())
     result.image = raw
     return result
 
 
-def _fit(
+def _fit_sample(
     target: np.ndarray,
     known: np.ndarray,
     guides: Sequence[np.ndarray],
@@ -129,10 +131,9 @@ def _fit(
     callbacks: Callbacks,
 ) -> tuple[np.ndarray, Result]:
     """Fit one sample; its raw output in the target's units and the result (``image`` still to be set)."""
-    device = select_device(settings.device)
     sample = Sample.prepare(target, known, guides, shape, settings, radar)
-    callbacks.say(f"fitting MCPN {settings.method} on {device} for up to {settings.steps} steps")
-    (run,), device = fit_on_device([sample.problem()], settings, device, callbacks)
+    callbacks.say(f"fitting MCPN {settings.method} on {settings.device} for up to {settings.steps} steps")
+    (run,), device = fit_on_device([sample.problem()], settings, callbacks)
     raw = sample.scaling.invert(run.output)
     notes = [n for n in [sample.describe_anchor(), *run.notes] if n]
     snapshots = {step: sample.scaling.invert(s).astype(np.float32) for step, s in run.snapshots.items()}

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, Callable
 
+from ..callbacks import Callbacks
 from ..errors import InputError
-from ..model.fitting import Callbacks
 
 __all__ = ["run_tiles"]
 
@@ -36,9 +36,8 @@ def run_tiles(
     jobs: Sequence[Any],
     fit: Callable[..., list[Any]],
     done: Callable[[Any], None],
-    *,
-    group_size: int = 1,
-    scheduler: str | None = None,
+    group_size: int,
+    scheduler: str | None,
     callbacks: Callbacks,
 ) -> None:
     """Call ``fit(group_of_jobs, callbacks)`` over all jobs and ``done(result)`` here as each result arrives.

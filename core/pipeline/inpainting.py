@@ -14,10 +14,10 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 from osgeo import gdal
 
+from ..callbacks import Callbacks
 from ..config import Settings
 from ..errors import InputError
-from ..model.device import fit_on_device, select_device
-from ..model.fitting import Callbacks
+from ..model.device import fit_on_device
 from ..raster import masks
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import (
@@ -33,10 +33,11 @@ from ..raster.io import (
 from ..raster.masks import CloudMask, MaskLayer
 from ..raster.tiling import Window, tile_windows
 from ..trust.self_validation import Validation, validate
+from .distributed import run_tiles
 from .normalisation import BandScaling
-from .runs import PREVIEW_SIDE, WRITE_BLOCK, RunResult, blend_tiles, check_run, finish, scalings_of, scratch_folder
+from .runs import PREVIEW_SIDE, WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
 from .sample import Sample
-from .tiles import Blend, TileJob
+from .tiles import Blend, TileJob, fit_tiles
 
 __all__ = ["CloudMask", "inpaint_raster"]
 
@@ -67,7 +68,7 @@ def inpaint_raster(
     pixels of one cloudy tile hidden under synthetic clouds (:mod:`core.trust.self_validation`).
     """
     started = time.perf_counter()
-    settings = check_run(settings or Settings())
+    settings = (settings or Settings()).resolved()
     callbacks = callbacks or Callbacks()
     if mask.raster is None and mask.polygons is None:
         raise InputError("give a cloud mask: a mask raster, cloud polygons or both")
@@ -96,8 +97,9 @@ def inpaint_raster(
             first = callbacks.part(0, len(jobs) + 1)
             validation = _self_validate(settings, target, layer, guide_paths, radar, scalings, window, first)
             callbacks = callbacks.part(1, len(jobs) + 1, len(jobs))
-        with Blend(scratch, grid.height, grid.width, bands, spread=uncertainty is not None) as blend:
-            fits = blend_tiles(jobs, blend, len(windows) > 1, settings.overlap, settings, callbacks)
+        overlap = settings.overlap if len(windows) > 1 else 0
+        with Blend(scratch, grid.height, grid.width, bands, uncertainty is not None, cloudy, overlap) as blend:
+            run_tiles(jobs, fit_tiles, blend.add, settings.batch_size, settings.scheduler, callbacks)
             filled = _write(target, layer, grid, bands, meta, blend, output, uncertainty, callbacks)
         callbacks.say(f"{filled} of {grid.width * grid.height} pixels filled (clouds and nodata)")
         previews = {
@@ -105,8 +107,8 @@ def inpaint_raster(
             "cloud mask": layer.read_decimated(PREVIEW_SIDE),
             "output": read_decimated(output, PREVIEW_SIDE),
         }
-    return finish(settings, output, windows, fits, started, uncertainty=uncertainty, validation=validation,
-                  previews=previews)  # fmt: skip
+    return finish(settings, output, windows, blend.fits, started, callbacks, uncertainty=uncertainty,
+                  validation=validation, previews=previews)  # fmt: skip
 
 
 def _mask_layer(mask: CloudMask, grid: Grid, scratch: str) -> MaskLayer:
@@ -196,7 +198,7 @@ def _self_validate(
     def fill(masked: np.ndarray, cloud: np.ndarray) -> np.ndarray:
         known = np.isfinite(masked) & ~cloud
         sample = Sample.prepare(masked, known, guide_values, masked.shape[1:], settings, radar, scalings)
-        (fitted,), _ = fit_on_device([sample.problem()], settings, select_device(settings.device), callbacks)
+        (fitted,), _ = fit_on_device([sample.problem()], settings, callbacks)
         return np.where(known, masked, sample.scaling.invert(fitted.output))
 
     validation = validate(values, layer.read(window), fill, seed=settings.seed)

@@ -1,4 +1,4 @@
-"""What the two raster pipelines share: the scene's normalisation, fitting and blending the tiles, the result.
+"""What the two raster pipelines share: the scene's normalisation, the scratch folder, the result.
 
 Both pipelines read whole rasters tile by tile: guides and masks on other
 grids are warped lazily (GDAL VRTs) onto the working grid; every tile is read
@@ -13,24 +13,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..callbacks import Callbacks
 from ..config import Settings
-from ..model.device import select_device
-from ..model.fitting import Callbacks, TracePoint
+from ..model.fitting import TracePoint
 from ..raster.checks import output_problem
 from ..raster.io import RasterError, read_decimated
 from ..raster.masks import MaskLayer
-from ..raster.tiling import Window, feather
+from ..raster.tiling import Window
 from ..trust.self_validation import Validation
-from .distributed import run_tiles
 from .normalisation import BandScaling
 from .sample import domain_scalings
-from .tiles import Blend, TileFit, TileJob, fit_jobs
+from .tiles import FittedTile
 
-__all__ = ["RunResult", "blend_tiles", "check_run", "finish", "scalings_of", "scratch_folder"]
+__all__ = ["RunResult", "finish", "scalings_of", "scratch_folder"]
 
 WRITE_BLOCK = 512
 PREVIEW_SIDE = 256
@@ -53,14 +52,6 @@ class RunResult:
     previews: dict[str, np.ndarray] = field(default_factory=dict)  # caption -> image or mask, <= 256 px a side
 
 
-def check_run(settings: Settings) -> Settings:
-    """The settings with the batch size resolved; a missing device is an error before any work."""
-    device = select_device(settings.device)
-    if settings.batch_size is None:
-        return replace(settings, batch_size=8 if device.type == "cuda" else 1)
-    return settings
-
-
 def scalings_of(
     target: str, mask: MaskLayer | None, guides: Sequence[str], radar: Sequence[int]
 ) -> tuple[BandScaling, ...]:
@@ -72,37 +63,26 @@ def scalings_of(
     return tuple(domain_scalings(values, known, [read_decimated(path) for path in guides], radar))
 
 
-def blend_tiles(
-    jobs: list[TileJob], blend: Blend, tiled: bool, overlap: int, settings: Settings, callbacks: Callbacks
-) -> list[TileFit]:
-    """Fit the jobs (here or on Dask) and blend each tile into ``blend`` as it comes back."""
-    fits: list[TileFit] = []
-
-    def done(fitted: TileFit) -> None:
-        window = jobs[fitted.index].window
-        blend.add(window, fitted, feather(window, overlap) if tiled else np.ones((window.height, window.width)))
-        for warning in fitted.warnings:
-            callbacks.say(f"warning: {warning}")
-        fits.append(fitted)
-
-    run_tiles(
-        jobs, fit_jobs, done, group_size=settings.batch_size or 1, scheduler=settings.scheduler, callbacks=callbacks
-    )
-    return fits
-
-
 def finish(
-    settings: Settings, output: str, windows: Sequence[Window], fits: list[TileFit], started: float, **extra
+    settings: Settings,
+    output: str,
+    windows: Sequence[Window],
+    fits: list[FittedTile],
+    started: float,
+    callbacks: Callbacks,
+    **extra,
 ) -> RunResult:
-    """The run's result: tiles, devices, the kept steps and every distinct note."""
+    """The run's result: tiles, devices, the kept steps and every distinct note; the tiles' warnings logged."""
     fits = sorted(fits, key=lambda f: f.index)
     notes: list[str] = []
     for fitted in fits:
         notes += [n for n in fitted.notes if n not in notes]
+        for warning in fitted.warnings:
+            callbacks.say(f"warning: {warning}")
     if len(windows) > 1:
         notes.append(f"tiled: {len(fits)} of {len(windows)} tiles of {settings.tile_size} px were fitted")
     kept_anchor = sum(f.chosen_step == 0 for f in fits)
-    if kept_anchor and settings.anchor == "auto":
+    if kept_anchor and settings.anchored:
         notes.append(
             f"{kept_anchor} of {len(fits)} fitted tile(s) kept the instant estimate: the network did not beat it "
             "on the held-out pixels"

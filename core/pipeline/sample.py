@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..classic import Anchor, as_bands, inpainting_anchor, super_resolution_anchor
+from ..choices import Stopping
+from ..classic import Anchor, as_bands, inpainting_anchor
 from ..config import Settings
 from ..errors import InputError
 from ..model.degradation import Degradation
 from ..model.fitting import Problem
+from ..sharpening import super_resolution_anchor
 from ..trust.self_validation import holdout_mask
 from .normalisation import BandScaling, to_decibels
 
@@ -85,16 +87,19 @@ class Sample:
         normalised = np.where(known, scalings[0].apply(target), 0).astype(np.float64)
         degradation = None
         if target.shape[1:] != tuple(shape):
-            if settings.stopping == "patch_consistency":
-                raise InputError("patch consistency needs a cloud mask; use another stopping rule for super-resolution")
+            if settings.stopping not in Stopping.offered(super_resolution=True):
+                raise InputError(
+                    f"{settings.stopping.label.lower()} stopping needs a cloud mask; use another stopping rule for "
+                    "super-resolution"
+                )
             degradation = Degradation(settings.degradation, shape, target.shape[1:])
         holdout = None
-        if settings.stopping == "validated":
+        if settings.stopping.holds_out:
             hidden = holdout_mask(~known.all(axis=0), settings.holdout, settings.seed)
             holdout = None if hidden is None else hidden & known
         fitted = known if holdout is None else known & ~holdout
         anchor = None
-        if settings.anchor == "auto":
+        if settings.anchored:
             valid_guides = [np.where(v, g, np.nan) for g, v in zip(scaled, valids)]
             if degradation is None:
                 anchor = inpainting_anchor(normalised, fitted, valid_guides, holdout)

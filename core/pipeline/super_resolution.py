@@ -9,14 +9,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..callbacks import Callbacks
 from ..config import Settings
 from ..errors import InputError
-from ..model.fitting import Callbacks
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, low_res_grid, read_window, writer_profile
 from ..raster.tiling import Window, tile_windows
-from .runs import WRITE_BLOCK, RunResult, blend_tiles, check_run, finish, scalings_of, scratch_folder
-from .tiles import Blend, TileJob
+from .distributed import run_tiles
+from .runs import WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
+from .tiles import Blend, TileJob, fit_tiles
 
 __all__ = ["super_resolve_raster"]
 
@@ -41,7 +42,7 @@ def super_resolve_raster(
     extent), so has the output (in bands with a nodata value).
     """
     started = time.perf_counter()
-    settings = check_run(settings or Settings())
+    settings = (settings or Settings()).resolved()
     callbacks = callbacks or Callbacks()
     all_guides = [*guides, *radar_guides]
     if not all_guides:
@@ -74,15 +75,15 @@ def super_resolve_raster(
         # missing pixels, so it keeps the fitted values everywhere.
         footprint = aligned_path(low_res, grid, scratch, "near", "low-resolution raster")
         no_flag = np.array([value is None for value in meta["nodata"]])[:, None, None]
-        with Blend(scratch, grid.height, grid.width, bands, spread=False) as blend:
-            fits = blend_tiles(jobs, blend, len(jobs) > 1, overlap, settings, callbacks)
+        with Blend(scratch, grid.height, grid.width, bands, False, [high for _, high in pairs], overlap) as blend:
+            run_tiles(jobs, fit_tiles, blend.add, settings.batch_size, settings.scheduler, callbacks)
             with RasterWriter(output, grid, bands, **meta) as writer:
                 for window in tile_windows(grid.height, grid.width, WRITE_BLOCK, 0):
                     callbacks.check_cancel()
                     valid = np.isfinite(read_window(footprint, window)) | no_flag
                     writer.write(window, np.where(valid, blend.read(window)[0], np.nan))
                 writer.commit()
-    return finish(settings, output, [high for _, high in pairs], fits, started)
+    return finish(settings, output, [high for _, high in pairs], blend.fits, started, callbacks)
 
 
 def _low_res_path(path: str, low_grid: Grid, scratch: str) -> str:

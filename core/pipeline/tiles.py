@@ -9,17 +9,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from osgeo import gdal
 
+from ..callbacks import Callbacks
 from ..config import Settings
-from ..model.device import fit_on_device, select_device
-from ..model.fitting import Callbacks, TracePoint
+from ..model.device import fit_on_device
+from ..model.fitting import TracePoint
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import read_window
 from ..raster.masks import MaskLayer
-from ..raster.tiling import Window
+from ..raster.tiling import Window, feather
 from .normalisation import BandScaling
 from .sample import Sample
 
-__all__ = ["Blend", "TileFit", "TileJob", "fit_jobs"]
+__all__ = ["Blend", "FittedTile", "TileJob", "fit_tiles"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class TileJob:
 
 
 @dataclass
-class TileFit:
+class FittedTile:
     """The fitted tile in the target's units: mean over the ensemble and its spread."""
 
     index: int
@@ -70,15 +71,14 @@ class TileFit:
 
 
 @gdal_exceptions()
-def fit_jobs(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> list[TileFit]:
+def fit_tiles(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> list[FittedTile]:
     """Fit the tiles: together in one vectorised fit where their shapes agree, each member of an ensemble alone."""
     callbacks = callbacks or Callbacks()
     started = time.perf_counter()
     settings = jobs[0].settings
-    device = select_device(settings.device)
     samples, warnings = zip(*(job.read() for job in jobs))
     if settings.ensemble == 1 and len({s.problem().signature() for s in samples}) == 1:
-        fits, device = fit_on_device([s.problem() for s in samples], settings, device, callbacks)
+        fits, device = fit_on_device([s.problem() for s in samples], settings, callbacks)
         seconds = (time.perf_counter() - started) / len(jobs)
         return [
             _tile_fit(job, sample, [run.output], str(device), run, seconds, tile_warnings)
@@ -91,7 +91,7 @@ def fit_jobs(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> lis
         for member in range(members):
             part = callbacks.part(index * members + member, len(jobs) * members)
             member_settings = replace(settings, seed=settings.seed + member)
-            (run,), device = fit_on_device([sample.problem()], member_settings, device, part)
+            (run,), device = fit_on_device([sample.problem()], member_settings, part)
             outputs.append(run.output)
         seconds = time.perf_counter() - started
         results.append(_tile_fit(job, sample, outputs, str(device), run, seconds, tile_warnings))
@@ -99,21 +99,29 @@ def fit_jobs(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> lis
     return results
 
 
-def _tile_fit(job: TileJob, sample: Sample, outputs: list, device: str, run, seconds: float, warnings) -> TileFit:
+def _tile_fit(job: TileJob, sample: Sample, outputs: list, device: str, run, seconds: float, warnings) -> FittedTile:
     """The tile's outputs in the target's units: their mean and, for an ensemble, their spread."""
     stack = np.stack([sample.scaling.invert(output).astype(np.float32) for output in outputs])
     spread = stack.std(axis=0) if len(outputs) > 1 else None
     notes = [n for n in [sample.describe_anchor(), *run.notes] if n]
-    return TileFit(
+    return FittedTile(
         job.index, stack.mean(axis=0), spread, device, run.chosen_step, run.trace, notes, seconds, list(warnings)
     )
 
 
 class Blend:
-    """Feather-weighted sums of tile outputs, on disk (a float32 GeoTIFF in a scratch folder)."""
+    """Feather-weighted sums of the fitted tiles, on disk (a float32 GeoTIFF in a scratch folder).
 
-    def __init__(self, folder: str, height: int, width: int, bands: int, spread: bool) -> None:
+    ``windows`` are the tiles' windows by job index, each feathered over
+    ``overlap`` pixels (0: not feathered). :meth:`add` keeps every fitted tile in :attr:`fits`.
+    """
+
+    def __init__(
+        self, folder: str, height: int, width: int, bands: int, spread: bool, windows: Sequence[Window], overlap: int
+    ) -> None:
         self.bands, self.spread = bands, spread
+        self.windows, self.overlap = list(windows), overlap
+        self.fits: list[FittedTile] = []
         count = bands * (2 if spread else 1) + 1
         creation = ["TILED=YES", "SPARSE_OK=TRUE", "BIGTIFF=IF_SAFER"]
         driver = gdal.GetDriverByName("GTiff")
@@ -130,7 +138,10 @@ class Blend:
             self.ds.RasterCount, window.height, window.width
         )
 
-    def add(self, window: Window, fitted: TileFit, weight: np.ndarray) -> None:
+    def add(self, fitted: FittedTile) -> None:
+        """Blend a fitted tile into the sums."""
+        window = self.windows[fitted.index]
+        weight = feather(window, self.overlap)
         sums = self._read(window)
         sums[: self.bands] += fitted.mean * weight
         if self.spread and fitted.spread is not None:
@@ -138,6 +149,7 @@ class Blend:
         sums[-1] += weight
         for i in range(self.ds.RasterCount):
             self.ds.GetRasterBand(i + 1).WriteArray(sums[i], window.col, window.row)
+        self.fits.append(fitted)
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray | None]:
         """The blended mean (NaN where no tile was fitted) and spread of a window."""

@@ -5,7 +5,7 @@ are hidden under *synthetic* clouds shaped like the real ones (the real mask's
 connected cloud shapes, rotated by multiples of 90°, maybe mirrored, and moved
 onto clear ground), the image is filled with the user's settings and with GDAL
 Fill nodata, and both fills are scored on the hidden pixels (SSIM and RMSE of
-:mod:`core.trust.metrics`): an estimate, on the user's own scene, of how good the
+:mod:`core.metrics`): an estimate, on the user's own scene, of how good the
 real fill is and of what MCPN adds over interpolation (its measured error:
 ``benchmarks/results/calibration.md``).
 """
@@ -21,7 +21,7 @@ from scipy.signal import fftconvolve
 
 from ..classic import as_bands, fill_nodata
 from ..errors import InputError
-from .metrics import rmse, ssim_map
+from ..metrics import rmse, ssim_map
 
 __all__ = ["Fill", "Validation", "holdout_mask", "synthetic_mask", "validate"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mcpn.core import choices
 from mcpn.core.classic import inpainting_anchor, local_regression, regression
 from mcpn.core.config import Settings
-from mcpn.core.model import fitting
 from mcpn.core.model.degradation import Degradation
 from mcpn.core.model.fitting import fit
 from mcpn.core.model.stopping import StoppingRule
@@ -74,7 +74,7 @@ def test_a_step_replaces_the_anchor_only_by_more_than_the_margin():
 
 def test_anchored_validated_fits_apply_the_margin(linear_scene, monkeypatch):
     target, mask, guide = linear_scene
-    monkeypatch.setattr(fitting, "ANCHOR_MARGIN", -1.0)  # any step replaces the anchor, even a worse one
+    monkeypatch.setattr(choices, "ANCHOR_MARGIN", -1.0)  # any step replaces the anchor, even a worse one
     result = inpaint(target, mask, [guide], method="stacked", steps=20, check_every=5, learning_rate=0.05)
     assert result.chosen_step > 0  # with the real margin this fit keeps the anchor (test above)
 
@@ -152,8 +152,8 @@ def test_batched_and_single_fits_start_alike_with_anchors(linear_scene):
 
 
 def test_the_fits_structural_similarity_is_the_metrics_one():
+    from mcpn.core.metrics import ssim_map
     from mcpn.core.model.similarity import ssim_map as torch_ssim
-    from mcpn.core.trust.metrics import ssim_map
 
     truth = smooth_field((2, 48, 48), 1) * 0.2 + 0.5
     noisy = truth + smooth_field((2, 48, 48), 2) * 0.05
@@ -169,7 +169,7 @@ def test_the_fits_structural_similarity_is_the_metrics_one():
 
 
 def test_super_resolution_takes_as_much_guide_detail_as_the_guides_explain():
-    from mcpn.core.classic import detail_agreement
+    from mcpn.core.sharpening import detail_agreement
 
     truth = smooth_field((1, 64, 64), 7) + 3
     area = Degradation("area", (64, 64), (16, 16))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mcpn.core.callbacks import Callbacks
 from mcpn.core.config import Settings
 from mcpn.core.model import device
 from mcpn.core.model.degradation import Degradation
-from mcpn.core.model.fitting import Callbacks, Problem, fit
+from mcpn.core.model.fitting import Problem, fit
 from mcpn.core.model.stopping import StoppingRule
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster.masks import CloudMask
@@ -121,7 +122,7 @@ def test_a_tile_that_runs_out_of_gpu_memory_is_fitted_again_on_the_cpu(monkeypat
     monkeypatch.setattr(device, "fit", fit_without_gpu_memory)
     logs: list[str] = []
     settings = Settings(method="stacked", steps=2)
-    (fitted,), used = device.fit_on_device(problems(1), settings, torch.device("cuda"), Callbacks(log=logs.append))
+    (fitted,), used = device.fit_on_device(problems(1), settings, Callbacks(log=logs.append), torch.device("cuda"))
     assert devices == ["cuda", "cpu"] and used.type == "cpu"
     assert logs[0] == "warning: the GPU ran out of memory; fitting again on the CPU (slower)"
     assert len(logs) == 2 and logs[1].startswith("fit on cpu: ")  # then what a step cost there

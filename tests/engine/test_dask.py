@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 import pytest
+from mcpn.core.callbacks import Callbacks
 from mcpn.core.errors import Cancelled, InputError
-from mcpn.core.model.fitting import Callbacks
 from mcpn.core.pipeline import distributed
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster.masks import CloudMask
@@ -47,7 +47,7 @@ import json, sys
 import numpy as np
 from osgeo import gdal
 from mcpn.core.config import Settings
-from mcpn.core.model.fitting import Callbacks
+from mcpn.core.callbacks import Callbacks
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster.masks import CloudMask
 

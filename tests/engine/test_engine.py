@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mcpn.core.callbacks import Callbacks
+from mcpn.core.choices import Device
 from mcpn.core.config import Settings
 from mcpn.core.errors import Cancelled, DeviceError, InputError
 from mcpn.core.model.degradation import Degradation
-from mcpn.core.model.device import select_device
-from mcpn.core.model.fitting import Callbacks
 from mcpn.core.model.networks import MCPN
 from mcpn.core.model.patch_consistency import (
     InceptionFeatures,
@@ -261,8 +261,8 @@ def test_bad_input_raises_a_clear_error(sample, call, message):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_an_error_not_a_silent_cpu_run(sample):
     with pytest.raises(DeviceError, match="no CUDA GPU"):
-        select_device("cuda")
-    assert select_device("auto").type in ("cpu", "mps")
+        Device.CUDA.resolve()
+    assert Device.AUTO.resolve() in (Device.CPU, Device.MPS)
 
 
 def test_tile_windows_cover_the_raster_with_the_overlap():

@@ -1,10 +1,10 @@
-"""Tests of core.trust.metrics (RMSE and region-restricted, percentile-scaled SSIM)."""
+"""Tests of core.metrics (RMSE and region-restricted, percentile-scaled SSIM)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from mcpn.core.trust.metrics import masked_ssim, rmse
+from mcpn.core.metrics import masked_ssim, rmse
 
 
 def _image(bands: int = 3, size: int = 64, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+from mcpn.core.callbacks import Callbacks
 from mcpn.core.errors import Cancelled
-from mcpn.core.model.fitting import Callbacks
 from mcpn.core.pipeline import inpainting
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster.masks import CloudMask

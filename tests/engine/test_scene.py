@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mcpn.core.callbacks import Callbacks
 from mcpn.core.errors import InputError
-from mcpn.core.model.fitting import Callbacks
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.pipeline.super_resolution import super_resolve_raster
 from mcpn.core.raster import masks

@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mcpn.core.callbacks import Callbacks
 from mcpn.core.model import threads
 from mcpn.core.model.device import fit_on_device
-from mcpn.core.model.fitting import Callbacks, Problem
+from mcpn.core.model.fitting import Problem
 from mcpn.core.model.threads import StepTimer, ThreadTuner, thread_counts
 
 CPU = torch.device("cpu")
@@ -41,7 +42,7 @@ def test_step_timer_times_consecutive_progress_calls_only():
 def test_a_fit_logs_what_a_step_cost_and_still_reports_progress(fast):
     logs, progress = [], []
     fit_on_device(
-        [problem()], fast(steps=5, stopping="fixed"), CPU, Callbacks(lambda s, n: progress.append(s), None, logs.append)
+        [problem()], fast(steps=5, stopping="fixed"), Callbacks(lambda s, n: progress.append(s), None, logs.append), CPU
     )
     assert progress[:5] == [1, 2, 3, 4, 5]
     line = next(line for line in logs if "ms per step" in line)
@@ -115,7 +116,7 @@ def test_quiet_cpu_fits_run_on_all_cores_only_and_one_seed_gives_one_result(monk
     logs, outputs = [], []
     try:
         for _ in range(2):
-            fits, _ = fit_on_device([problem(64)], fast(steps=20, stopping="fixed"), CPU, Callbacks(log=logs.append))
+            fits, _ = fit_on_device([problem(64)], fast(steps=20, stopping="fixed"), Callbacks(log=logs.append), CPU)
             outputs.append(fits[0].output)
     finally:
         torch.set_num_threads(before)
@@ -130,7 +131,7 @@ def test_a_cpu_fit_tunes_its_threads_and_gives_torchs_count_back(fast):
     torch.set_num_threads(2)
     try:
         logs = []
-        fit_on_device([problem()], fast(steps=12, stopping="fixed"), CPU, Callbacks(log=logs.append))
+        fit_on_device([problem()], fast(steps=12, stopping="fixed"), Callbacks(log=logs.append), CPU)
         assert torch.get_num_threads() == 2
         line = next(line for line in logs if "ms per step" in line)
         assert re.search(r"; CPU threads: [12] for \d+(, [12] for \d+)? steps$", line), line

@@ -177,7 +177,7 @@ def test_run_report_path_is_checked_before_the_fit(mcpn_provider, sr_scene, sr_p
 
 
 def test_run_report_without_matplotlib_is_refused_before_the_fit(mcpn_provider, sr_scene, monkeypatch, sr_params):
-    from mcpn.mcpn_plugin import dependencies
+    from mcpn.algorithms import dependencies
 
     found = dependencies.missing_packages
 

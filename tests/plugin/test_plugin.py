@@ -7,7 +7,7 @@ import os
 import sys
 
 import mcpn
-from mcpn.mcpn_plugin import dependencies
+from mcpn.algorithms import dependencies
 from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
 
 INPAINT_PARAMS = [
@@ -152,7 +152,7 @@ def test_every_plugin_module_imports_in_qgis():
         for folder in ("algorithms", "mcpn_plugin")
         for path in sorted((root / folder).glob("*.py"))
     ]
-    assert {"mcpn.algorithms.inpainting", "mcpn.mcpn_plugin.network"} <= set(names)
+    assert {"mcpn.algorithms.inpainting", "mcpn.algorithms.network"} <= set(names)
     for name in names:
         importlib.import_module(name)
 
@@ -170,7 +170,7 @@ def test_provider_loads_without_torch(plugins_folder):
         "provider = QgsApplication.processingRegistry().providerById('mcpn')\n"
         "assert len(provider.algorithms()) == 2\n"
         "assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]\n"
-        "from mcpn.mcpn_plugin import dependencies\n"
+        "from mcpn.algorithms import dependencies\n"
         "print('MISSING', dependencies.missing_packages())\n"
     )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join([str(plugins_folder), *sys.path]))

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from mcpn.algorithms import compat
+from mcpn.algorithms import compat, network
 from mcpn.algorithms.messages import ProgressReporter, duration
 from mcpn.core.model import patch_consistency as pc
-from mcpn.mcpn_plugin import network
 from qgis.core import (
     Qgis,
     QgsApplication,

@@ -53,7 +53,7 @@ def test_inpainting_bad_inputs_raise_readable_errors(mcpn_provider, s2_scene, ca
 
 
 def test_missing_dependencies_message(mcpn_provider, s2_scene, monkeypatch):
-    from mcpn.mcpn_plugin import dependencies
+    from mcpn.algorithms import dependencies
 
     monkeypatch.setattr(dependencies, "missing_packages", lambda: ["torch"])
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}

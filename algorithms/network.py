@@ -13,7 +13,7 @@ from qgis.core import QgsNetworkAccessManager
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtNetwork import QNetworkRequest
 
-from ..algorithms import compat
+from . import compat
 
 
 def download(url: str, destination: str) -> None:
