@@ -194,7 +194,6 @@ class ThreadTuner:
 
     def _timed(self) -> None:
         """The current count has its ``window`` steps: time the next count, or end the round."""
-        assert self.round is not None
         self.round[self.current] = statistics.median(self.times)
         if self.queue is None:
             self.queue = self._neighbours(self.current)

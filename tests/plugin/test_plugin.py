@@ -7,8 +7,10 @@ import os
 import sys
 
 import mcpn
-from mcpn.algorithms import dependencies
-from qgis.core import QgsApplication, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingParameterDefinition
+from mcpn.algorithms import compat, dependencies
+from qgis.core import QgsApplication
+
+NO_THREADING = compat.pick("Qgis.ProcessingAlgorithmFlag.NoThreading", "QgsProcessingAlgorithm.FlagNoThreading")
 
 INPAINT_PARAMS = [
     "INPUT", "MASK", "MASK_VALUES", "MASK_POLYGONS", "GUIDES", "RADAR_GUIDES", "METHOD", "STOPPING", "STEPS",
@@ -35,13 +37,13 @@ def test_provider_and_algorithms(mcpn_provider):
         alg = registry.algorithmById(alg_id)
         assert alg.group() == "Raster restoration" and alg.groupId() == "rasterrestoration"
         assert [p.name() for p in alg.parameterDefinitions()] == names
-        assert alg.flags() & QgsProcessingAlgorithm.FlagCanCancel
-        assert not alg.flags() & QgsProcessingAlgorithm.FlagNoThreading
+        assert alg.flags() & compat.FLAG_CAN_CANCEL
+        assert not alg.flags() & NO_THREADING
         assert len(alg.shortHelpString()) > 500 and alg.helpUrl()
         for p in alg.parameterDefinitions():
-            advanced = bool(p.flags() & QgsProcessingParameterDefinition.FlagAdvanced)
+            advanced = bool(p.flags() & compat.FLAG_ADVANCED)
             assert advanced == (p.name() in ADVANCED), p.name()
-        assert alg.parameterDefinition("GUIDES").layerType() == QgsProcessing.TypeRaster
+        assert alg.parameterDefinition("GUIDES").layerType() == compat.SOURCE_RASTER
         assert alg.parameterDefinition("STEPS").defaultValue() == 4000
 
 

@@ -61,3 +61,16 @@ def test_refused_packages(built, tmp_path):
         rewritten(built, tmp_path, drop={"mcpn/metadata.txt"}, add={"mcpn/metadata.txt": meta})
     )
     assert any("email" in p for p in problems) and any("category" in p for p in problems)
+
+
+def test_any_bandit_finding_of_the_sites_tests_fails(built, tmp_path):
+    """The site runs Bandit's enabled tests at every severity: a low-severity ``assert`` (B101) refuses the zip,
+    through the command line as `make check-package` runs it; a test the site leaves off (B404) does not."""
+    script = [sys.executable, str(REPO / "scripts" / "check_package.py")]
+    assert subprocess.run([*script, str(built)], capture_output=True).returncode == 0
+    checked = b"def ready(done):\n    assert done, 'not ready'\n    return done\n"
+    changed = rewritten(built, tmp_path, add={"mcpn/core/ready.py": checked})
+    done = subprocess.run([*script, changed], capture_output=True, text=True)
+    assert done.returncode == 1 and "B101 (low severity) at core/ready.py:2" in done.stdout, done.stdout
+    subprocess_only = b"import subprocess\n\nRUN = subprocess.run\n"
+    assert check_package.check(rewritten(built, tmp_path, add={"mcpn/core/spawn.py": subprocess_only})) == []

@@ -51,13 +51,13 @@ def test_compat_prefers_the_scoped_enum_when_it_exists():
 
 
 def test_compat_values_match_this_qgis():
-    assert QgsProcessingParameterNumber.Integer == compat.NUMBER_INTEGER
-    assert QgsProcessingParameterNumber.Double == compat.NUMBER_DOUBLE
-    assert QgsProcessing.TypeRaster == compat.SOURCE_RASTER
-    assert QgsProcessing.TypeVectorPolygon == compat.SOURCE_VECTOR_POLYGON
-    assert QgsProcessingParameterDefinition.FlagAdvanced == compat.FLAG_ADVANCED
+    assert QgsProcessingParameterNumber.Type.Integer == compat.NUMBER_INTEGER
+    assert QgsProcessingParameterNumber.Type.Double == compat.NUMBER_DOUBLE
+    assert QgsProcessing.SourceType.TypeRaster == compat.SOURCE_RASTER
+    assert QgsProcessing.SourceType.TypeVectorPolygon == compat.SOURCE_VECTOR_POLYGON
+    assert QgsProcessingParameterDefinition.Flag.FlagAdvanced == compat.FLAG_ADVANCED
     assert QgsMapLayerType.RasterLayer == compat.LAYER_RASTER
-    assert Qgis.Critical == compat.MESSAGE_CRITICAL and Qgis.Info == compat.MESSAGE_INFO
+    assert Qgis.MessageLevel.Critical == compat.MESSAGE_CRITICAL and Qgis.MessageLevel.Info == compat.MESSAGE_INFO
 
 
 # --- Inception weights: the download hook ---------------------------------------------------------

@@ -7,13 +7,13 @@ import os
 
 import numpy as np
 import pytest
+from mcpn.algorithms import compat
 from mcpn.core.pipeline import inpainting
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster import masks
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -195,7 +195,7 @@ def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene, rasters
     model = QgsProcessingModelAlgorithm("sr_then_inpaint", "tests")
     for definition in (
         QgsProcessingParameterRasterLayer("low", "low"),
-        QgsProcessingParameterMultipleLayers("guides", "guides", QgsProcessing.TypeRaster),
+        QgsProcessingParameterMultipleLayers("guides", "guides", compat.SOURCE_RASTER),
         QgsProcessingParameterRasterLayer("mask", "mask"),
     ):
         model.addModelParameter(definition, QgsProcessingModelParameter(definition.name()))

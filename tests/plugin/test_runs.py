@@ -78,15 +78,18 @@ def test_the_background_task_of_the_dialog_completes_and_cancels(mcpn_provider, 
             feedback.progressChanged.connect(lambda progress: progress > 0 and task.cancel())
         QgsApplication.taskManager().addTask(task)
         deadline = time.monotonic() + 120
-        while task.status() not in (QgsTask.Complete, QgsTask.Terminated) and time.monotonic() < deadline:
+        while (
+            task.status() not in (QgsTask.TaskStatus.Complete, QgsTask.TaskStatus.Terminated)
+            and time.monotonic() < deadline
+        ):
             QgsApplication.processEvents()
             time.sleep(0.01)
         return task.status(), feedback.isCanceled()
 
     done = s2_scene["tmp"] / "done.tif"
-    assert run_task(done, 3, False) == (QgsTask.Complete, False) and done.is_file()
+    assert run_task(done, 3, False) == (QgsTask.TaskStatus.Complete, False) and done.is_file()
     cancelled = s2_scene["tmp"] / "cancelled.tif"
-    assert run_task(cancelled, 5000, True) == (QgsTask.Terminated, True)
+    assert run_task(cancelled, 5000, True) == (QgsTask.TaskStatus.Terminated, True)
     assert not cancelled.exists() and tif_files(s2_scene["tmp"]) == ["done.tif", "guide.tif", "mask.tif", "target.tif"]
 
 
