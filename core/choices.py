@@ -20,11 +20,6 @@ __all__ = ["Choice", "DegradationKind", "Device", "InputKind", "MemoryFormat", "
 
 C = TypeVar("C", bound="Choice")
 
-# Held-out structural similarity a step must gain over the anchor (step 0) before it replaces it. Smaller gains
-# are within the held-out estimate's noise: measured on the radar case (128 px), steps that beat the anchor there
-# by 0.002-0.003 were 0.026-0.027 worse in the real gap.
-ANCHOR_MARGIN = 0.005
-
 
 # how error messages name a choice whose class name does not say it
 _WHAT = {"Stopping": "stopping rule", "Start": "anchor", "DegradationKind": "degradation", "InputKind": "input kind",
@@ -124,10 +119,6 @@ class Stopping(Choice):
         """The value to minimise at a checked step (``point``: a TracePoint); None when it is unknown."""
         value = getattr(point, self.metric) if self.metric else None
         return None if value is None else self.sign * value
-
-    def margin(self, anchored: bool) -> float:
-        """What a step must gain over the anchor (step 0) to replace it."""
-        return ANCHOR_MARGIN if anchored and self.holds_out else 0.0
 
 
 class Device(Choice):

@@ -20,6 +20,7 @@ from .metrics import ssim_map
 __all__ = [
     "Anchor",
     "biharmonic",
+    "cross_fitted",
     "fill_nodata",
     "global_fit",
     "guide_design",
@@ -38,6 +39,7 @@ RIDGE = 1e-3  # shrinks local slopes towards the global ones where the guide har
 SSIM_WINDOW = 11  # the smallest image side structural similarity is computed on (its Gaussian window)
 RESIDUAL_SIGMA = 8.0  # px: how far a regression's residual is carried into a gap
 RESIDUAL_FADE = 0.1  # share of known pixels under the smoothing kernel below which the residual fades
+CROSS_FOLDS = 4  # folds of known pixels an interpolation is recomputed without (core.classic.cross_fitted)
 
 
 def as_bands(array: np.ndarray, name: str = "image") -> np.ndarray:
@@ -215,7 +217,48 @@ def inpainting_anchor(
         errors = {name: _dissimilarity(image, target, holdout, known | holdout) for name, image in estimates.items()}
         names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(target))]
     final = inpainting_estimates(target, known, guides, set(names))
-    return Anchor(np.stack([final[name][band] for band, name in enumerate(names)]), names)
+    image = np.stack([final[name][band] for band, name in enumerate(names)])
+    return Anchor(cross_fitted(image, target, known, guides, names), names)
+
+
+def cross_fitted(
+    image: np.ndarray, target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], names: Sequence[str]
+) -> np.ndarray:
+    """The estimate ``image`` with, in bands where it reproduces the known pixels (an interpolation), those pixels
+    recomputed with them hidden, fold by fold.
+
+    An estimate equal to the target on every known pixel leaves the network nothing to learn: its loss is zero
+    from the start and its output layer gets no gradient. Recomputed with blocks of known pixels hidden (the
+    blocks as deep as the real gaps, in :data:`CROSS_FOLDS` folds), the estimate shows its real errors there, and
+    the network learns to correct them; in the gaps the estimate is the one computed from all known pixels.
+    """
+    exact = [bool(np.allclose(image[b][known[b]], target[b][known[b]])) for b in range(len(image))]
+    if not any(exact):
+        return image
+    out = image.copy()
+    for fold in _folds(known.all(axis=0), ~known.any(axis=0)):
+        hidden = known & fold
+        if not hidden.any() or not (known & ~fold).any(axis=(1, 2)).all():
+            continue
+        wanted = {name for name, keep in zip(names, exact) if keep}
+        refit = inpainting_estimates(target, known & ~fold, guides, wanted)
+        for band, name in enumerate(names):
+            if exact[band]:
+                out[band][hidden[band]] = refit[name][band][hidden[band]]
+    return out
+
+
+def _folds(clear: np.ndarray, missing: np.ndarray) -> list[np.ndarray]:
+    """:data:`CROSS_FOLDS` masks of square blocks covering the image, each block in one fold (a fixed pattern).
+
+    The block side is twice the median distance of the missing pixels to clear ground (4 to 32 px), so that a
+    hidden block's interpolation is about as far from known pixels as the gaps' is.
+    """
+    depth = ndimage.distance_transform_edt(missing)[missing] if missing.any() else np.array([2.0])
+    side = int(np.clip(2 * np.median(depth), 4, 32))
+    rows, cols = np.indices(clear.shape) // side
+    fold_of = (rows % 2) * 2 + (cols + rows // 2) % 2  # neighbouring blocks in other folds
+    return [fold_of == k for k in range(CROSS_FOLDS)]
 
 
 def inpainting_estimates(

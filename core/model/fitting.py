@@ -27,6 +27,7 @@ from ..callbacks import Callbacks
 from ..choices import InputKind, Precision
 from ..config import Settings
 from .degradation import Degradation
+from .evidence import gain_lower_bound
 from .networks import MCPN, Outputs
 from .patch_consistency import PatchConsistency
 from .similarity import masked_mean, masked_mse, ssim_map
@@ -49,6 +50,8 @@ class Problem:
     shape: tuple[int, int]  # (H, W) of the output grid
     anchor: torch.Tensor | None = None  # (1, B, H, W): the instant estimate the network corrects
     holdout: torch.Tensor | None = None  # (1, B, h, w); 1 = known pixel hidden from the loss to score steps
+    holdout_weight: torch.Tensor | None = None  # (1, 1, h, w): each held-out pixel's weight in the score
+    holdout_labels: np.ndarray | None = None  # (h, w): the held-out patches (1..P), resampled to bound a gain
     degradation: Degradation | None = None  # super-resolution: the output grid to the target's
 
     @property
@@ -75,6 +78,7 @@ class TracePoint:
     known_rmse: float
     patch_consistency: float | None = None
     holdout_ssim: float | None = None  # structural similarity on the held-out pixels (higher is better)
+    gain_lower: float | None = None  # while the anchor is kept: the lower bound of this step's held-out gain over it
 
 
 @dataclass
@@ -209,6 +213,10 @@ class _Stacked:
         self.target = stack([p.target for p in problems], full_grid)
         self.known = stack([p.target_known for p in problems], full_grid)
         self.holdout = stack([p.holdout for p in problems], full_grid) if first.holdout is not None else None
+        self.holdout_weight = (
+            stack([p.holdout_weight * p.holdout for p in problems], full_grid) if first.holdout is not None else None
+        )
+        self.holdout_labels = [p.holdout_labels for p in problems]
         self.anchor = stack([p.anchor for p in problems]) if first.anchor is not None else None
         self.guides = [stack([p.guides[i] for p in problems]) for i in range(len(first.guides))]
         self.valid = [stack([p.guide_valid[i] for p in problems]) for i in range(len(first.guides))]
@@ -298,8 +306,9 @@ class _Checks:
     def __init__(self, problems: Sequence[Problem], settings: Settings, data: _Stacked, device: torch.device) -> None:
         self.settings, self.data = settings, data
         count = len(problems)
-        margin = settings.stopping.margin(anchored=data.anchor is not None)
-        self.rules = [StoppingRule(settings.stopping, settings.patience, margin) for _ in problems]
+        self.rules = [StoppingRule(settings.stopping, settings.patience) for _ in problems]
+        self.judges_anchor = settings.stopping.holds_out and data.anchor is not None and data.holdout is not None
+        self.anchor_maps: list[np.ndarray | None] = [None] * count  # the anchor's held-out similarity, per pixel
         self.traces: list[list[TracePoint]] = [[] for _ in problems]
         self.snapshots: list[dict[int, np.ndarray]] = [{} for _ in problems]
         self.notes: list[list[str]] = [[] for _ in problems]
@@ -330,12 +339,14 @@ class _Checks:
         data = self.data
         low = data.low(kept)
         known_rmse = masked_mse(low, data.target, data.known).sqrt()
-        holdout_ssim = None
+        holdout_ssim = maps = None
         if data.holdout is not None:
             seen = data.known + data.holdout  # the known pixels; elsewhere the output is compared with itself
             reference = torch.where(seen > 0, data.target, low)
             predicted = torch.where(data.known > 0, data.target, low)
-            holdout_ssim = masked_mean(ssim_map(predicted, reference), data.holdout)
+            similarity = ssim_map(predicted, reference)
+            holdout_ssim = masked_mean(similarity, data.holdout_weight)
+            maps = similarity.mean(dim=-3).flatten(0, -3).cpu().numpy() if self.judges_anchor else None
         for index, rule in enumerate(self.rules):
             if self.stopped[index]:
                 continue
@@ -345,8 +356,24 @@ class _Checks:
             scorer = self.scorers[index]
             if scorer is not None:
                 point.patch_consistency = scorer(kept[index, ..., : data.height, : data.width])
+            significant = True
+            if maps is not None and rule.best_step == 0:  # only while the anchor is kept does it matter
+                significant = self._beats_anchor(index, step, maps[index], point)
             self.traces[index].append(point)
-            if rule.update(step, self.settings.stopping.score(point)):
+            if rule.update(step, self.settings.stopping.score(point), significant):
                 self.best[index] = kept[index].clone()
             self.stopped[index] = rule.should_stop(step)
         return all(self.stopped)
+
+    def _beats_anchor(self, index: int, step: int, similarity: np.ndarray, point: TracePoint) -> bool:
+        """Whether this step's held-out gain over the anchor (step 0) is above the patches' own spread."""
+        height, width = self.data.holdout_labels[index].shape
+        similarity = similarity[:height, :width]
+        if step == 0:
+            self.anchor_maps[index] = similarity
+            return True
+        weight = self.data.holdout_weight[index].amax(dim=(0, 1)).cpu().numpy()[:height, :width]
+        point.gain_lower = gain_lower_bound(
+            similarity - self.anchor_maps[index], weight, self.data.holdout_labels[index]
+        )
+        return point.gain_lower > 0

@@ -17,20 +17,19 @@ class StoppingRule:
     ``patience`` steps have passed without a better one. A missing score
     (``None``: the metric could not be computed) is skipped, or keeps the
     latest step while no score has been seen. While step 0 (the anchor, when
-    the fit has one) is the best, a step must beat its score by ``margin`` to
-    replace it.
+    the fit has one) is the best, a better step replaces it only when its gain
+    is ``significant`` (:func:`core.model.evidence.gain_lower_bound`).
     """
 
     rule: Stopping = Stopping.FIXED
     patience: int = 1000
-    margin: float = 0.0
     best_score: float = math.inf
     best_step: int = 0
 
     def __post_init__(self) -> None:
         self.rule = Stopping.of(self.rule)
 
-    def update(self, step: int, score: float | None) -> bool:
+    def update(self, step: int, score: float | None, significant: bool = True) -> bool:
         """Record the score of ``step``; True if this step is the new best."""
         if self.rule.keeps_last:
             score = -float(step)
@@ -39,7 +38,7 @@ class StoppingRule:
                 return False
             self.best_step = step
             return True
-        if score < self.best_score - (self.margin if self.best_step == 0 else 0.0):
+        if score < self.best_score and (significant or self.best_step != 0):
             self.best_score, self.best_step = score, step
             return True
         return False

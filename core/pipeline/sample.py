@@ -13,6 +13,7 @@ from ..classic import Anchor, as_bands, inpainting_anchor
 from ..config import Settings
 from ..errors import InputError
 from ..model.degradation import Degradation
+from ..model.evidence import depth_weights, patch_labels, split_patches
 from ..model.fitting import Problem
 from ..sharpening import super_resolution_anchor
 from ..trust.self_validation import holdout_mask
@@ -53,6 +54,8 @@ class Sample:
     target: np.ndarray  # (B, h, w) float32, zero where unknown
     known: np.ndarray  # (B, h, w) bool: the pixels the loss uses
     holdout: np.ndarray | None  # (B, h, w) bool: known pixels kept out of the loss to score the steps
+    holdout_weight: np.ndarray | None  # (h, w): their weights, as deep as the real gap (core.trust.evidence)
+    holdout_labels: np.ndarray | None  # (h, w) int: their patches, 0 elsewhere
     guides: list[np.ndarray]  # (Bg, H, W) float32, zero where invalid
     guide_valid: list[np.ndarray]  # (Bg, H, W) bool
     scaling: BandScaling  # of the target
@@ -93,20 +96,28 @@ class Sample:
                     "super-resolution"
                 )
             degradation = Degradation(settings.degradation, shape, target.shape[1:])
-        holdout = None
+        holdout = weight = labels = choosing = None
         if settings.stopping.holds_out:
             hidden = holdout_mask(~known.all(axis=0), settings.holdout, settings.seed)
-            holdout = None if hidden is None else hidden & known
+            if hidden is not None:
+                # inpainting: half the patches choose the estimate, the others score the steps
+                choosing, hidden = split_patches(hidden) if degradation is None else (None, hidden)
+                holdout = hidden & known
         fitted = known if holdout is None else known & ~holdout
+        if holdout is not None:
+            weight = depth_weights(holdout.any(axis=0), fitted.any(axis=0), ~known.all(axis=0))
+            labels = patch_labels(holdout.any(axis=0))
         anchor = None
         if settings.anchored:
             valid_guides = [np.where(v, g, np.nan) for g, v in zip(scaled, valids)]
             if degradation is None:
-                anchor = inpainting_anchor(normalised, fitted, valid_guides, holdout)
+                anchor = inpainting_anchor(
+                    normalised, fitted, valid_guides, None if choosing is None else choosing & known
+                )
             else:
                 anchor = super_resolution_anchor(normalised, fitted, valid_guides, degradation)
         target_scaled = np.where(known, normalised, 0).astype(np.float32)
-        return cls(target_scaled, fitted, holdout, scaled, valids, scalings[0], anchor, degradation)
+        return cls(target_scaled, fitted, holdout, weight, labels, scaled, valids, scalings[0], anchor, degradation)
 
     def problem(self) -> Problem:
         """The sample as tensors (batch dimension 1)."""
@@ -124,6 +135,8 @@ class Sample:
             tuple(shape),
             None if self.anchor is None else tensor(self.anchor.image),
             None if self.holdout is None else tensor(self.holdout),
+            None if self.holdout_weight is None else tensor(self.holdout_weight[None]),
+            self.holdout_labels,
             self.degradation,
         )
 
