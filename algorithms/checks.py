@@ -24,7 +24,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..core.raster.checks import GEOTIFF, open_raster, output_problem, rotation_problem
+from ..core.raster.checks import GEOTIFF, open_raster, output_problem, rotation_problem, without_aux_files
 from ..mcpn_plugin import dependencies
 from . import compat
 from .messages import tr
@@ -78,7 +78,8 @@ class ParameterChecks:
                 if isinstance(item, QgsMapLayer):
                     layer = item
                 elif isinstance(item, str) and item:
-                    layer = QgsProcessingUtils.mapLayerFromString(item, context, True, compat.LAYER_HINT_RASTER)
+                    with without_aux_files():  # else the statistics of the layer's style are saved beside the file
+                        layer = QgsProcessingUtils.mapLayerFromString(item, context, True, compat.LAYER_HINT_RASTER)
                 else:
                     continue  # expressions, model values...: resolved and checked by QGIS
                 if layer is not None and layer.isValid() and layer.type() == compat.LAYER_RASTER:

@@ -1,12 +1,16 @@
-"""Damaged input rasters (issue #28): a file cut off or corrupted is named in a RasterError wherever it is read."""
+"""Damaged input rasters (issue #28): a file cut off or corrupted is named in a RasterError wherever it is read,
+and reading writes nothing beside the inputs."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from mcpn.core.raster.checks import open_raster
+from mcpn.core.raster.checks import open_raster, without_aux_files
 from mcpn.core.raster.io import Grid, RasterError, aligned_path, grid_of, read_decimated, read_window
 from mcpn.core.raster.masks import MaskLayer
 from mcpn.core.raster.tiling import Window
+from osgeo import gdal
 
 DAMAGED = ("looks incomplete or damaged (GDAL: ", "TIFFReadEncodedTile() failed); download or export it again.")
 
@@ -60,3 +64,36 @@ def test_a_header_cut_off_is_named_when_opening(tmp_path, s2, rasters):
     text = tmp_path / "notes.csv"
     text.write_text("x,y\n1,2\n")
     assert "incomplete" not in open_raster(str(text))[1]  # not a raster at all: not called damaged
+
+
+@pytest.fixture
+def pam_on():
+    """GDAL's PAM on, as in QGIS by default (the test environment switches it off)."""
+    previous = gdal.GetConfigOption("GDAL_PAM_ENABLED")
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")
+    yield
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", previous)
+
+
+def test_statistics_are_not_saved_beside_a_raster_opened_without_aux_files(tmp_path, s2, rasters, pam_on):
+    """What a QGIS raster layer does as it loads (statistics for its style) saves nothing inside the block."""
+    crop = rasters.crop(s2 / "2018-08-05" / "B04.tif", tmp_path / "crop.tif", 420, 380, 48)
+    with without_aux_files():
+        ds = gdal.Open(str(crop))
+        ds.GetRasterBand(1).ComputeStatistics(False)
+    ds.GetRasterBand(1).ComputeStatistics(False)  # nor later on the same dataset
+    ds = None
+    assert os.listdir(tmp_path) == ["crop.tif"]
+    assert gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None) is None  # restored
+    ds = gdal.Open(str(crop))  # outside the block GDAL saves them, as before
+    ds.GetRasterBand(1).ComputeStatistics(False)
+    ds = None
+    assert sorted(os.listdir(tmp_path)) == ["crop.tif", "crop.tif.aux.xml"]
+
+
+def test_the_engine_reads_write_nothing_beside_the_inputs(tmp_path, s2, rasters, pam_on):
+    crop = rasters.crop(s2 / "2018-08-05" / "B04.tif", tmp_path / "crop.tif", 420, 380, 48)
+    read_decimated(str(crop))
+    read_window(str(crop), Window(0, 0, 16, 16))
+    grid_of(str(crop))
+    assert os.listdir(tmp_path) == ["crop.tif"]
