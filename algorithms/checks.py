@@ -25,7 +25,7 @@ from qgis.core import (
 )
 
 from ..core.raster import checks as raster_checks
-from ..core.raster.checks import GEOTIFF, open_raster, rotation_problem
+from ..core.raster.checks import GEOTIFF, open_raster, rotation_problem, without_aux_files
 from . import compat, dependencies
 from .messages import tr
 
@@ -52,7 +52,8 @@ def input_files(
             if isinstance(item, QgsMapLayer):
                 layer = item
             elif isinstance(item, str) and item:
-                layer = QgsProcessingUtils.mapLayerFromString(item, context, True, compat.LAYER_HINT_RASTER)
+                with without_aux_files():  # else the statistics of the layer's style are saved beside the file
+                    layer = QgsProcessingUtils.mapLayerFromString(item, context, True, compat.LAYER_HINT_RASTER)
             else:
                 continue  # expressions, model values...: resolved and checked by QGIS
             if layer is not None and layer.isValid() and layer.type() == compat.LAYER_RASTER:

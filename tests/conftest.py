@@ -107,6 +107,30 @@ class Rasters:
         return dst
 
     @staticmethod
+    def truncated(src: Path, dst: Path, readable_header: bool = True, keep: float = 0.6) -> Path:
+        """The first ``keep`` of a GeoTIFF's bytes, as an interrupted download leaves it.
+
+        ``readable_header``: the copy is first rewritten with its header first and 16 px tiles, so that it
+        still opens and fails only when the missing tiles are read; otherwise only its first 64 bytes are
+        kept (the TIFF signature, not its directory) and the file fails to open.
+        """
+        whole = dst.with_name(f"whole_{dst.name}")
+        options = ["COPY_SRC_OVERVIEWS=YES", "TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"] if readable_header else []
+        gdal.Translate(str(whole), str(src), creationOptions=options)
+        data = whole.read_bytes()
+        whole.unlink()
+        dst.write_bytes(data[: int(len(data) * keep) if readable_header else 64])
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        try:
+            opens = gdal.Open(str(dst)) is not None
+        except RuntimeError:
+            opens = False
+        finally:
+            gdal.PopErrorHandler()
+        assert opens == readable_header, f"{dst} {'does not open' if readable_header else 'opens'}"
+        return dst
+
+    @staticmethod
     def info(path: Path) -> dict:
         """Size, band count, grid, CRS, data type, nodata (of band 1), band names and all values of a raster."""
         ds = gdal.Open(str(path))

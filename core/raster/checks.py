@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from osgeo import gdal
 
-__all__ = ["open_raster", "output_problem", "rotation_problem", "same_file"]
+__all__ = [
+    "damaged",
+    "open_raster",
+    "output_problem",
+    "recognised",
+    "rotation_problem",
+    "same_file",
+    "without_aux_files",
+]
 
 GEOTIFF = (".tif", ".tiff")
 
@@ -38,8 +47,44 @@ def open_raster(path: str) -> tuple[Any, str]:
     if ds is not None and ds.RasterCount == 0:
         ds, reason = None, "it has no raster band"
     if ds is None:
-        return None, reason.replace(f"`{path}' ", "").strip().rstrip(".") or "GDAL cannot open it"
+        reason = reason.replace(f"`{path}' ", "").strip().rstrip(".") or "GDAL cannot open it"
+        if recognised(path):
+            reason = f"it looks incomplete or damaged: download or export it again; GDAL: {_detail(path, reason)}"
+        return None, reason
     return ds, ""
+
+
+def recognised(path: str) -> bool:
+    """Whether a GDAL raster driver recognises the file (by its header): if it still fails, the file is damaged."""
+    return os.path.isfile(path) and gdal.IdentifyDriverEx(str(path), gdal.OF_RASTER) is not None
+
+
+def damaged(path: str, gdal_message: str) -> str:
+    """The message for a raster cut off or corrupted (an interrupted download, say), naming the file."""
+    detail = _detail(path, gdal_message)
+    return f"The raster '{path}' looks incomplete or damaged (GDAL: {detail}); download or export it again."
+
+
+def _detail(path: str, gdal_message: str) -> str:
+    """GDAL's words about the file alone: "<path>: " and "<...>, band 1: ...: <path>, " prefixes dropped."""
+    return gdal_message.rsplit(f"{path}, ", 1)[-1].replace(f"{path}: ", "").strip().rstrip(".")
+
+
+@contextlib.contextmanager
+def without_aux_files() -> Iterator[None]:
+    """Rasters that GDAL opens and describes inside the block never write '<file>.aux.xml' beside them.
+
+    A QGIS raster layer computes statistics and a histogram for its default style as it loads, and GDAL's
+    PAM saves them into '<file>.aux.xml' when the layer closes. GDAL decides whether a dataset uses PAM the
+    first time it needs it (for a layer: as it loads), so PAM is switched off for this thread only (QGIS's
+    other threads keep it) during the block, and restored after it.
+    """
+    previous = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", previous)
 
 
 def rotation_problem(name: str, geotransform: Sequence[float], label: str = "") -> str | None:

@@ -20,7 +20,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import InputError
-from .checks import rotation_problem
+from .checks import damaged, recognised, rotation_problem
 from .gdal_exceptions import gdal_exceptions
 from .tiling import Window
 
@@ -97,6 +97,8 @@ def _open(path: str) -> gdal.Dataset:
     try:
         ds = gdal.Open(str(path), gdal.GA_ReadOnly)
     except RuntimeError as exc:
+        if recognised(path):  # a raster format GDAL knows, yet its header cannot be read
+            raise RasterError(damaged(str(path), str(exc))) from None
         raise RasterError(f"Cannot open raster '{path}': {exc}") from exc
     if ds is None or ds.RasterCount == 0:
         raise RasterError(f"'{path}' is not a raster with at least one band.")
@@ -190,12 +192,8 @@ def aligned_path(path: str, grid: Grid, folder: str, resampling: str = "bilinear
 def read_window(path: str, window: Window) -> np.ndarray:
     """Read one window of every band as float64 (bands, h, w) with NaN for nodata."""
     ds = _open(path)
-    data = np.empty((ds.RasterCount, window.height, window.width))
-    for i in range(ds.RasterCount):
-        band = ds.GetRasterBand(i + 1)
-        data[i] = band.ReadAsArray(window.col, window.row, window.width, window.height)
-        _nodata_to_nan(data[i], band.GetNoDataValue())
-    return data
+    box = {"xoff": window.col, "yoff": window.row, "win_xsize": window.width, "win_ysize": window.height}
+    return _read_bands(ds, path, window.width, window.height, **box)
 
 
 @gdal_exceptions()
@@ -204,12 +202,32 @@ def read_decimated(path: str, max_side: int = 1024) -> np.ndarray:
     ds = _open(path)
     factor = max(1.0, max(ds.RasterXSize, ds.RasterYSize) / max_side)
     width, height = max(1, round(ds.RasterXSize / factor)), max(1, round(ds.RasterYSize / factor))
+    return _read_bands(ds, path, width, height)
+
+
+def _read_bands(ds: gdal.Dataset, path: str, width: int, height: int, **box: int) -> np.ndarray:
+    """Every band of ``ds`` (within ``box``, by default all of it) read as (bands, height, width), NaN for nodata.
+
+    Every read of an input's pixels passes here: a file cut off or corrupted past its header fails here,
+    as a :class:`RasterError` naming it.
+    """
     data = np.empty((ds.RasterCount, height, width))
-    for i in range(ds.RasterCount):
-        band = ds.GetRasterBand(i + 1)
-        data[i] = band.ReadAsArray(buf_xsize=width, buf_ysize=height, buf_type=gdal.GDT_Float64)
-        _nodata_to_nan(data[i], band.GetNoDataValue())
+    try:
+        for i in range(ds.RasterCount):
+            band = ds.GetRasterBand(i + 1)
+            data[i] = band.ReadAsArray(**box, buf_xsize=width, buf_ysize=height, buf_type=gdal.GDT_Float64)
+            _nodata_to_nan(data[i], band.GetNoDataValue())
+    except RuntimeError as exc:
+        raise RasterError(_damage(ds, str(path), str(exc))) from None
     return data
+
+
+def _damage(ds: gdal.Dataset, path: str, message: str) -> str:
+    """The message for a failed read, naming the damaged file: for a VRT (a guide or mask warped onto the
+    grid) the source that GDAL names."""
+    if ds.GetDriver().ShortName == "VRT":
+        path = next((f for f in ds.GetFileList()[1:] if f in message), path)
+    return damaged(path, message)
 
 
 def _nodata_to_nan(values: np.ndarray, nodata: float | None) -> None:

@@ -53,14 +53,15 @@ def no_provider(qgis_app):
 
 @pytest.fixture(scope="module")
 def qgis_process():
-    """``qgis_process(*arguments, timeout=600)``: runs QGIS's command line (the plugin enabled in the .build
-    profile) and returns the completed process."""
+    """``qgis_process(*arguments, timeout=600, cwd=None)``: runs QGIS's command line (the plugin enabled in the
+    .build profile), in the folder ``cwd`` if given, and returns the completed process."""
     if shutil.which(QGIS_PROCESS) is None:
         pytest.fail(f"{QGIS_PROCESS} not found: install QGIS (make venv)")
     env = qgis_environment()
 
-    def run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    def run(*args: str, timeout: int = 600, cwd=None) -> subprocess.CompletedProcess:
+        command = [QGIS_PROCESS, *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
     done = run("plugins", "enable", "mcpn", timeout=120)
     assert done.returncode == 0 or "already enabled" in done.stdout + done.stderr, done.stderr
