@@ -83,7 +83,8 @@ def _fill_nodata(bands: np.ndarray, missing: np.ndarray, gdal) -> np.ndarray:
         data.GetRasterBand(1).WriteArray(np.where(gap, 0.0, band))
         valid = driver.Create("", width, height, 1, gdal.GDT_Byte)
         valid.GetRasterBand(1).WriteArray((~gap).astype(np.uint8))
-        gdal.FillNodata(data.GetRasterBand(1), valid.GetRasterBand(1), float(np.hypot(height, width)) + 1.0, 0)
+        search = float(np.hypot(height, width)) + 1.0  # its work files in memory: the current folder may be read-only
+        gdal.FillNodata(data.GetRasterBand(1), valid.GetRasterBand(1), search, 0, options=["TEMP_FILE_DRIVER=MEM"])
         out[index] = np.where(gap, data.GetRasterBand(1).ReadAsArray(), band)
     return out
 

@@ -97,3 +97,20 @@ def test_the_engine_reads_write_nothing_beside_the_inputs(tmp_path, s2, rasters,
     read_window(str(crop), Window(0, 0, 16, 16))
     grid_of(str(crop))
     assert os.listdir(tmp_path) == ["crop.tif"]
+
+
+def test_gdal_fill_nodata_works_where_the_current_folder_cannot_be_written(tmp_path, monkeypatch):
+    """GDAL's FillNodata writes work files into the current folder unless told otherwise (QGIS's own program
+    folder on Windows is read-only); the engine keeps them in memory. A removed current folder refuses every new
+    file, also to root."""
+    import numpy as np
+    from mcpn.core.classic import fill_nodata
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    folder.rmdir()
+    image = np.random.default_rng(0).random((1, 300, 300))
+    missing = np.zeros((300, 300), bool)
+    missing[50:250, 50:250] = True
+    assert np.isfinite(fill_nodata(image, missing)).all()
