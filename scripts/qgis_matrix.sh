@@ -20,7 +20,8 @@ ROOT=$(dirname "$(dirname "$SELF")")
 RESULTS=$ROOT/benchmarks/results/qgis_versions.md
 DEMO_STEPS=${DEMO_STEPS:-500}
 # Debian's numpy stack is used in the chroots; pip installs the rest of requirements.txt
-DEBIAN_PACKAGES=git,qgis,python3-qgis,python3-gdal,gdal-bin,python3-venv,make,ca-certificates,python3-numpy,python3-scipy,python3-skimage,python3-matplotlib
+DEBIAN_PACKAGES=git,make,ca-certificates,qgis,python3-qgis,python3-gdal,gdal-bin,python3-venv
+DEBIAN_PACKAGES+=,python3-numpy,python3-scipy,python3-skimage,python3-matplotlib
 FROM_DEBIAN='^(numpy|scipy|scikit-image|matplotlib)\b'
 
 # The checks, run in the checkout by bash on the host or in a chroot (passed there as text by `declare -f`).
@@ -59,13 +60,16 @@ build_chroot() {
     mkdir -p "$(dirname "$dir")"
     # its own mount namespace: the /proc, /dev mounts mmdebstrap makes vanish with it, also when it is killed;
     # the mirror's sid Release file may be past its Valid-Until date
-    unshare --mount --propagation private mmdebstrap --mode=root --variant=apt --aptopt='Acquire::Check-Valid-Until "false"' \
-        --include="$DEBIAN_PACKAGES" "$1" "$dir.tmp" http://deb.debian.org/debian
+    unshare --mount --propagation private mmdebstrap --mode=root --variant=apt \
+        --aptopt='Acquire::Check-Valid-Until "false"' --include="$DEBIAN_PACKAGES" "$1" "$dir.tmp" \
+        http://deb.debian.org/debian
     touch "$dir.tmp/.mcpn-rootfs"
     mv "$dir.tmp" "$dir"
 }
 
-# In a private mount namespace (see the re-exec below): mount, make the venv, run `what` (venv or checks).
+# In a private mount namespace (see the re-exec below): mount, then run `what` (chroot_venv or checks) in the
+# chroot. qgis_process there is Debian's wrapper, as users run it: from 3.40 on it no longer passes the
+# --noversioncheck that qgis_process 3.22 rejects (hence qgis_process.bin on the host).
 in_chroot() {
     local suite=$1 what=$2 dir=$ROOT/.build/chroot/$1 state=$ROOT/.build/matrix/$1
     mkdir -p "$dir/src/mcpn" "$dir/src/shared/data" "$state"
@@ -76,7 +80,8 @@ in_chroot() {
     mount --bind "$ROOT" "$dir/src/mcpn"
     mount --bind "$state" "$dir/src/mcpn/.build"
     # a worktree's git folder lies outside it (scripts/package.py asks git which files the plugin has)
-    local git=$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir)
+    local git
+    git=$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir)
     case $git in "$ROOT"/*) ;; *) mkdir -p "$dir$git" && mount -o bind,ro "$git" "$dir$git" ;; esac
     [ -d "$ROOT/../shared/data" ] && mount -o bind,ro "$ROOT/../shared/data" "$dir/src/shared/data"
     # pip there trusts what the host's pip trusts (a proxy's certificate authority, say)
@@ -97,16 +102,18 @@ row() {
     counts=$(python3 - "$out/junit.xml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 try:
-    s = {k: sum(int(x.get(k, 0)) for x in ET.parse(sys.argv[1]).iter("testsuite")) for k in ("tests", "failures", "errors", "skipped")}
-    print(s["tests"] - s["failures"] - s["errors"] - s["skipped"], s["failures"], s["errors"], s["skipped"], sep=" | ")
+    suites = list(ET.parse(sys.argv[1]).iter("testsuite"))
 except (OSError, ET.ParseError):
-    print("- | - | - | -")
+    sys.exit(print("- | - | - | -"))
+n = {k: sum(int(x.get(k, 0)) for x in suites) for k in ("tests", "failures", "errors", "skipped")}
+print(n["tests"] - n["failures"] - n["errors"] - n["skipped"], n["failures"], n["errors"], n["skipped"], sep=" | ")
 EOF
 )
     # the MCPN line after each "scores over ..." line of the demo: SSIM / RMSE of inpainting, super-resolution
     scores=$(awk '/scores over the cloud/ {w = 1} /scores over the whole/ {w = 2}
         $1 == "MCPN" && w {s[w] = $2 " / " $3; w = 0}
-        END {printf "%s | %s", (1 in s ? s[1] : "-"), (2 in s ? s[2] : "-")}' "$out/demo.log" 2>/dev/null || echo "- | -")
+        END {printf "%s | %s", (1 in s ? s[1] : "-"), (2 in s ? s[2] : "-")}' "$out/demo.log" 2>/dev/null ||
+        echo "- | -")
     echo "| $name | ${versions[0]} | ${versions[1]} | ${versions[2]} | ${versions[3]} | $counts | ${tests[1]} |" \
         "${demo[0]} | $scores | ${demo[1]} | $DEMO_STEPS | $(date -u +%F) | $COMMIT |"
 }
