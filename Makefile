@@ -13,6 +13,7 @@ DEMO_STEPS ?= 500
 DEMO_OUT ?= $(ROOT)/.build/demo
 SCREENSHOTS ?= $(ROOT)/docs/screenshots
 SCREENSHOT_STEPS ?= 300
+MATRIX ?= host trixie sid
 VERSION = $(shell sed -n 's/^version=//p' metadata.txt)
 ZIP := dist/mcpn-$(VERSION).zip
 
@@ -22,7 +23,7 @@ RUN_ENV = $(shell MCPN_QGIS_PROCESS=$(QGIS_PROCESS) $(PY) scripts/qgis_env.py)
 DESKTOP_ENV = $(shell $(PY) scripts/qgis_env.py --desktop-profile $(DESKTOP_PROFILE))
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv deploy demo screenshots test claims lint format compat package check-package clean
+.PHONY: help venv deploy demo screenshots test matrix claims lint format compat package check-package clean
 
 help:
 	@echo "make venv     - system packages (QGIS, GDAL, Chromium for the report test) if missing + .venv with requirements.txt"
@@ -30,6 +31,7 @@ help:
 	@echo "make demo     - both algorithms on resources/sample via qgis_process, scored against the truth (DEMO_STEPS=$(DEMO_STEPS))"
 	@echo "make screenshots - both dialogs and a run's log from the QGIS desktop under Xvfb (installed if missing) into docs/screenshots"
 	@echo "make test     - the test suite: tests/engine without QGIS, then tests/plugin in a real offscreen QGIS"
+	@echo "make matrix   - tests/plugin and the demo on QGIS 3.22 (host), 3.40 (trixie), 3.44 (sid) chroots (root; MATRIX=\"$(MATRIX)\")"
 	@echo "make claims   - every testable claim of README.md backed by tests or results that exist (scripts/claims.json)"
 	@echo "make lint     - ruff check + ruff format --check"
 	@echo "make compat   - every Python file of the repository must run on Python 3.8 (vermin; QGIS 3.22 on Ubuntu 20.04)"
@@ -71,6 +73,10 @@ screenshots: venv
 test: deploy
 	$(RUN_ENV) $(PY) -m pytest -p no:pytest_qgis tests/engine
 	$(RUN_ENV) $(PY) -m pytest tests/plugin
+
+# not in .ci/run (it takes long): Debian chroots cached in .build/chroot, results in benchmarks/results/qgis_versions.md
+matrix: venv
+	$(SUDO) DEMO_STEPS=$(DEMO_STEPS) scripts/qgis_matrix.sh $(MATRIX)
 
 claims:
 	python3 scripts/claims.py --quiet
