@@ -2,7 +2,9 @@
 
 Inpainting cases carry a cloud mask and an exact ground truth (the scenes are
 clear; the mask comes from a real cloudy date). Super-resolution cases degrade
-a real 10 m image the way a sensor or GDAL does (``gdal.Warp -r average``).
+a real 10 m image the way a sensor or GDAL does (``gdal.Warp -r average``). The gap cases sweep the cloud
+cover (the real mask shrunk or grown), cut a cloud by the image border, and fill one large gap in a small
+single-band NDVI image.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ TARGET_DATE, GUIDE_DATE = "2018-08-05", "2018-07-21"
 SAR_NODATA = 1e9
 HEAVY_COVER = (0.4, 0.6)
 
+GAP_COVERS = (0.1, 0.3, 0.5, 0.8)  # the gap sweep's shares of the image under cloud
+NDVI_SIZE, NDVI_COVER = 100, 0.45  # the NDVI case: a small image, one large gap over most of its lower half
+
 INPAINT_CASES = ("s2_guide", "s2_heavy", "sar_guide", "swir_guide")
+GAP_CASES = (*(f"gap{round(100 * c)}" for c in GAP_COVERS), "border", "ndvi_small")
 SR_FACTORS = (2, 4, 3.3)  # 3.3: a factor that does not divide the grid
 SR_CASES = tuple(f"{group}_x{factor:g}" for group in ("sr_nir", "sr_rgb") for factor in SR_FACTORS)
-ALL_CASES = INPAINT_CASES + SR_CASES
+ALL_CASES = INPAINT_CASES + GAP_CASES + SR_CASES
 
 
 @dataclass
@@ -79,6 +85,51 @@ def heavy_mask(mask: np.ndarray) -> np.ndarray:
     return heavy
 
 
+def with_cover(mask: np.ndarray, cover: float) -> np.ndarray:
+    """``mask`` shrunk or grown along the signed distance to its edge until it covers ``cover`` of the image.
+
+    Ties in the distance go to the pixels with more cloud around them, so the cover is exact.
+    """
+    signed = ndimage.distance_transform_edt(~mask) - ndimage.distance_transform_edt(mask)
+    signed -= 0.1 * ndimage.gaussian_filter(mask.astype(float), 2)
+    return signed <= np.sort(signed, axis=None)[round(cover * mask.size) - 1]
+
+
+def sweep_mask(mask: np.ndarray, cover: float) -> np.ndarray:
+    """The real mask (with its rotated copies as in :func:`heavy_mask` beyond twice its cover) at ``cover``."""
+    base = mask | np.rot90(mask, 1) | np.rot90(mask, 2) if cover > 2 * mask.mean() else mask
+    return with_cover(base, cover)
+
+
+def largest_cloud(mask: np.ndarray) -> np.ndarray:
+    labels, count = ndimage.label(mask)
+    return labels == 1 + int(np.argmax(ndimage.sum(mask, labels, range(1, count + 1))))
+
+
+def border_mask(mask: np.ndarray) -> np.ndarray:
+    """The real mask moved left until the border cuts its largest cloud through the middle (clear on the right)."""
+    shift = round(ndimage.center_of_mass(largest_cloud(mask))[1])
+    return np.pad(mask[:, shift:], ((0, 0), (0, shift)))
+
+
+def lower_half_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """The real mask's largest cloud upside down (its edge cut by the border now at the bottom), stretched over the
+    lower 60 % of a ``size`` px image and shrunk or grown to :data:`NDVI_COVER`, without holes."""
+    cloud = largest_cloud(mask)
+    rows, cols = np.nonzero(cloud)
+    cloud = cloud[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1][::-1]
+    height = round(0.6 * size)
+    placed = np.zeros((size, size), bool)
+    placed[size - height :] = resize(cloud.astype(float), (height, size), order=0, anti_aliasing=False) > 0.5
+    return ndimage.binary_fill_holes(with_cover(placed, NDVI_COVER))
+
+
+def _ndvi(data: Path, date: str, size: int) -> np.ndarray:
+    """(B08 - B04) / (B08 + B04) of a date, float, ``(1, size, size)``."""
+    nir, red = _s2(data, date, ("B08", "B04"), size)
+    return ((nir - red) / (nir + red))[None]
+
+
 def _with_gap(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask[None], np.nan, truth)
 
@@ -105,6 +156,30 @@ def inpainting_case(name: str, data: Path, size: int) -> Case:
     if name == "s2_heavy":
         mask = heavy_mask(mask)
         description = description.replace("a real cloud mask", f"a heavy mask ({mask.mean():.0%} cover)")
+    return Case(name, "inpaint", description, _with_gap(truth, mask), truth, [guide], mask, (), list(S2_RGBN))
+
+
+def gap_case(name: str, data: Path, size: int) -> Case:
+    """One case of :data:`GAP_CASES`: the first case's images under other masks, or NDVI in a small image."""
+    mask = cloud_mask(data, size)
+    guide_text = f"guide S2 {GUIDE_DATE}"
+    if name == "ndvi_small":
+        size = min(size, NDVI_SIZE)
+        mask = lower_half_mask(mask, size)
+        truth, guide = _ndvi(data, TARGET_DATE, size), _ndvi(data, GUIDE_DATE, size)
+        description = (
+            f"S2 {TARGET_DATE} NDVI (float, {size} px) under one real-shaped gap over the lower half "
+            f"({mask.mean():.0%} cover), {guide_text} NDVI"
+        )
+        return Case(name, "inpaint", description, _with_gap(truth, mask), truth, [guide], mask, (), ["NDVI"])
+    if name == "border":
+        mask = border_mask(mask)
+        shape = f"the real mask moved so the border cuts its largest cloud ({mask.mean():.0%} cover)"
+    else:
+        mask = sweep_mask(mask, int(name[3:]) / 100)
+        shape = f"the real mask shrunk or grown to {mask.mean():.0%} cover"
+    truth, guide = _s2(data, TARGET_DATE, S2_RGBN, size), _s2(data, GUIDE_DATE, S2_RGBN, size)
+    description = f"S2 {TARGET_DATE} RGBN under {shape}, {guide_text} RGBN"
     return Case(name, "inpaint", description, _with_gap(truth, mask), truth, [guide], mask, (), list(S2_RGBN))
 
 
@@ -140,4 +215,5 @@ def build_cases(data: Path, size: int, names: list[str]) -> list[Case]:
     unknown = sorted(set(names) - set(ALL_CASES))
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; expected some of {list(ALL_CASES)}")
-    return [inpainting_case(n, data, size) if n in INPAINT_CASES else sr_case(n, data, size) for n in names]
+    build = {**dict.fromkeys(INPAINT_CASES, inpainting_case), **dict.fromkeys(GAP_CASES, gap_case)}
+    return [build.get(n, sr_case)(n, data, size) for n in names]

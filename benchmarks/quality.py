@@ -6,6 +6,7 @@ Run from the repository root with the project's venv::
     .venv/bin/python benchmarks/quality.py --size 128 --seeds 0 --methods emergent direct stacked --paper
     .venv/bin/python benchmarks/quality.py --size 64 --steps 4 --seeds 0 --out benchmarks/out/smoke
     .venv/bin/python benchmarks/quality.py --size 128 --seeds 0 1 --grid learning_rate=1e-3,3e-3,1e-2 --name sweep
+    .venv/bin/python benchmarks/quality.py --baselines-only --cases gap10 gap80 --out benchmarks/out/baselines
 
 Every case (``cases.py``) is scored on what the user gets: known pixels kept,
 the gap (or the whole image, for super-resolution) from the method, against
@@ -16,7 +17,8 @@ quality reached after 1, 5 and 20 minutes of this CPU is read from one fit
 (the validated rule choosing among the steps reached by then). ``--paper``
 adds the paper's set-up (no anchor, fixed steps, bilinear degradation);
 ``--grid`` fits every combination of the settings' values it lists instead
-of the default set-up, and adds a table of each combination's mean gain.
+of the default set-up, and adds a table of each combination's mean gain; ``--baselines-only`` fits nothing.
+For inpainting it also says how deep the gaps are: how far their pixels lie from clear ground.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from pathlib import Path
 import _harness
 import numpy as np
 from cases import ALL_CASES, Case, build_cases
+from scipy import ndimage
 
 api = _harness.module("core.pipeline.api")
 classic = _harness.module("core.classic")
+nspi = _harness.module("core.nspi").nspi
 sharpening = _harness.module("core.sharpening")
 metrics = _harness.module("core.metrics")
 Degradation = _harness.module("core.model.degradation").Degradation
@@ -78,6 +82,12 @@ def explained_share(case: Case, features: list[np.ndarray]) -> float:
     return float(np.mean(shares))
 
 
+def gap_depth(case: Case) -> dict[str, float]:
+    """How far the gap's pixels lie from clear ground (px): median and 90th percentile."""
+    depth = ndimage.distance_transform_edt(case.mask)[case.mask]
+    return {"median": float(np.median(depth)), "p90": float(np.percentile(depth, 90))}
+
+
 def baselines(case: Case) -> dict[str, dict]:
     """Each baseline's score and seconds."""
     if case.kind == "inpaint":
@@ -88,6 +98,7 @@ def baselines(case: Case) -> dict[str, dict]:
             "biharmonic": lambda: classic.biharmonic(case.target, case.mask),
             "guide regression (global)": lambda: classic.regression(case.target, known, guides),
             "guide regression (moving window)": lambda: classic.local_regression(case.target, known, guides),
+            "NSPI": lambda: nspi(case.target, known, guides),
         }
     else:
         shape = case.truth.shape[1:]
@@ -173,6 +184,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=None, help="default: each algorithm's default method")
     parser.add_argument("--paper", action="store_true", help="also fit the paper's set-up (no anchor, fixed steps)")
     parser.add_argument("--grid", nargs="+", default=[], metavar="SETTING=V1,V2", help="fit each combination")
+    parser.add_argument("--baselines-only", action="store_true", help="score the baselines, fit nothing")
     parser.add_argument("--out", type=Path, default=_harness.RESULTS / "quality")
     parser.add_argument("--name", default="quality", help="name of the result files (quality.md, .json, _time.png)")
     parser.add_argument("--data", type=Path, default=_harness.DATA_DIR)
@@ -187,10 +199,11 @@ def main() -> None:
                 "method": "baselines",
                 "baselines": baselines(case),
                 "guide_information": guide_information(case),
+                **({"gap_depth": gap_depth(case), "cover": float(case.mask.mean())} if case.kind == "inpaint" else {}),
             }
         )
         print(case.name, {k: round(v["ssim"], 4) for k, v in records[-1]["baselines"].items()}, flush=True)
-        methods = args.methods or [DEFAULT_METHOD[case.kind]]
+        methods = [] if args.baselines_only else args.methods or [DEFAULT_METHOD[case.kind]]
         setups = grid_setups(args.grid) if args.grid else [("default", {})]
         setups += [("paper", PAPER)] if args.paper else []
         for method in methods:
@@ -243,7 +256,14 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
     for case in cases:
         record = next(r for r in records if r["case"] == case and r["method"] == "baselines")
         scores = "; ".join(f"{n} {v['ssim']:.3f} ({v['seconds']:.1f} s)" for n, v in record["baselines"].items())
-        lines.append(f"- {case}: {scores}; guides explain {record['guide_information']:.0%}")
+        depth = record.get("gap_depth")
+        where = (
+            f"; {record['cover']:.0%} cover, gap pixels {depth['median']:.0f} px from clear ground "
+            f"(median; 90th percentile {depth['p90']:.0f} px)"
+            if depth
+            else ""
+        )
+        lines.append(f"- {case}: {scores}; guides explain {record['guide_information']:.0%}{where}")
     if args.grid:
         lines += ["", *grid_report(records)]
     lines += [

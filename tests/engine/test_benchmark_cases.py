@@ -1,0 +1,28 @@
+"""The gap cases of benchmarks/cases.py: the cover asked for, deterministic, the shapes they promise."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from cases import GAP_CASES, build_cases  # noqa: E402  (a module of this repository: an import error must fail)
+
+
+def test_gap_cases(shared_data):
+    cases = {case.name: case for case in build_cases(shared_data, 128, list(GAP_CASES))}
+    for cover in (10, 30, 50, 80):
+        assert abs(cases[f"gap{cover}"].mask.mean() - cover / 100) < 0.001
+    again = build_cases(shared_data, 128, ["gap30"])[0]
+    np.testing.assert_array_equal(again.mask, cases["gap30"].mask)
+    assert cases["border"].mask[:, 0].mean() > 0.2  # the largest cloud is cut by the left border
+    ndvi = cases["ndvi_small"]
+    assert ndvi.truth.shape == (1, 100, 100) and ndvi.guides[0].shape == (1, 100, 100)
+    assert np.isfinite(ndvi.truth).all() and ndvi.truth.min() >= -1 and ndvi.truth.max() <= 1
+    assert abs(ndvi.mask.mean() - 0.45) < 0.01 and ndimage.label(ndvi.mask)[1] == 1
+    assert ndvi.mask[50:].mean() > 0.75  # most of the lower half
+    for case in cases.values():
+        np.testing.assert_array_equal(np.isnan(case.target[0]), case.mask)
