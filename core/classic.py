@@ -1,4 +1,5 @@
-"""Instant estimates: interpolation and guide regression (for super-resolution: :mod:`core.sharpening`).
+"""Instant estimates: interpolation and guide regression (the choice between them: :mod:`core.anchors`; for
+super-resolution: :mod:`core.sharpening`).
 
 They are what a user gets in a second (the benchmarks' baselines) and the
 *anchors* MCPN starts from: the network learns a correction of the best of
@@ -15,17 +16,13 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
-from .metrics import ssim_map
 
 __all__ = [
     "Anchor",
     "biharmonic",
-    "cross_fitted",
     "fill_nodata",
     "global_fit",
     "guide_design",
-    "inpainting_anchor",
-    "inpainting_estimates",
     "local_fit",
     "local_regression",
     "regression",
@@ -36,10 +33,8 @@ __all__ = [
 RADII = (8, 16, 32, 64)
 MIN_SHARE = 0.25
 RIDGE = 1e-3  # shrinks local slopes towards the global ones where the guide hardly varies
-SSIM_WINDOW = 11  # the smallest image side structural similarity is computed on (its Gaussian window)
 RESIDUAL_SIGMA = 8.0  # px: how far a regression's residual is carried into a gap
 RESIDUAL_FADE = 0.1  # share of known pixels under the smoothing kernel below which the residual fades
-CROSS_FOLDS = 4  # folds of known pixels an interpolation is recomputed without (core.classic.cross_fitted)
 
 
 def as_bands(array: np.ndarray, name: str = "image") -> np.ndarray:
@@ -198,102 +193,6 @@ class Anchor:
     names: list[str]  # per band: which estimate it is
 
 
-def inpainting_anchor(
-    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], holdout: np.ndarray | None
-) -> Anchor:
-    """The best instant fill of each band, judged on the ``holdout`` pixels (known, but not used to fit).
-
-    Candidates (:func:`inpainting_estimates`) are judged by their structural
-    similarity to the held-out pixels; the chosen one is then computed again
-    from all known pixels. The estimate is returned as it is, also on the known
-    pixels (a regression does not reproduce them): what it gets wrong there is
-    what the network learns to correct.
-    """
-    target = as_bands(target, "target")
-    known = np.broadcast_to(known, target.shape) & np.isfinite(target)
-    if holdout is None or not holdout.any():
-        names = ["moving-window guide regression" if guides else "interpolation"] * len(target)
-    else:
-        estimates = inpainting_estimates(target, known & ~holdout, guides)
-        errors = {name: _dissimilarity(image, target, holdout, known | holdout) for name, image in estimates.items()}
-        names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(target))]
-    final = inpainting_estimates(target, known, guides, set(names))
-    image = np.stack([final[name][band] for band, name in enumerate(names)])
-    return Anchor(cross_fitted(image, target, known, guides, names), names)
-
-
-def cross_fitted(
-    image: np.ndarray, target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], names: Sequence[str]
-) -> np.ndarray:
-    """The estimate ``image`` with, in bands where it reproduces the known pixels (an interpolation), those pixels
-    recomputed with them hidden, fold by fold.
-
-    An estimate equal to the target on every known pixel leaves the network nothing to learn: its loss is zero
-    from the start and its output layer gets no gradient. Recomputed with blocks of known pixels hidden (the
-    blocks as deep as the real gaps, in :data:`CROSS_FOLDS` folds), the estimate shows its real errors there, and
-    the network learns to correct them; in the gaps the estimate is the one computed from all known pixels.
-    """
-    exact = [bool(np.allclose(image[b][known[b]], target[b][known[b]])) for b in range(len(image))]
-    if not any(exact):
-        return image
-    out = image.copy()
-    for fold in _folds(known.all(axis=0), ~known.any(axis=0)):
-        hidden = known & fold
-        if not hidden.any() or not (known & ~fold).any(axis=(1, 2)).all():
-            continue
-        wanted = {name for name, keep in zip(names, exact) if keep}
-        refit = inpainting_estimates(target, known & ~fold, guides, wanted)
-        for band, name in enumerate(names):
-            if exact[band]:
-                out[band][hidden[band]] = refit[name][band][hidden[band]]
-    return out
-
-
-def _folds(clear: np.ndarray, missing: np.ndarray) -> list[np.ndarray]:
-    """:data:`CROSS_FOLDS` masks of square blocks covering the image, each block in one fold (a fixed pattern).
-
-    The block side is twice the median distance of the missing pixels to clear ground (4 to 32 px), so that a
-    hidden block's interpolation is about as far from known pixels as the gaps' is.
-    """
-    depth = ndimage.distance_transform_edt(missing)[missing] if missing.any() else np.array([2.0])
-    side = int(np.clip(2 * np.median(depth), 4, 32))
-    rows, cols = np.indices(clear.shape) // side
-    fold_of = (rows % 2) * 2 + (cols + rows // 2) % 2  # neighbouring blocks in other folds
-    return [fold_of == k for k in range(CROSS_FOLDS)]
-
-
-def inpainting_estimates(
-    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], names: set[str] | None = None
-) -> dict[str, np.ndarray]:
-    """The instant fills of the unknown pixels, by name (all, or those in ``names``).
-
-    GDAL Fill nodata (``interpolation``), biharmonic (``smooth interpolation``),
-    and with guides the global and the moving-window guide regression, the
-    latter also with its residual carried into the gaps (:func:`spread_residual`).
-    """
-    wanted = names or {
-        "interpolation",
-        "smooth interpolation",
-        *(
-            ("guide regression", "moving-window guide regression", "moving-window guide regression + residual")
-            if guides
-            else ()
-        ),
-    }
-    estimates = {}
-    if "interpolation" in wanted:
-        estimates["interpolation"] = fill_nodata(target, ~known)
-    if "smooth interpolation" in wanted:
-        estimates["smooth interpolation"] = biharmonic(target, ~known)
-    if "guide regression" in wanted:
-        estimates["guide regression"] = regression(target, known, guides)
-    if wanted & {"moving-window guide regression", "moving-window guide regression + residual"}:
-        local = local_regression(target, known, guides)
-        estimates["moving-window guide regression"] = local
-        estimates["moving-window guide regression + residual"] = local + spread_residual(target - local, known)
-    return estimates
-
-
 def spread_residual(residual: np.ndarray, known: np.ndarray, sigma: float = RESIDUAL_SIGMA) -> np.ndarray:
     """The residual of the known pixels carried into the gaps by normalised Gaussian smoothing.
 
@@ -307,16 +206,3 @@ def spread_residual(residual: np.ndarray, known: np.ndarray, sigma: float = RESI
         fade = np.clip(weight / RESIDUAL_FADE, 0, 1)  # where few known pixels are near, less of their residual
         out[index] = np.where(mask, 0.0, fade * total / np.maximum(weight, 1e-12))
     return out
-
-
-def _dissimilarity(estimate: np.ndarray, target: np.ndarray, holdout: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """1 - the structural similarity of each band over the held-out pixels (``known`` pixels as they are)."""
-    holdout = np.broadcast_to(holdout, target.shape)
-    reference = np.where(known, target, estimate)
-    predicted = np.where(holdout, estimate, reference)
-    if min(target.shape[1:]) < SSIM_WINDOW:  # too small for a structural similarity: the squared error ranks them
-        return np.array(
-            [np.mean((p[h] - r[h]) ** 2) if h.any() else np.inf for p, r, h in zip(predicted, reference, holdout)]
-        )
-    maps = ssim_map(predicted, reference)
-    return np.array([1 - m[h].mean() if h.any() else np.inf for m, h in zip(maps, holdout)])

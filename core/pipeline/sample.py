@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..anchors import inpainting_anchor
 from ..choices import Stopping
-from ..classic import Anchor, as_bands, inpainting_anchor
+from ..classic import Anchor, as_bands
 from ..config import Settings
 from ..errors import InputError
 from ..model.degradation import Degradation

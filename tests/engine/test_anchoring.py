@@ -6,14 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mcpn.core.classic import (
-    Anchor,
-    cross_fitted,
-    inpainting_anchor,
-    inpainting_estimates,
-    local_regression,
-    regression,
-)
+from mcpn.core.anchors import cross_fitted, inpainting_anchor, inpainting_estimates
+from mcpn.core.classic import Anchor, local_regression, regression
 from mcpn.core.config import Settings
 from mcpn.core.model import fitting
 from mcpn.core.model.degradation import Degradation
@@ -25,7 +19,8 @@ from mcpn.core.trust.self_validation import holdout_mask
 from scipy import ndimage
 
 CPU = torch.device("cpu")
-INTERPOLATIONS = {"interpolation", "smooth interpolation"}  # they reproduce the known pixels exactly
+# they reproduce the known pixels exactly
+INTERPOLATIONS = {"interpolation", "smooth interpolation", "neighbourhood similar pixels (NSPI)"}
 ESTIMATES = {*INTERPOLATIONS, "guide regression", "moving-window guide regression",
              "moving-window guide regression + residual"}  # fmt: skip
 
