@@ -58,6 +58,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     DASK_SCHEDULER = "DASK_SCHEDULER"
     REPORT = "REPORT"
     ANCHOR = "ANCHOR"
+    TIME_LIMIT = "TIME_LIMIT"
 
     NAME = DISPLAY_NAME = SHORT_DESCRIPTION = HELP = ""  # each algorithm's identity and help (translated here)
     SUPER_RESOLUTION = False  # which stopping rules it offers (core.choices.Stopping.offered)
@@ -263,6 +264,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 scheduler=scheduler or None,
+                time_limit=self.parameterAsDouble(parameters, self.TIME_LIMIT, context),
                 **own,
             )
         except MCPNError as exc:
@@ -281,7 +283,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             tr("Method: {}, stopping: {}, start: {}, steps: {}, ").format(
                 settings.method, settings.stopping, settings.anchor, settings.steps
             )
-            + tr("precision: {}, output averaging: {:g}.").format(settings.precision, settings.output_average)
+            + tr("precision: {}, output averaging: {:g}").format(settings.precision, settings.output_average)
+            + (tr(", time limit: {:g} min.").format(settings.time_limit) if settings.time_limit else ".")
         )
 
     @contextmanager

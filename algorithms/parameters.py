@@ -14,7 +14,7 @@ from qgis.core import (
 )
 
 from ..core.choices import Choice, Device, Method, Precision, Start, Stopping, labels
-from ..core.config import Settings
+from ..core.config import MAX_TIME_LIMIT, Settings
 from . import compat
 from .messages import tr
 
@@ -61,7 +61,8 @@ def add_stopping(alg: QgsProcessingAlgorithm, tooltip: str) -> None:
 
 
 def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
-    """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""
+    """STEPS, DEVICE, SEED and the advanced TIME_LIMIT / LEARNING_RATE / CORE_CHANNELS / ANCHOR / PRECISION /
+    OUTPUT_AVERAGE."""
     add(
         alg,
         QgsProcessingParameterNumber(
@@ -91,6 +92,24 @@ def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
         alg,
         QgsProcessingParameterNumber(alg.SEED, tr("Random seed"), compat.NUMBER_INTEGER, defaultValue=0, minValue=0),
         tr("The same seed and inputs give the same result on the same device."),
+    )
+    add(  # optional: models saved before it existed run without a limit
+        alg,
+        QgsProcessingParameterNumber(
+            alg.TIME_LIMIT,
+            tr("Time limit in minutes (0: none)"),
+            compat.NUMBER_DOUBLE,
+            defaultValue=DEFAULTS.time_limit,
+            optional=True,
+            minValue=0.0,
+            maxValue=MAX_TIME_LIMIT,
+        ),
+        tr(
+            "The most the whole run may take, reading and writing included. Each tile's fit gets an equal share of "
+            "the time left when it starts and stops there with its best step so far; the log says how the time "
+            "was spent. Not applied on a Dask cluster."
+        ),
+        advanced=True,
     )
     learning_rate = QgsProcessingParameterNumber(
         alg.LEARNING_RATE,

@@ -13,6 +13,7 @@ from .choices import DegradationKind, Device, InputKind, MemoryFormat, Method, P
 from .errors import InputError
 
 TILE_OVERLAP = 32
+MAX_TIME_LIMIT = 7 * 24 * 60  # minutes
 
 
 # the settings that are a choice, and its kind (given as a member or its name; held as the member)
@@ -40,7 +41,9 @@ class Settings:
     low-resolution input was made from the high-resolution image).
     Run: ``device``, tiles (``tile_size``, ``tile_overlap``, ``batch_size``
     tiles fitted together), ``scheduler`` (Dask), ``ensemble`` (fits per tile
-    for the uncertainty layer) and ``self_validation``.
+    for the uncertainty layer), ``self_validation`` and ``time_limit`` (minutes
+    for the whole run: each tile's fit gets its share of the time left and
+    stops there with its best step; not on Dask).
     """
 
     method: Method = Method.STACKED  # anchored, as good as Direct and 4x cheaper per step (benchmarks/results/quality)
@@ -71,6 +74,7 @@ class Settings:
     scheduler: str | None = None
     ensemble: int = 1
     self_validation: bool = False
+    time_limit: float = 0.0  # minutes for the whole run (reading and writing too); 0: none
 
     def __post_init__(self) -> None:
         for name, kind in CHOICES.items():
@@ -93,6 +97,8 @@ class Settings:
             raise InputError("the batch size must be at least 1 tile")
         if self.ensemble < 1:
             raise InputError("the ensemble needs at least one member")
+        if not 0 <= self.time_limit <= MAX_TIME_LIMIT:
+            raise InputError(f"the time limit must be between 0 (none) and {MAX_TIME_LIMIT} minutes (a week)")
 
     @classmethod
     def of(cls, **values: object) -> Settings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 
@@ -55,6 +56,6 @@ def _timed(device: torch.device, callbacks: Callbacks) -> Iterator[Callbacks]:
                 tuner.step(seconds)
             callbacks.report(step, total)
 
-        yield Callbacks(progress, callbacks.cancel, callbacks.log)
+        yield replace(callbacks, progress=progress)
     if timer.durations:
         callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {tuner.summary()}" if tuner else ""))

@@ -33,9 +33,10 @@ from .patch_consistency import PatchConsistency
 from .similarity import masked_mean, masked_mse, ssim_map
 from .stopping import StoppingRule
 
-__all__ = ["Fit", "OutputAverage", "Problem", "TracePoint", "fit"]
+__all__ = ["TIME_NOTE", "Fit", "OutputAverage", "Problem", "TracePoint", "fit"]
 
 NOISE_CHANNELS = 32
+TIME_NOTE = "stopped at its share of the time limit"
 _GLOBAL_SEED = threading.Lock()
 
 
@@ -51,7 +52,7 @@ class Problem:
     anchor: torch.Tensor | None = None  # (1, B, H, W): the instant estimate the network corrects
     holdout: torch.Tensor | None = None  # (1, B, h, w); 1 = known pixel hidden from the loss to score steps
     holdout_weight: torch.Tensor | None = None  # (1, 1, h, w): each held-out pixel's weight in the score
-    holdout_labels: np.ndarray | None = None  # (h, w): the held-out patches (1..P), resampled to bound a gain
+    holdout_labels: np.ndarray | None = None  # (h, w): the held-out resampling units (1..U), to bound a gain
     degradation: Degradation | None = None  # super-resolution: the output grid to the target's
 
     @property
@@ -286,7 +287,12 @@ def fit(
         kept = average.update(output)
         if settings.record_every and step % settings.record_every == 0:
             checks.snapshot(step, kept)
-        if (step % settings.check_every == 0 or step == settings.steps) and checks.record(step, kept, loss.detach()):
+        out_of_time = callbacks.out_of_time()
+        checked = step % settings.check_every == 0 or step == settings.steps or out_of_time
+        if checked and checks.record(step, kept, loss.detach()):
+            break
+        if out_of_time:
+            checks.say_all(f"{TIME_NOTE} after {step} steps")
             break
         callbacks.report(step, settings.steps)
     callbacks.report(settings.steps, settings.steps)
@@ -329,6 +335,10 @@ class _Checks:
         if settings.stopping.holds_out and data.holdout is None:
             for notes in self.notes:
                 notes.append("no known pixel could be held out to validate the steps: the last step is kept")
+
+    def say_all(self, note: str) -> None:
+        for notes in self.notes:
+            notes.append(note)
 
     def snapshot(self, step: int, kept: torch.Tensor) -> None:
         for index, shots in enumerate(self.snapshots):

@@ -69,7 +69,7 @@ def inpaint_raster(
     """
     started = time.perf_counter()
     settings = (settings or Settings()).resolved()
-    callbacks = callbacks or Callbacks()
+    callbacks = (callbacks or Callbacks()).within(settings.time_limit)
     if mask.raster is None and mask.polygons is None:
         raise InputError("give a cloud mask: a mask raster, cloud polygons or both")
     if mask.dilation < 0:

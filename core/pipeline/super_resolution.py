@@ -43,7 +43,7 @@ def super_resolve_raster(
     """
     started = time.perf_counter()
     settings = (settings or Settings()).resolved()
-    callbacks = callbacks or Callbacks()
+    callbacks = (callbacks or Callbacks()).within(settings.time_limit)
     all_guides = [*guides, *radar_guides]
     if not all_guides:
         raise InputError("super-resolution needs at least one high-resolution guide")
