@@ -100,13 +100,12 @@ class Sample:
         holdout = weight = labels = choosing = None
         missing = ~known.all(axis=0)
         if settings.stopping.holds_out:
-            # inpainting: half the share chooses the estimate, the other half, elsewhere, scores the steps
-            share = settings.holdout / 2 if degradation is None else settings.holdout
-            hidden = holdout_mask(missing, share, settings.seed)
+            # inpainting: a second set, elsewhere, chooses the estimate and is then fitted on like the rest
+            hidden = holdout_mask(missing, settings.holdout, settings.seed)
             if hidden is not None:
                 holdout = hidden & known
                 if degradation is None:
-                    choosing = holdout_mask(missing | hidden, share, settings.seed + 1)
+                    choosing = holdout_mask(missing | hidden, settings.holdout, settings.seed + 1)
         fitted = known if holdout is None else known & ~holdout
         if holdout is not None:
             weight = depth_weights(holdout.any(axis=0), fitted.any(axis=0), missing)
