@@ -27,7 +27,7 @@ from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.callbacks import Callbacks
-from ..core.choices import Choice, Device, Method, Precision, Start, Stopping
+from ..core.choices import Choice, Device, Method, Precision, Scope, Start, Stopping
 from ..core.config import Settings
 from ..core.errors import Cancelled, MCPNError
 from . import checks, dependencies, network
@@ -59,6 +59,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     REPORT = "REPORT"
     ANCHOR = "ANCHOR"
     TIME_LIMIT = "TIME_LIMIT"
+    SCOPE = "SCOPE"
 
     NAME = DISPLAY_NAME = SHORT_DESCRIPTION = HELP = ""  # each algorithm's identity and help (translated here)
     SUPER_RESOLUTION = False  # which stopping rules it offers (core.choices.Stopping.offered)
@@ -263,6 +264,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 precision=self.choice(parameters, self.PRECISION, list(Precision), context),
                 output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                scope=self.choice(parameters, self.SCOPE, list(Scope), context),
                 scheduler=scheduler or None,
                 time_limit=self.parameterAsDouble(parameters, self.TIME_LIMIT, context),
                 **own,

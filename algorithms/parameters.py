@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.choices import Choice, Device, Method, Precision, Start, Stopping, labels
+from ..core.choices import Choice, Device, Method, Precision, Scope, Start, Stopping, labels
 from ..core.config import MAX_TIME_LIMIT, Settings
 from . import compat
 from .messages import tr
@@ -191,7 +191,7 @@ def add_output(alg: QgsProcessingAlgorithm, tooltip: str) -> None:
 
 
 def add_tiling_parameters(alg: QgsProcessingAlgorithm) -> None:
-    """Advanced TILE_SIZE and DASK_SCHEDULER."""
+    """Advanced TILE_SIZE, SCOPE and DASK_SCHEDULER."""
     add(
         alg,
         QgsProcessingParameterNumber(
@@ -207,6 +207,21 @@ def add_tiling_parameters(alg: QgsProcessingAlgorithm) -> None:
             "window and blended without seams. Larger tiles need more memory."
         ),
         advanced=True,
+    )
+    add_choice(  # optional: models saved before it existed fit one network per tile
+        alg,
+        alg.SCOPE,
+        tr("Networks for a raster of several tiles"),
+        list(Scope),
+        DEFAULTS.scope,
+        tr(
+            "One network per tile: each tile with clouds (each tile, for super-resolution) gets its own fit, as in "
+            "Czerkawski et al.'s MCPN. One network for the scene: one fit on up to 8 tiles spread over the raster, "
+            "then each tile takes the network's output its own held-out pixels choose (or its instant estimate): "
+            "the fit is paid once, not per tile."
+        ),
+        advanced=True,
+        optional=True,
     )
     add(
         alg,

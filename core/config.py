@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from .choices import DegradationKind, Device, InputKind, MemoryFormat, Method, Precision, Start, Stopping
+from .choices import DegradationKind, Device, InputKind, MemoryFormat, Method, Precision, Scope, Start, Stopping
 from .errors import InputError
 
 TILE_OVERLAP = 32
@@ -26,6 +26,7 @@ CHOICES = {
     "precision": Precision,
     "memory_format": MemoryFormat,
     "device": Device,
+    "scope": Scope,
 }
 
 
@@ -69,6 +70,7 @@ class Settings:
     record_every: int = 0  # keep the output every N steps (benchmarks)
     device: Device = Device.AUTO
     tile_size: int = 256
+    scope: Scope = Scope.TILE  # one network per tile, or one for the scene applied to every tile
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
     batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere
     scheduler: str | None = None

@@ -14,9 +14,10 @@ import torch
 from ..callbacks import Callbacks
 from ..config import Settings
 from .fitting import Fit, Problem, fit
+from .scene import Checkpoints, fit_shared
 from .threads import StepTimer, cpu_threads
 
-__all__ = ["fit_on_device"]
+__all__ = ["fit_on_device", "fit_scene_on_device"]
 
 
 def fit_on_device(
@@ -41,6 +42,13 @@ def fit_on_device(
         return first + second, used
     callbacks.say("warning: the GPU ran out of memory; fitting again on the CPU (slower)")
     return fit_on_device(problems, settings, callbacks, torch.device("cpu"))
+
+
+def fit_scene_on_device(problems: Sequence[Problem], settings: Settings, callbacks: Callbacks) -> Checkpoints:
+    """:func:`core.model.scene.fit_shared` on the settings' device, with the CPU thread policy and step timing."""
+    device = settings.device.torch()
+    with _timed(device, callbacks) as timed:
+        return fit_shared(problems, settings, device, timed)
 
 
 @contextmanager
