@@ -15,7 +15,7 @@ MCPN runs with the engine's default settings (method, anchor, stopping rule) exc
 the steps, the tile size and, if given, the method. ``--parts`` runs some parts only:
 the report then has those parts only.
 
-    python benchmarks/scene.py [--steps 100] [--method stacked] [--sr-size 384] [--threads 2]
+    python benchmarks/scene.py [--steps 100] [--method stacked] [--sr-size 384] [--threads 2] [--scope scene]
 
 Results go to benchmarks/results/scene.md and .json (written through ``_harness.Run``),
 figures next to them (``--out`` for another folder).
@@ -53,7 +53,7 @@ WORK = REPO / ".build" / "bench_scene"
 
 def settings(args: argparse.Namespace, method: str | None, **changes: object) -> Settings:
     """The engine's defaults with the run's steps and tile size, on the CPU, and ``method`` if given."""
-    values = {"steps": args.steps, "device": "cpu", "tile_size": args.tile, **changes}
+    values = {"steps": args.steps, "device": "cpu", "tile_size": args.tile, "scope": args.scope, **changes}
     return Settings(**values, **({"method": method} if method else {}))
 
 
@@ -351,6 +351,7 @@ def main() -> None:
     parser.add_argument("--method", default=None, help="default: the engine's")
     parser.add_argument("--sr-method", default=None, help="default: the engine's")
     parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--scope", default="tile", choices=["tile", "scene"], help="one network per tile or per scene")
     parser.add_argument("--sr-size", type=int, default=256)
     parser.add_argument("--sr-steps", type=int, default=0, help="steps of the super-resolution runs (default: --steps)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
