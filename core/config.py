@@ -38,9 +38,10 @@ class Settings:
     paper), ``holdout`` (share of the known pixels hidden from the loss to score
     the steps for ``validated`` stopping), ``degradation`` (how a
     low-resolution input was made from the high-resolution image).
-    Run: ``device``, tiles (``tile_size``, ``tile_overlap``, ``batch_size``
-    tiles fitted together), ``scheduler`` (Dask), ``ensemble`` (fits per tile
-    for the uncertainty layer) and ``self_validation``.
+    Run: ``device``, ``threads`` (the most CPU threads a fit uses), tiles
+    (``tile_size``, ``tile_overlap``, ``batch_size`` tiles fitted together),
+    ``scheduler`` (Dask), ``ensemble`` (fits per tile for the uncertainty
+    layer) and ``self_validation``.
     """
 
     method: Method = Method.STACKED  # anchored, as good as Direct and 4x cheaper per step (benchmarks/results/quality)
@@ -65,6 +66,7 @@ class Settings:
     cycle_weight: float = 1.0
     record_every: int = 0  # keep the output every N steps (benchmarks)
     device: Device = Device.AUTO
+    threads: int | None = None  # at most this many CPU threads per fit (None: torch's count, one per core)
     tile_size: int = 256
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
     batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere
@@ -91,6 +93,8 @@ class Settings:
             raise InputError("the tile size must be at least 16 px and more than twice the tile overlap")
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError("the batch size must be at least 1 tile")
+        if self.threads is not None and self.threads < 1:
+            raise InputError("the CPU thread count must be at least 1 (or None for one per core)")
         if self.ensemble < 1:
             raise InputError("the ensemble needs at least one member")
 

@@ -28,7 +28,7 @@ def fit_on_device(
     """
     device = device or settings.device.torch()
     try:
-        with _timed(device, callbacks) as timed:
+        with _timed(device, settings.threads, callbacks) as timed:
             return fit(problems, settings, device, timed), device
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
@@ -43,11 +43,12 @@ def fit_on_device(
 
 
 @contextmanager
-def _timed(device: torch.device, callbacks: Callbacks) -> Iterator[Callbacks]:
-    """The callbacks with each step timed and fed to the CPU thread policy (:func:`core.model.threads.cpu_threads`);
-    afterwards the log says what a step cost (and on how many threads)."""
+def _timed(device: torch.device, threads: int | None, callbacks: Callbacks) -> Iterator[Callbacks]:
+    """The callbacks with each step timed and fed to the CPU thread policy (:func:`core.model.threads.cpu_threads`,
+    at most ``threads``); afterwards the log says what a step cost (and, on the CPU, on how many threads)."""
     timer = StepTimer()
-    with cpu_threads(device) as tuner:
+    with cpu_threads(device, threads) as tuner:
+        fixed = torch.get_num_threads() if tuner is None and device.type == "cpu" else 0  # the count when not tuned
 
         def progress(step: int, total: int) -> None:
             seconds = timer.step(step)
@@ -57,4 +58,5 @@ def _timed(device: torch.device, callbacks: Callbacks) -> Iterator[Callbacks]:
 
         yield Callbacks(progress, callbacks.cancel, callbacks.log)
     if timer.durations:
-        callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {tuner.summary()}" if tuner else ""))
+        used = tuner.summary() if tuner else f"CPU threads: {fixed} for {len(timer.durations)} steps" if fixed else ""
+        callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {used}" if used else ""))
