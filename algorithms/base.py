@@ -94,13 +94,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def helpUrl(self) -> str:
         return QUrl.fromLocalFile(README_PATH).toString() + HELP_ANCHOR
 
-    # QGIS 3.22's dialog says "HTML output has been generated" after every run of an algorithm with an HTML
-    # output (the run report), even when none was asked for: it asks this, so say it only after a report.
-    _report_written: dict[str, bool] = {}  # per algorithm name: the dialog asks a copy
-
-    def hasHtmlOutputs(self) -> bool:
-        return self._report_written.get(self.name(), False)
-
     def write_report(
         self,
         path: str,
@@ -139,7 +132,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             log_exception(f"{self.displayName()}: cannot write the report")
             raise QgsProcessingException(tr("Cannot write the run report '{}': {}").format(path, exc)) from None
         feedback.pushInfo(tr("Run report: {}").format(path))
-        self._report_written[self.name()] = True
         return path
 
     # --- the checks before a run ---------------------------------------------------------------
@@ -159,7 +151,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def prepareAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> bool:
-        self._report_written[self.name()] = False  # until this run has written one
         problem = self.input_problem(parameters, context) or checks.output_problem(self, parameters, context)
         if problem:
             raise QgsProcessingException(problem)
