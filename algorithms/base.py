@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsRasterLayer,
@@ -299,11 +300,19 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             ) from None
 
     @staticmethod
-    def name_output_layer(context: QgsProcessingContext, path: str, name: str) -> None:
-        """Give the output layer a meaningful name when QGIS loads it on completion."""
+    def name_output_layer(
+        context: QgsProcessingContext,
+        path: str,
+        name: str,
+        style: QgsProcessingLayerPostProcessorInterface | None = None,
+    ) -> None:
+        """Give the output layer a meaningful name, and a ``style`` (a post-processor of :mod:`algorithms.styles`,
+        which the context deletes with itself), when QGIS loads it on completion."""
         if context.willLoadLayerOnCompletion(path):
             details = context.layerToLoadOnCompletionDetails(path)
             details.name = name
+            if style is not None:
+                details.setPostProcessor(style)
 
 
 def plain_value(definition: QgsProcessingParameterDefinition, value: Any, context: QgsProcessingContext) -> str:
