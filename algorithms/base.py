@@ -31,7 +31,7 @@ from ..core.callbacks import Callbacks
 from ..core.choices import Choice, Device, Method, Precision, Start, Stopping
 from ..core.config import Settings
 from ..core.errors import Cancelled, MCPNError
-from . import checks, dependencies, network
+from . import checks, dependencies, network, provider_settings
 from .messages import ProgressReporter, log_exception, report_result, tr
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -249,7 +249,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
                 learning_rate=learning_rate if learning_rate > 0 else None,
                 core_channels=self.parameterAsInt(parameters, self.CORE_CHANNELS, context),
-                device=self.choice(parameters, self.DEVICE, list(Device), context),
+                device=self.device(parameters, context),
+                threads=provider_settings.cpu_threads(),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 precision=self.choice(parameters, self.PRECISION, list(Precision), context),
                 output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
@@ -259,6 +260,12 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             )
         except MCPNError as exc:
             raise QgsProcessingException(str(exc)) from None
+
+    def device(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Device:
+        """The DEVICE parameter's device; its auto stands for the provider's default device (auto unless the user
+        chose another in Processing's options)."""
+        device = self.choice(parameters, self.DEVICE, list(Device), context)
+        return provider_settings.default_device() if device is Device.AUTO else device
 
     def choice(
         self, parameters: dict[str, Any], name: str, members: Sequence[Choice], context: QgsProcessingContext

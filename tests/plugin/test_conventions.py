@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """QGIS's Processing conventions: the run report as an HTML output, the uncertainty layer styled by a layer
-post-processor."""
+post-processor, and the provider's settings in Processing's options (read by the algorithms and qgis_process)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
-from mcpn.algorithms import styles
+from mcpn.algorithms import provider_settings, styles
+from mcpn.core.choices import Device
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
@@ -17,9 +21,37 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
 )
+from qgis_env import PROFILE, QGIS_PROCESS, qgis_environment  # scripts/, put on sys.path by tests/conftest.py
 
 INPAINT = "mcpn:guidedcloudinpainting"
 SR = "mcpn:guidedsuperresolution"
+
+
+class Log(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def pushInfo(self, info):  # noqa: N802  (QGIS signature)
+        self.lines.append(info)
+
+
+@pytest.fixture
+def provider_setting(mcpn_provider):
+    """``provider_setting(name, value)``: a provider setting changed for the test (in memory, not in the profile);
+    a selection's ``value`` is its option number."""
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    saved = {}
+
+    def change(name, value):
+        setting = ProcessingConfig.settings[name]
+        saved.setdefault(name, setting.value)
+        setting.setValue(setting.options[value] if setting.options else value)
+
+    yield change
+    for name, value in saved.items():
+        ProcessingConfig.settings[name].setValue(value)
 
 
 # --- the run report ---------------------------------------------------------------------------
@@ -85,3 +117,57 @@ def test_the_algorithm_asks_qgis_to_style_the_uncertainty_layer(mcpn_provider, s
     QgsApplication.processingRegistry().createAlgorithmById(INPAINT).settings(parameters, context)
     style = context.layerToLoadOnCompletionDetails(spread).postProcessor()
     assert isinstance(style, styles.SpreadStyle) and styles._KEPT[spread] is style  # kept until QGIS calls it
+
+
+# --- the provider's settings ------------------------------------------------------------------
+def test_the_provider_adds_its_settings_to_processings_options_and_removes_them(mcpn_provider):
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    names = {provider_settings.DEVICE, provider_settings.THREADS}
+    assert {setting.name for setting in ProcessingConfig.getSettings()["MCPN"]} == names
+    assert ProcessingConfig.getSetting(provider_settings.DEVICE) == Device.AUTO.number
+    assert int(ProcessingConfig.getSetting(provider_settings.THREADS)) == 0
+    mcpn_provider.unload()
+    try:
+        assert not names & set(ProcessingConfig.settings)
+    finally:
+        mcpn_provider.load()
+    assert names <= set(ProcessingConfig.settings)
+
+
+def test_auto_means_the_providers_default_device_and_a_chosen_device_overrides_it(
+    mcpn_provider, provider_setting, s2_scene, inpaint_params
+):
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(INPAINT)
+
+    def settings(**changes):
+        return algorithm.settings(inpaint_params(s2_scene, **changes), QgsProcessingContext())[0]
+
+    assert (settings(DEVICE=0).device, settings(DEVICE=0).threads) == (Device.AUTO, None)  # the defaults
+    provider_setting(provider_settings.DEVICE, Device.MPS.number)
+    provider_setting(provider_settings.THREADS, 3)
+    assert settings(DEVICE=0).device is Device.MPS and settings(DEVICE=0).threads == 3
+    assert settings(DEVICE=1).device is Device.CPU  # the parameter's own choice wins
+
+
+def test_the_thread_setting_is_the_thread_count_a_run_reports(mcpn_provider, provider_setting, sr_scene, sr_params):
+    import processing
+
+    provider_setting(provider_settings.THREADS, 1)
+    log = Log()
+    processing.run(SR, sr_params(sr_scene), feedback=log)
+    assert any("; CPU threads: 1 for " in line for line in log.lines), log.lines
+
+
+def test_qgis_process_reads_the_settings_of_its_profile(sr_scene, tmp_path):
+    """qgis_process has no dialog: the provider's settings come from the profile's QGIS3.ini."""
+    profile = tmp_path / "profile"
+    shutil.copytree(PROFILE, profile, symlinks=True)
+    ini = profile / "profiles" / "default" / "QGIS" / "QGIS3.ini"
+    ini.write_text(ini.read_text() + f"\n[Processing]\nConfiguration\\{provider_settings.THREADS}=1\n")
+    command = [QGIS_PROCESS, "run", SR, "--", f"INPUT={sr_scene['low']}", f"OUTPUT={tmp_path / 'out.tif'}"]
+    command += [f"GUIDES={guide}" for guide in sr_scene["guides"]] + ["STEPS=2", "DEVICE=1"]
+    env = {**qgis_environment(), "QGIS_CUSTOM_CONFIG_PATH": str(profile)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "; CPU threads: 1 for " in done.stdout, done.stdout[-2000:]
