@@ -184,7 +184,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def settings(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None
     ) -> tuple[Settings, dict[str, Any]]:
-        """The engine's settings and its other inputs (files, mask, outputs), from the parameter values alone.
+        """The engine's settings and its other inputs (files, mask, outputs), from the parameter values and the
+        provider's settings (:mod:`algorithms.provider_settings`) alone.
 
         Nothing is fitted or written: this is the whole mapping from the dialog to the engine call (``feedback``
         reports the conversion of a polygon layer QGIS must save as a file first).

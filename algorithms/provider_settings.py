@@ -9,7 +9,7 @@ importable (plain Python) the defaults apply.
 
 - *Default compute device*: the device of a run whose *Compute device* parameter
   is auto (a parameter set to CPU, CUDA or MPS overrides it).
-- *CPU threads per fit*: at most this many (0: one per core, as torch chooses;
+- *Most CPU threads per fit*: at most this many (0: one per core, as torch chooses;
   fewer while other processes use the CPU, :mod:`core.model.threads`).
 """
 
@@ -67,7 +67,7 @@ def add(group: str, icon: Any = None) -> None:
         setting(
             group,
             THREADS,
-            tr("CPU threads per fit (0: one per core)"),
+            tr("Most CPU threads per fit (0: one per core)"),
             0,
             valuetype=setting.INT,
             validator=_check_threads,

@@ -57,7 +57,7 @@ HELP_TEXT = "".join(
         "missing).</p>",
         "<p><b>Settings.</b> <i>Settings &gt; Options &gt; Processing &gt; Providers &gt; MCPN</i> holds the "
         "default compute device (what <i>Compute device: auto</i> uses; CPU, CUDA or MPS chosen in this algorithm "
-        "override it) and the number of CPU threads a fit uses (0: one per core).</p>",
+        "override it) and the most CPU threads a fit uses (0: one per core).</p>",
     ]
 )
 

@@ -66,7 +66,7 @@ class Settings:
     cycle_weight: float = 1.0
     record_every: int = 0  # keep the output every N steps (benchmarks)
     device: Device = Device.AUTO
-    threads: int | None = None  # at most this many CPU threads per fit (None: torch's count, one per core)
+    threads: int | None = None  # at most this many CPU threads per fit (None: torch's count, one per core, no cap)
     tile_size: int = 256
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
     batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere

@@ -231,15 +231,14 @@ _TUNING = threading.Lock()  # torch's thread count is the process's: one tuner a
 
 @contextmanager
 def cpu_threads(device: torch.device, threads: int | None = None) -> Iterator[ThreadTuner | None]:
-    """The thread policy of one fit on ``device``: at most ``threads`` CPU threads (None: torch's count, one per core
-    or what the user set), tuned from the steps' times on Linux (the tuner; None elsewhere, on one thread, or while
-    another fit of this process holds torch's count); torch's thread count and OpenBLAS's are as they were afterwards.
-    """
+    """The thread policy of one fit on ``device``: torch's CPU thread count, at most ``threads`` (None: no cap),
+    tuned from the steps' times on Linux (the tuner; None elsewhere, on one thread, or while another fit of this
+    process holds torch's count); torch's thread count and OpenBLAS's are as they were afterwards."""
     if device.type != "cpu" or not _TUNING.acquire(blocking=False):
         yield None
         return
-    before = torch.get_num_threads()
-    most = threads or before  # the most the steps use
+    before = torch.get_num_threads()  # torch's default (one per core) or what the user or a Dask worker set
+    most = min(threads, before) if threads else before  # the most the steps use
     try:
         torch.set_num_threads(most)
         with _single_threaded_openblas():
