@@ -86,7 +86,7 @@ def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
             "Where the network is fitted. Auto uses the MCPN provider's default device (Settings > Options > "
             "Processing > Providers > MCPN), itself auto unless you change it: an NVIDIA GPU (CUDA) or an Apple GPU "
             "(MPS) when PyTorch sees one, else the CPU. CPU, CUDA or MPS here override that default. Choosing a GPU "
-            "that is not there is an error."
+            "that is not there is an error. The same settings page sets the most CPU threads a fit uses."
         ),
     )
     add(

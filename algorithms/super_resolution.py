@@ -55,9 +55,6 @@ HELP_TEXT = "".join(
         "reports its progress and the time left, and can be cancelled. It needs the Python packages torch, "
         "numpy, scipy and scikit-image (the algorithm tells you how to install them when they are "
         "missing).</p>",
-        "<p><b>Settings.</b> <i>Settings &gt; Options &gt; Processing &gt; Providers &gt; MCPN</i> holds the "
-        "default compute device (what <i>Compute device: auto</i> uses; CPU, CUDA or MPS chosen in this algorithm "
-        "override it) and the most CPU threads a fit uses (0: one per core).</p>",
     ]
 )
 
