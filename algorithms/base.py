@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsRasterLayer,
@@ -30,7 +31,7 @@ from ..core.callbacks import Callbacks
 from ..core.choices import Choice, Device, Method, Precision, Scope, Start, Stopping
 from ..core.config import Settings
 from ..core.errors import Cancelled, MCPNError
-from . import checks, dependencies, network
+from . import checks, dependencies, network, provider_settings
 from .messages import ProgressReporter, log_exception, report_result, tr
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,13 +97,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def helpUrl(self) -> str:
         return QUrl.fromLocalFile(README_PATH).toString() + HELP_ANCHOR
 
-    # QGIS 3.22's dialog says "HTML output has been generated" after every run of an algorithm with an HTML
-    # output (the run report), even when none was asked for: it asks this, so say it only after a report.
-    _report_written: dict[str, bool] = {}  # per algorithm name: the dialog asks a copy
-
-    def hasHtmlOutputs(self) -> bool:
-        return self._report_written.get(self.name(), False)
-
     def write_report(
         self,
         path: str,
@@ -141,7 +135,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             log_exception(f"{self.displayName()}: cannot write the report")
             raise QgsProcessingException(tr("Cannot write the run report '{}': {}").format(path, exc)) from None
         feedback.pushInfo(tr("Run report: {}").format(path))
-        self._report_written[self.name()] = True
         return path
 
     # --- the checks before a run ---------------------------------------------------------------
@@ -161,7 +154,6 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def prepareAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> bool:
-        self._report_written[self.name()] = False  # until this run has written one
         problem = self.input_problem(parameters, context) or checks.output_problem(self, parameters, context)
         if problem:
             raise QgsProcessingException(problem)
@@ -194,7 +186,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     def settings(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback | None = None
     ) -> tuple[Settings, dict[str, Any]]:
-        """The engine's settings and its other inputs (files, mask, outputs), from the parameter values alone.
+        """The engine's settings and its other inputs (files, mask, outputs), from the parameter values and the
+        provider's settings (:mod:`algorithms.provider_settings`) alone.
 
         Nothing is fitted or written: this is the whole mapping from the dialog to the engine call (``feedback``
         reports the conversion of a polygon layer QGIS must save as a file first).
@@ -259,7 +252,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
                 learning_rate=learning_rate if learning_rate > 0 else None,
                 core_channels=self.parameterAsInt(parameters, self.CORE_CHANNELS, context),
-                device=self.choice(parameters, self.DEVICE, list(Device), context),
+                device=self.device(parameters, context),
+                threads=provider_settings.cpu_threads(),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 precision=self.choice(parameters, self.PRECISION, list(Precision), context),
                 output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
@@ -271,6 +265,12 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             )
         except MCPNError as exc:
             raise QgsProcessingException(str(exc)) from None
+
+    def device(self, parameters: dict[str, Any], context: QgsProcessingContext) -> Device:
+        """The DEVICE parameter's device; its auto stands for the provider's default device (auto unless the user
+        chose another in Processing's options)."""
+        device = self.choice(parameters, self.DEVICE, list(Device), context)
+        return provider_settings.default_device() if device is Device.AUTO else device
 
     def choice(
         self, parameters: dict[str, Any], name: str, members: Sequence[Choice], context: QgsProcessingContext
@@ -313,11 +313,19 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             ) from None
 
     @staticmethod
-    def name_output_layer(context: QgsProcessingContext, path: str, name: str) -> None:
-        """Give the output layer a meaningful name when QGIS loads it on completion."""
+    def name_output_layer(
+        context: QgsProcessingContext,
+        path: str,
+        name: str,
+        style: QgsProcessingLayerPostProcessorInterface | None = None,
+    ) -> None:
+        """Give the output layer a meaningful name, and a ``style`` (a post-processor of :mod:`algorithms.styles`,
+        which the context deletes with itself), when QGIS loads it on completion."""
         if context.willLoadLayerOnCompletion(path):
             details = context.layerToLoadOnCompletionDetails(path)
             details.name = name
+            if style is not None:
+                details.setPostProcessor(style)
 
 
 def plain_value(definition: QgsProcessingParameterDefinition, value: Any, context: QgsProcessingContext) -> str:

@@ -20,7 +20,7 @@ from qgis.core import (
 from ..core.config import Settings
 from ..core.errors import MCPNError
 from ..core.raster.masks import CloudMask, parse_mask_values
-from . import compat
+from . import compat, styles
 from .base import MCPNAlgorithm
 from .messages import tr
 from .parameters import (
@@ -250,7 +250,8 @@ class GuidedCloudInpainting(MCPNAlgorithm):
         uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
         self.name_output_layer(context, output, f"{self.displayName()} – {target_layer.name()}")
         if uncertainty:
-            self.name_output_layer(context, uncertainty, f"Uncertainty – {target_layer.name()}")
+            name = f"Uncertainty – {target_layer.name()}"
+            self.name_output_layer(context, uncertainty, name, styles.uncertainty_style(uncertainty))
         settings = self.common_settings(
             parameters,
             context,

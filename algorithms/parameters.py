@@ -84,8 +84,10 @@ def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
         list(Device),
         DEFAULTS.device,
         tr(
-            "Where the network is fitted. Auto uses an NVIDIA GPU (CUDA) or an Apple GPU (MPS) when PyTorch "
-            "sees one, else the CPU. Choosing a GPU that is not there is an error."
+            "Where the network is fitted. Auto uses the MCPN provider's default device (Settings > Options > "
+            "Processing > Providers > MCPN), itself auto unless you change it: an NVIDIA GPU (CUDA) or an Apple GPU "
+            "(MPS) when PyTorch sees one, else the CPU. CPU, CUDA or MPS here override that default. Choosing a GPU "
+            "that is not there is an error. The same settings page sets the most CPU threads a fit uses."
         ),
     )
     add(

@@ -40,11 +40,12 @@ class Settings:
     paper), ``holdout`` (share of the known pixels hidden from the loss to score
     the steps for ``validated`` stopping), ``degradation`` (how a
     low-resolution input was made from the high-resolution image).
-    Run: ``device``, tiles (``tile_size``, ``tile_overlap``, ``batch_size``
-    tiles fitted together), ``scheduler`` (Dask), ``ensemble`` (fits per tile
-    for the uncertainty layer), ``self_validation`` and ``time_limit`` (minutes
-    for the whole run: each tile's fit gets its share of the time left and
-    stops there with its best step; not on Dask).
+    Run: ``device``, ``threads`` (the most CPU threads a fit uses), tiles
+    (``tile_size``, ``tile_overlap``, ``batch_size`` tiles fitted together,
+    ``scope``: one network per tile or one for the scene), ``scheduler`` (Dask),
+    ``ensemble`` (fits per tile for the uncertainty layer), ``self_validation``
+    and ``time_limit`` (minutes for the whole run: each tile's fit gets its share
+    of the time left and stops there with its best step; not on Dask).
     """
 
     method: Method = Method.STACKED  # anchored, as good as Direct and 4x cheaper per step (benchmarks/results/quality)
@@ -69,6 +70,7 @@ class Settings:
     cycle_weight: float = 1.0
     record_every: int = 0  # keep the output every N steps (benchmarks)
     device: Device = Device.AUTO
+    threads: int | None = None  # at most this many CPU threads per fit (None: torch's count, one per core, no cap)
     tile_size: int = 256
     scope: Scope = Scope.TILE  # one network per tile, or one for the scene applied to every tile
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
@@ -81,26 +83,31 @@ class Settings:
     def __post_init__(self) -> None:
         for name, kind in CHOICES.items():
             object.__setattr__(self, name, kind.of(getattr(self, name)))
-        if self.steps < 1 or self.check_every < 1 or self.patience < 1:
-            raise InputError("steps, check_every and patience must be at least 1")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise InputError("the learning rate must be positive")
-        if not 0 <= self.holdout < 0.5:
-            raise InputError("the held-out share of the known pixels must be at least 0 and below 0.5")
-        if not 0 <= self.output_average < 1:
-            raise InputError("the output-averaging decay must be at least 0 and below 1")
-        if self.core_channels < 1 or self.head_channels < 1:
-            raise InputError("the core signal and the domain heads need at least one channel")
-        if self.up_kernel not in (1, 3, 5):  # 7 and more: reflection padding wider than the deepest level
-            raise InputError("the up-sampling kernel size must be 1, 3 or 5")
-        if self.tile_size < 16 or not 0 <= self.overlap < self.tile_size // 2:
-            raise InputError("the tile size must be at least 16 px and more than twice the tile overlap")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise InputError("the batch size must be at least 1 tile")
-        if self.ensemble < 1:
-            raise InputError("the ensemble needs at least one member")
-        if not 0 <= self.time_limit <= MAX_TIME_LIMIT:
-            raise InputError(f"the time limit must be between 0 (none) and {MAX_TIME_LIMIT} minutes (a week)")
+        for broken, message in self._problems():
+            if broken:
+                raise InputError(message)
+
+    def _problems(self) -> list[tuple[bool, str]]:
+        """Each check of the values, and what is said when it fails."""
+        return [
+            (self.steps < 1 or self.check_every < 1 or self.patience < 1,
+             "steps, check_every and patience must be at least 1"),
+            (self.learning_rate is not None and not self.learning_rate > 0, "the learning rate must be positive"),
+            (not 0 <= self.holdout < 0.5, "the held-out share of the known pixels must be at least 0 and below 0.5"),
+            (not 0 <= self.output_average < 1, "the output-averaging decay must be at least 0 and below 1"),
+            (self.core_channels < 1 or self.head_channels < 1,
+             "the core signal and the domain heads need at least one channel"),
+            # 7 and more: reflection padding wider than the deepest level
+            (self.up_kernel not in (1, 3, 5), "the up-sampling kernel size must be 1, 3 or 5"),
+            (self.tile_size < 16 or not 0 <= self.overlap < self.tile_size // 2,
+             "the tile size must be at least 16 px and more than twice the tile overlap"),
+            (self.batch_size is not None and self.batch_size < 1, "the batch size must be at least 1 tile"),
+            (self.threads is not None and self.threads < 1,
+             "the CPU thread count must be at least 1 (or None for one per core)"),
+            (self.ensemble < 1, "the ensemble needs at least one member"),
+            (not 0 <= self.time_limit <= MAX_TIME_LIMIT,
+             f"the time limit must be between 0 (none) and {MAX_TIME_LIMIT} minutes (a week)"),
+        ]  # fmt: skip
 
     @classmethod
     def of(cls, **values: object) -> Settings:

@@ -6,13 +6,23 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..algorithms import provider_settings
 from ..algorithms.base import ICON_PATH
 from ..algorithms.inpainting import GuidedCloudInpainting
 from ..algorithms.super_resolution import GuidedSuperResolution
 
 
 class MCPNProvider(QgsProcessingProvider):
-    """Provider ``mcpn``: guided cloud inpainting and guided super-resolution."""
+    """Provider ``mcpn``: guided cloud inpainting and guided super-resolution, and their settings in Processing's
+    options (:mod:`algorithms.provider_settings`), added when QGIS loads the provider and removed when it unloads."""
+
+    def load(self) -> bool:
+        provider_settings.add(self.name(), self.icon())
+        return super().load()  # loads the algorithms
+
+    def unload(self) -> None:
+        provider_settings.remove()
+        super().unload()
 
     def id(self) -> str:
         return "mcpn"

@@ -30,7 +30,7 @@ def fit_on_device(
     """
     device = device or settings.device.torch()
     try:
-        with _timed(device, callbacks) as timed:
+        with _timed(device, settings.threads, callbacks) as timed:
             return fit(problems, settings, device, timed), device
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
@@ -47,16 +47,17 @@ def fit_on_device(
 def fit_scene_on_device(problems: Sequence[Problem], settings: Settings, callbacks: Callbacks) -> Checkpoints:
     """:func:`core.model.scene.fit_shared` on the settings' device, with the CPU thread policy and step timing."""
     device = settings.device.torch()
-    with _timed(device, callbacks) as timed:
+    with _timed(device, settings.threads, callbacks) as timed:
         return fit_shared(problems, settings, device, timed)
 
 
 @contextmanager
-def _timed(device: torch.device, callbacks: Callbacks) -> Iterator[Callbacks]:
-    """The callbacks with each step timed and fed to the CPU thread policy (:func:`core.model.threads.cpu_threads`);
-    afterwards the log says what a step cost (and on how many threads)."""
+def _timed(device: torch.device, threads: int | None, callbacks: Callbacks) -> Iterator[Callbacks]:
+    """The callbacks with each step timed and fed to the CPU thread policy (:func:`core.model.threads.cpu_threads`,
+    at most ``threads``); afterwards the log says what a step cost (and, on the CPU, on how many threads)."""
     timer = StepTimer()
-    with cpu_threads(device) as tuner:
+    with cpu_threads(device, threads) as tuner:
+        fixed = torch.get_num_threads() if tuner is None and device.type == "cpu" else 0  # the count when not tuned
 
         def progress(step: int, total: int) -> None:
             seconds = timer.step(step)
@@ -66,4 +67,5 @@ def _timed(device: torch.device, callbacks: Callbacks) -> Iterator[Callbacks]:
 
         yield replace(callbacks, progress=progress)
     if timer.durations:
-        callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {tuner.summary()}" if tuner else ""))
+        used = tuner.summary() if tuner else f"CPU threads: {fixed} for {len(timer.durations)} steps" if fixed else ""
+        callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {used}" if used else ""))

@@ -17,7 +17,8 @@ fair share is 2x and 1-2x (``benchmarks/results/desktop/desktop_speed_before.md`
 Which count is fastest at the moment shows in the steps' own times, so
 :class:`ThreadTuner` chooses it from them, during the fit, whenever other
 processes use the CPU (on Linux, where ``/proc/stat`` says so; elsewhere torch's
-count is kept). On a quiet CPU it keeps all cores and tries nothing else: the
+count is kept); it never goes above ``Settings.threads`` when that is set. On a
+quiet CPU it keeps all cores (or that many) and tries nothing else: the
 thread count changes the order of a step's sums, and so the result (one thread
 against two gave another fit within its noise), and the same seed must give the
 same result. (Threads that sleep
@@ -229,18 +230,22 @@ _TUNING = threading.Lock()  # torch's thread count is the process's: one tuner a
 
 
 @contextmanager
-def cpu_threads(device: torch.device) -> Iterator[ThreadTuner | None]:
-    """The thread policy of one fit on ``device``: a tuner for its steps on a Linux CPU (None elsewhere, or while
-    another fit of this process tunes); torch's thread count and OpenBLAS's are as they were afterwards."""
-    if device.type != "cpu" or not OtherLoad.available() or not _TUNING.acquire(blocking=False):
+def cpu_threads(device: torch.device, threads: int | None = None) -> Iterator[ThreadTuner | None]:
+    """The thread policy of one fit on ``device``: torch's CPU thread count, at most ``threads`` (None: no cap),
+    tuned from the steps' times on Linux (the tuner; None elsewhere, on one thread, or while another fit of this
+    process holds torch's count); torch's thread count and OpenBLAS's are as they were afterwards."""
+    if device.type != "cpu" or not _TUNING.acquire(blocking=False):
         yield None
         return
-    most = torch.get_num_threads()  # torch's default (one per core) or what the user set: the most we use
+    before = torch.get_num_threads()  # torch's default (one per core) or what the user or a Dask worker set
+    most = min(threads, before) if threads else before  # the most the steps use
     try:
-        with _single_threaded_openblas():
-            yield ThreadTuner(most, torch.set_num_threads, OtherLoad().cores) if most > 1 else None
-    finally:
         torch.set_num_threads(most)
+        with _single_threaded_openblas():
+            tuned = most > 1 and OtherLoad.available()
+            yield ThreadTuner(most, torch.set_num_threads, OtherLoad().cores) if tuned else None
+    finally:
+        torch.set_num_threads(before)
         _TUNING.release()
 
 

@@ -139,6 +139,21 @@ def test_a_cpu_fit_tunes_its_threads_and_gives_torchs_count_back(fast):
         torch.set_num_threads(before)
 
 
+def test_the_threads_setting_caps_a_cpu_fit_and_the_log_says_so(fast):
+    """``Settings.threads`` (the provider's *CPU threads*): one thread is not tuned, and the log still says it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        logs, seen = [], []
+        callbacks = Callbacks(lambda step, total: seen.append(torch.get_num_threads()), None, logs.append)
+        fit_on_device([problem()], fast(steps=4, stopping="fixed", threads=1), callbacks, CPU)
+        assert set(seen) == {1} and torch.get_num_threads() == 2  # torch's count is given back
+        line = next(line for line in logs if "ms per step" in line)
+        assert line.endswith("; CPU threads: 1 for 3 steps"), line
+    finally:
+        torch.set_num_threads(before)
+
+
 OPENBLAS_CHECK = """
 import ctypes, torch
 from mcpn.core.model.threads import cpu_threads

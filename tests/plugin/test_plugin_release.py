@@ -232,11 +232,6 @@ def test_mask_values_checked_before_the_run(mcpn_provider, s2_scene):
     assert not ok and "cloud mask raster, cloud polygons or both" in message
 
 
-def test_no_html_notice_without_a_report(mcpn_provider):
-    for alg_id in (INPAINT, SR):
-        assert not QgsApplication.processingRegistry().algorithmById(alg_id).hasHtmlOutputs()
-
-
 # --- progress -------------------------------------------------------------------------------------
 class Recorder(QgsProcessingFeedback):
     def __init__(self):

@@ -13,7 +13,6 @@ from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.raster import masks
 from osgeo import gdal
 from qgis.core import (
-    QgsApplication,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -318,10 +317,6 @@ def test_polygon_mask_uncertainty_self_validation_and_report(mcpn_provider, s2_s
     page = report.read_text()
     assert "Self-validation" in page and "GDAL Fill nodata" in page and "data:image/png;base64" in page
     assert "<td>Mask values meaning cloud</td><td>1</td>" in page and "<td>&#x27;" not in page  # no Python quotes
-    registry = QgsApplication.processingRegistry()
-    assert registry.algorithmById(INPAINT).hasHtmlOutputs()  # the dialog's "HTML output has been generated"
-    run(INPAINT, {**params, **FAST, "OUTPUT": str(tmp / "again.tif")})
-    assert not registry.algorithmById(INPAINT).hasHtmlOutputs()  # not after a run without a report
 
 
 def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(
