@@ -41,7 +41,9 @@ TABLE_HEADER = "| situation | what happens | test |"
 DIGITS = re.compile(r"\d+(?:\.\d+)?")
 FILE_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+\-]?\d+)?")
 UNIT = re.compile(r"x\b|\s?(?:%|ms\b|s\b|min\b|minutes?\b|seconds?\b|h\b|hours?\b)")
+SHARED_PERCENT = re.compile(r"\s?/\s?\d+(?:\.\d+)?\s?%")  # the 33 of "33 / 58 %" is a share too
 SIGNS = "+-\u2212"
+VERSION = re.compile(r"(?:QGIS|Python|Ubuntu|Version=|[A-Za-z]-) ?$")  # 3.22, 3.8, 20.04, 4.99, GPL-2.0
 TEXT_RESULTS = (".md", ".json", ".txt", ".csv")
 HEADER_NOISE = ("commit at start", "machine", "load average at start", "date")  # numbers that are no results
 
@@ -69,19 +71,25 @@ def _sign(text: str, start: int) -> str:
 
 def figures(text: str) -> list[Figure]:
     """The figures of a claim's text, in order; not the digits of a name, a version or an exponent."""
+    return [figure for _, figure in placed_figures(text)]
+
+
+def placed_figures(text: str) -> list[tuple[int, Figure]]:
+    """The figures of ``text`` with where each starts."""
     found = []
     for match in DIGITS.finditer(text):
         start, end = match.span()
         if start and (text[start - 1].isalnum() or text[start - 1] in "._"):  # s2_guide, x3.3, 0.6.0
             continue
-        unit = UNIT.match(text, end)
+        unit = UNIT.match(text, end) or SHARED_PERCENT.match(text, end)
         if not unit and re.match(r"\.\d|[A-Za-z_]", text[end : end + 2]):  # 0.6.0, 3e-3
             continue
         sign, digits, unit_text = _sign(text, start), match.group(), unit.group().strip() if unit else ""
+        unit_text = "%" if unit_text.endswith("%") else unit_text
         label = sign + digits + ("" if not unit_text else unit_text if unit_text == "x" else " " + unit_text)
         value = float(digits) * (-1 if sign in ("-", "\u2212") else 1)
         decimals = len(digits.split(".")[1]) if "." in digits else 0
-        found.append(Figure(label, value, decimals, bool(sign), unit_text))
+        found.append((start, Figure(label, value, decimals, bool(sign), unit_text)))
     return found
 
 
@@ -246,6 +254,19 @@ def check(claim: Claim, tests: dict[str, list[str]], repo: Path = REPO) -> tuple
     return lines, problems
 
 
+def uncovered(readme: str, claims: list[Claim]) -> list[tuple[str, str]]:
+    """Result figures of the README outside every claim that names results files: (figure, its context)."""
+    text = normalised(re.sub(r"```.*?```", " ", readme, flags=re.S))
+    covered = [False] * len(text)
+    for claim in (c for c in claims if c.results):
+        start = text.find(normalised(claim.text))
+        while start >= 0:
+            covered[start : start + len(normalised(claim.text))] = [True] * len(normalised(claim.text))
+            start = text.find(normalised(claim.text), start + 1)
+    return [(figure.label, text[max(0, start - 50) : start + 40]) for start, figure in placed_figures(text)
+            if figure.result and not covered[start] and not VERSION.search(text, 0, start)]  # fmt: skip
+
+
 def run(repo: Path = REPO, claims_file: Path = CLAIMS, quiet: bool = False, numbers: bool = False) -> int:
     """Check every claim of ``claims_file`` against ``repo``'s README, tests and results; 1 on a problem."""
     readme = (repo / "README.md").read_text(encoding="utf-8")
@@ -273,6 +294,10 @@ def run(repo: Path = REPO, claims_file: Path = CLAIMS, quiet: bool = False, numb
             elif not quiet and not numbers:
                 print(f"[{section}] {claim.text}", *lines, sep="\n")
             errors += [f"{claim.text!r}: {problem}" for problem in problems]
+    if numbers:
+        loose = uncovered(readme, table + sentences)
+        print(f"\n{len(loose)} result figure(s) of README.md in no claim that names results files (not checked):")
+        print(*(f"  {label:8} ...{context}..." for label, context in loose), sep="\n")
     total = len(table) + len(sentences)
     if errors:
         print(f"\n{len(errors)} problem(s) in {total} claims:", *errors, sep="\n  ", file=sys.stderr)
