@@ -129,3 +129,23 @@ def test_numbers_are_compared_at_the_readmes_precision():
     assert claims.agrees(0.92, 2, False, 0.9213) and not claims.agrees(0.922, 3, False, 0.9213)
     assert claims.agrees(0.130, 3, True, 0.1304) and not claims.agrees(-0.130, 3, True, 0.1304)
     assert claims.agrees(84, 0, False, 0.8412, share=True) and not claims.agrees(84, 0, False, 0.8412)
+
+
+def test_a_series_in_a_json_file_backs_no_figure(tmp_path, capsys):
+    """Among a convergence curve's many numbers nearly any figure would be found: series are left out."""
+    repo, claims_file = make_repo(
+        tmp_path, AGREE, {"mcpn": "0.803", "regression": "0.786"}, {"+0.017": "0.803 - 0.786"}
+    )
+    text = SENTENCE.format(**{**AGREE, "mcpn": "0.811"})
+    (repo / "README.md").write_text(f"# A plugin\n\n{text}\n", encoding="utf-8")
+    curve = {str(step): 0.8 + step / 10000 for step in range(0, 260, 10)}  # holds 0.811
+    data = {"run": {"date": "2026"}, "data": [{"ssim": 0.803, "curve": curve}, {"ssim": 0.811}]}
+    (repo / "results" / "scene.json").write_text(json.dumps(data), encoding="utf-8")
+    entry = {"text": text, "tests": [], "results": ["results/scene.md", "results/scene.json"], "derived": {}}
+    (repo / "claims.json").write_text(json.dumps({"table": [], "sentences": [entry]}), encoding="utf-8")
+    assert claims.run(repo, claims_file, quiet=True) == 1  # +0.017 has no derivation here
+    assert "0.811 not in" not in capsys.readouterr().err  # a record's own number counts
+    data["data"].pop()
+    (repo / "results" / "scene.json").write_text(json.dumps(data), encoding="utf-8")
+    assert claims.run(repo, claims_file, quiet=True) == 1
+    assert "0.811 not in the results files" in capsys.readouterr().err  # the curve's 0.811 does not
