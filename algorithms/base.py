@@ -27,7 +27,7 @@ from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.callbacks import Callbacks
-from ..core.choices import Choice, Device, Method, Precision, Start, Stopping
+from ..core.choices import Choice, Device, Method, Precision, Scope, Start, Stopping
 from ..core.config import Settings
 from ..core.errors import Cancelled, MCPNError
 from . import checks, dependencies, network
@@ -58,6 +58,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     DASK_SCHEDULER = "DASK_SCHEDULER"
     REPORT = "REPORT"
     ANCHOR = "ANCHOR"
+    TIME_LIMIT = "TIME_LIMIT"
+    SCOPE = "SCOPE"
 
     NAME = DISPLAY_NAME = SHORT_DESCRIPTION = HELP = ""  # each algorithm's identity and help (translated here)
     SUPER_RESOLUTION = False  # which stopping rules it offers (core.choices.Stopping.offered)
@@ -262,7 +264,9 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 precision=self.choice(parameters, self.PRECISION, list(Precision), context),
                 output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                scope=self.choice(parameters, self.SCOPE, list(Scope), context),
                 scheduler=scheduler or None,
+                time_limit=self.parameterAsDouble(parameters, self.TIME_LIMIT, context),
                 **own,
             )
         except MCPNError as exc:
@@ -281,7 +285,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
             tr("Method: {}, stopping: {}, start: {}, steps: {}, ").format(
                 settings.method, settings.stopping, settings.anchor, settings.steps
             )
-            + tr("precision: {}, output averaging: {:g}.").format(settings.precision, settings.output_average)
+            + tr("precision: {}, output averaging: {:g}").format(settings.precision, settings.output_average)
+            + (tr(", time limit: {:g} min.").format(settings.time_limit) if settings.time_limit else ".")
         )
 
     @contextmanager

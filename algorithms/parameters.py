@@ -13,8 +13,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.choices import Choice, Device, Method, Precision, Start, Stopping, labels
-from ..core.config import Settings
+from ..core.choices import Choice, Device, Method, Precision, Scope, Start, Stopping, labels
+from ..core.config import MAX_TIME_LIMIT, Settings
 from . import compat
 from .messages import tr
 
@@ -61,7 +61,8 @@ def add_stopping(alg: QgsProcessingAlgorithm, tooltip: str) -> None:
 
 
 def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
-    """STEPS, DEVICE, SEED and the advanced LEARNING_RATE / CORE_CHANNELS / PRECISION / OUTPUT_AVERAGE."""
+    """STEPS, DEVICE, SEED and the advanced TIME_LIMIT / LEARNING_RATE / CORE_CHANNELS / ANCHOR / PRECISION /
+    OUTPUT_AVERAGE."""
     add(
         alg,
         QgsProcessingParameterNumber(
@@ -91,6 +92,24 @@ def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
         alg,
         QgsProcessingParameterNumber(alg.SEED, tr("Random seed"), compat.NUMBER_INTEGER, defaultValue=0, minValue=0),
         tr("The same seed and inputs give the same result on the same device."),
+    )
+    add(  # optional: models saved before it existed run without a limit
+        alg,
+        QgsProcessingParameterNumber(
+            alg.TIME_LIMIT,
+            tr("Time limit in minutes (0: none)"),
+            compat.NUMBER_DOUBLE,
+            defaultValue=DEFAULTS.time_limit,
+            optional=True,
+            minValue=0.0,
+            maxValue=MAX_TIME_LIMIT,
+        ),
+        tr(
+            "The most the whole run may take, reading and writing included. Each tile's fit gets an equal share of "
+            "the time left when it starts and stops there with its best step so far; the log says how the time "
+            "was spent. Not applied on a Dask cluster."
+        ),
+        advanced=True,
     )
     learning_rate = QgsProcessingParameterNumber(
         alg.LEARNING_RATE,
@@ -172,7 +191,7 @@ def add_output(alg: QgsProcessingAlgorithm, tooltip: str) -> None:
 
 
 def add_tiling_parameters(alg: QgsProcessingAlgorithm) -> None:
-    """Advanced TILE_SIZE and DASK_SCHEDULER."""
+    """Advanced TILE_SIZE, SCOPE and DASK_SCHEDULER."""
     add(
         alg,
         QgsProcessingParameterNumber(
@@ -188,6 +207,21 @@ def add_tiling_parameters(alg: QgsProcessingAlgorithm) -> None:
             "window and blended without seams. Larger tiles need more memory."
         ),
         advanced=True,
+    )
+    add_choice(  # optional: models saved before it existed fit one network per tile
+        alg,
+        alg.SCOPE,
+        tr("Networks for a raster of several tiles"),
+        list(Scope),
+        DEFAULTS.scope,
+        tr(
+            "One network per tile: each tile with clouds (each tile, for super-resolution) gets its own fit, as in "
+            "Czerkawski et al.'s MCPN. One network for the scene: one fit on up to 8 tiles spread over the raster, "
+            "then each tile takes the network's output its own held-out pixels choose (or its instant estimate): "
+            "the fit is paid once, not per tile."
+        ),
+        advanced=True,
+        optional=True,
     )
     add(
         alg,

@@ -108,7 +108,7 @@ class Run:
         out.mkdir(parents=True, exist_ok=True)
         lines = [f"# {name}", "", *(f"- {key}: {value}" for key, value in header.items()), "", report]
         (out / f"{name}.md").write_text("\n".join(lines))
-        (out / f"{name}.json").write_text(json.dumps({"run": header, "data": data}, indent=1))
+        (out / f"{name}.json").write_text(json.dumps({"run": header, "data": data}, indent=1, default=str))
         print(report)
 
 

@@ -137,6 +137,7 @@ def fit(case: Case, settings: object) -> dict:
     }
     if 0 in curve:
         record["anchor_ssim"] = curve[0]  # the instant estimate the fit starts from
+    record["step_choice"] = step_choice(result.trace, curve, result.chosen_step)
     # Cut by --steps, not stopped by its rule; a fit with the default step count ended as a user's would,
     # so a larger budget buys the same result.
     ran_out = result.trace[-1].step >= settings.steps and settings.steps < Settings().steps
@@ -148,6 +149,16 @@ def fit(case: Case, settings: object) -> dict:
     return record
 
 
+def step_choice(trace: list, curve: dict[int, float], chosen: int) -> dict | None:
+    """The step kept against the alternative the held-out choice rejected, both scored in the real gap: the anchor
+    when a network step was kept; the network step with the best held-out score when the anchor was kept."""
+    steps = [p for p in trace if p.step > 0 and p.step in curve and p.holdout_ssim is not None]
+    if 0 not in curve or chosen not in curve or not steps:
+        return None
+    rejected = 0 if chosen > 0 else max(steps, key=lambda p: p.holdout_ssim).step
+    return {"kept": curve[chosen], "rejected": curve[rejected], "rejected_step": rejected}
+
+
 def _within(trace: list, curve: dict[int, float], steps: float) -> float | None:
     """The score of the step the validated rule keeps among the checked steps reached within ``steps``."""
     reached = [p for p in trace if p.step <= steps and p.holdout_ssim is not None and p.step in curve]
@@ -155,6 +166,18 @@ def _within(trace: list, curve: dict[int, float], steps: float) -> float | None:
         return None
     best = max(reached, key=lambda p: p.holdout_ssim)
     return curve[best.step]
+
+
+def _audit(fits: list[dict], best: float) -> str:
+    """How often, in the real gap, the held-out choices lost: the estimate against the best instant baseline (by
+    more than 0.005), the kept step against the alternative it rejected, the result against its own anchor (by
+    more than 0.005)."""
+    anchored = [r for r in fits if "anchor_ssim" in r]
+    estimate = sum(r["anchor_ssim"] < best - 0.005 for r in anchored)
+    choices = [r["step_choice"] for r in fits if r.get("step_choice")]
+    step = sum(c["kept"] < c["rejected"] for c in choices)
+    below = sum(r["ssim"] < r["anchor_ssim"] - 0.005 for r in anchored)
+    return f"{estimate}/{len(anchored)} | {step}/{len(choices)} | {below}/{len(anchored)}"
 
 
 def grid_setups(grid: list[str]) -> list[tuple[str, dict]]:
@@ -225,8 +248,9 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
         f"MCPN against the instant baselines: {args.size} px, seeds {args.seeds}, up to {args.steps} steps, "
         "masked SSIM of the composite a user gets (higher is better; mean ± std over seeds).",
         "",
-        "| case | best baseline | anchor | MCPN | MCPN − best | anchor kept | s/step |",
-        "|---|---|---|---|---|---|---|",
+        "| case | best baseline | anchor | MCPN | MCPN − best | anchor kept | s/step | estimate below best | "
+        "step below rejected | below own anchor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     cases = list(dict.fromkeys(r["case"] for r in records))
     for case in cases:
@@ -245,7 +269,7 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
             anchor = f"{np.mean(anchors):.3f}" if anchors else "–"
             lines.append(
                 f"| {case} | {best_name} {best:.3f} | {anchor} | {label} {ssim.mean():.3f} ± {ssim.std():.3f} | "
-                f"{ssim.mean() - best:+.3f} | {kept}/{len(fits)} | {per_step:.2f} |"
+                f"{ssim.mean() - best:+.3f} | {kept}/{len(fits)} | {per_step:.2f} | {_audit(fits, best)} |"
             )
     lines += [
         "",

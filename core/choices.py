@@ -16,7 +16,7 @@ from typing import Any, Sequence, TypeVar
 from .errors import DeviceError, InputError
 
 __all__ = ["Choice", "DegradationKind", "Device", "InputKind", "MemoryFormat", "Method", "Precision", "Start",
-           "Stopping"]  # fmt: skip
+           "Scope", "Stopping"]  # fmt: skip
 
 C = TypeVar("C", bound="Choice")
 
@@ -119,6 +119,13 @@ class Stopping(Choice):
         """The value to minimise at a checked step (``point``: a TracePoint); None when it is unknown."""
         value = getattr(point, self.metric) if self.metric else None
         return None if value is None else self.sign * value
+
+
+class Scope(Choice):
+    """What one network is fitted to: each tile, or the whole scene (:mod:`core.model.scene`)."""
+
+    TILE = ("tile", "One network per tile")
+    SCENE = ("scene", "One network for the scene, applied to every tile")
 
 
 class Device(Choice):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from .choices import DegradationKind, Device, InputKind, MemoryFormat, Method, Precision, Start, Stopping
+from .choices import DegradationKind, Device, InputKind, MemoryFormat, Method, Precision, Scope, Start, Stopping
 from .errors import InputError
 
 TILE_OVERLAP = 32
+MAX_TIME_LIMIT = 7 * 24 * 60  # minutes
 
 
 # the settings that are a choice, and its kind (given as a member or its name; held as the member)
@@ -25,6 +26,7 @@ CHOICES = {
     "precision": Precision,
     "memory_format": MemoryFormat,
     "device": Device,
+    "scope": Scope,
 }
 
 
@@ -40,7 +42,9 @@ class Settings:
     low-resolution input was made from the high-resolution image).
     Run: ``device``, tiles (``tile_size``, ``tile_overlap``, ``batch_size``
     tiles fitted together), ``scheduler`` (Dask), ``ensemble`` (fits per tile
-    for the uncertainty layer) and ``self_validation``.
+    for the uncertainty layer), ``self_validation`` and ``time_limit`` (minutes
+    for the whole run: each tile's fit gets its share of the time left and
+    stops there with its best step; not on Dask).
     """
 
     method: Method = Method.STACKED  # anchored, as good as Direct and 4x cheaper per step (benchmarks/results/quality)
@@ -66,11 +70,13 @@ class Settings:
     record_every: int = 0  # keep the output every N steps (benchmarks)
     device: Device = Device.AUTO
     tile_size: int = 256
+    scope: Scope = Scope.TILE  # one network per tile, or one for the scene applied to every tile
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
     batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere
     scheduler: str | None = None
     ensemble: int = 1
     self_validation: bool = False
+    time_limit: float = 0.0  # minutes for the whole run (reading and writing too); 0: none
 
     def __post_init__(self) -> None:
         for name, kind in CHOICES.items():
@@ -93,6 +99,8 @@ class Settings:
             raise InputError("the batch size must be at least 1 tile")
         if self.ensemble < 1:
             raise InputError("the ensemble needs at least one member")
+        if not 0 <= self.time_limit <= MAX_TIME_LIMIT:
+            raise InputError(f"the time limit must be between 0 (none) and {MAX_TIME_LIMIT} minutes (a week)")
 
     @classmethod
     def of(cls, **values: object) -> Settings:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 
 from ..callbacks import Callbacks
 from ..config import Settings
 from .fitting import Fit, Problem, fit
+from .scene import Checkpoints, fit_shared
 from .threads import StepTimer, cpu_threads
 
-__all__ = ["fit_on_device"]
+__all__ = ["fit_on_device", "fit_scene_on_device"]
 
 
 def fit_on_device(
@@ -42,6 +44,13 @@ def fit_on_device(
     return fit_on_device(problems, settings, callbacks, torch.device("cpu"))
 
 
+def fit_scene_on_device(problems: Sequence[Problem], settings: Settings, callbacks: Callbacks) -> Checkpoints:
+    """:func:`core.model.scene.fit_shared` on the settings' device, with the CPU thread policy and step timing."""
+    device = settings.device.torch()
+    with _timed(device, callbacks) as timed:
+        return fit_shared(problems, settings, device, timed)
+
+
 @contextmanager
 def _timed(device: torch.device, callbacks: Callbacks) -> Iterator[Callbacks]:
     """The callbacks with each step timed and fed to the CPU thread policy (:func:`core.model.threads.cpu_threads`);
@@ -55,6 +64,6 @@ def _timed(device: torch.device, callbacks: Callbacks) -> Iterator[Callbacks]:
                 tuner.step(seconds)
             callbacks.report(step, total)
 
-        yield Callbacks(progress, callbacks.cancel, callbacks.log)
+        yield replace(callbacks, progress=progress)
     if timer.durations:
         callbacks.say(f"fit on {device}: {timer.summary()}" + (f"; {tuner.summary()}" if tuner else ""))

@@ -1,15 +1,16 @@
-"""The held-out evidence a fit chooses by: two held-out sets, weights that make them as deep as the real gap, and
-the bootstrap lower bound of a gain.
+"""The held-out evidence a fit chooses by: weights that make held-out pixels as deep as the real gap, and the
+bootstrap lower bound of a gain.
 
 Held-out patches are placed on clear ground between the gaps, so they are
-shallower than the real gaps (a 10 % budget shrinks large cloud shapes). Their
+shallower than the real gaps (a small budget shrinks large cloud shapes). Their
 pixels are weighted so that their distance to the pixels the fit sees follows
-the real gap's distance to clear ground (:func:`depth_weights`). One half of
-the patches chooses the starting estimate, the other scores the steps, so that
-the estimate's score on the second is not flattered by having been chosen on it
-(:func:`split_patches`). A step replaces the estimate only when its gain is
-above the held-out scores' own spread: the lower bound over patch resamples
-(:func:`gain_lower_bound`), not a constant margin.
+the real gap's distance to clear ground (:func:`depth_weights`). Two separate
+sets of patches are held out (:class:`core.pipeline.sample.Sample`): one chooses
+the starting estimate, the other scores the steps, so that the estimate's score
+on the second is not flattered by having been chosen on it. A step replaces the
+estimate only when its gain is above the held-out scores' own spread: the lower
+bound over resamples of blocks of the patches (:func:`gain_lower_bound`), not a
+constant margin.
 """
 
 from __future__ import annotations
@@ -17,37 +18,26 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["DEPTH_BINS", "depth_weights", "gain_lower_bound", "patch_labels", "split_patches"]
+__all__ = ["DEPTH_BINS", "depth_weights", "gain_lower_bound", "resampling_units"]
 
+BLOCK = 8  # px: resampling units are held-out patches cut by a grid this wide (about the SSIM window's reach)
 DEPTH_BINS = (0.0, 1.5, 3.0, 6.0, 12.0, 24.0, 48.0, np.inf)  # px: distance classes to clear ground
 MAX_WEIGHT = 10.0  # a held-out pixel counts for at most this many (few deep held-out pixels stay noisy)
 RESAMPLES = 400
-LOWER_QUANTILE = 0.05  # a gain counts when 95 % of the patch resamples still show it
+LOWER_QUANTILE = 0.05  # a gain counts when 95 % of the resamples still show it
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
-def patch_labels(hidden: np.ndarray) -> np.ndarray:
-    """``(H, W)`` labels of the held-out patches (8-connected), 0 elsewhere."""
-    return ndimage.label(hidden, structure=_EIGHT_NEIGHBOURS)[0]
-
-
-def split_patches(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out patches in two sets of about equal area: one to choose the estimate, one to score the steps.
-
-    With a single patch there is nothing to split: the first set is empty.
-    """
-    labels = patch_labels(hidden)
-    areas = np.bincount(labels.ravel())[1:]
-    first = np.zeros(len(areas) + 1, bool)
-    total = [0, 0]
-    for index in np.argsort(-areas, kind="stable"):  # largest first, each to the smaller set
-        side = int(total[1] < total[0])
-        first[index + 1] = side == 0
-        total[side] += areas[index]
-    if len(areas) < 2:
-        first[:] = False
-    chosen = first[labels] & hidden
-    return chosen, hidden & ~chosen
+def resampling_units(holdout: np.ndarray) -> np.ndarray:
+    """``(H, W)`` labels 1..U of the held-out pixels' resampling units, 0 elsewhere: each held-out patch
+    (8-connected) cut by a grid of :data:`BLOCK` px, so that even a single patch gives several units."""
+    patches = ndimage.label(holdout, structure=_EIGHT_NEIGHBOURS)[0]
+    rows, cols = np.indices(holdout.shape) // BLOCK
+    key = (patches * (rows.max() + 1) + rows) * (cols.max() + 1) + cols
+    units = np.zeros(holdout.shape, dtype=np.int64)
+    if holdout.any():
+        units[holdout] = np.unique(key[holdout], return_inverse=True)[1] + 1
+    return units
 
 
 def depth_weights(holdout: np.ndarray, seen: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -69,11 +59,11 @@ def depth_weights(holdout: np.ndarray, seen: np.ndarray, missing: np.ndarray) ->
 
 
 def gain_lower_bound(gain: np.ndarray, weight: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
-    """The :data:`LOWER_QUANTILE` of the weighted mean of the per-pixel ``gain`` over resamples of the patches.
+    """The :data:`LOWER_QUANTILE` of the weighted mean of the per-pixel ``gain`` over resamples of the units.
 
-    Pixels of one patch are not independent, so whole patches are drawn (with
-    replacement, as many as there are); with one patch there is no spread to
-    measure and the bound is minus infinity (the gain never counts).
+    Neighbouring pixels are not independent, so whole units (``labels``, :func:`resampling_units`) are drawn
+    (with replacement, as many as there are); with one unit there is no spread to measure and the bound is
+    minus infinity (the gain never counts).
     """
     inside = (labels > 0) & (weight > 0)
     count = int(labels.max()) if inside.any() else 0

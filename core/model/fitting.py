@@ -33,9 +33,21 @@ from .patch_consistency import PatchConsistency
 from .similarity import masked_mean, masked_mse, ssim_map
 from .stopping import StoppingRule
 
-__all__ = ["Fit", "OutputAverage", "Problem", "TracePoint", "fit"]
+__all__ = [
+    "TIME_NOTE",
+    "Checks",
+    "Fit",
+    "Networks",
+    "OutputAverage",
+    "Problem",
+    "Stacked",
+    "TracePoint",
+    "fit",
+    "loss_of",
+]
 
 NOISE_CHANNELS = 32
+TIME_NOTE = "stopped at its share of the time limit"
 _GLOBAL_SEED = threading.Lock()
 
 
@@ -51,7 +63,7 @@ class Problem:
     anchor: torch.Tensor | None = None  # (1, B, H, W): the instant estimate the network corrects
     holdout: torch.Tensor | None = None  # (1, B, h, w); 1 = known pixel hidden from the loss to score steps
     holdout_weight: torch.Tensor | None = None  # (1, 1, h, w): each held-out pixel's weight in the score
-    holdout_labels: np.ndarray | None = None  # (h, w): the held-out patches (1..P), resampled to bound a gain
+    holdout_labels: np.ndarray | None = None  # (h, w): the held-out resampling units (1..U), to bound a gain
     degradation: Degradation | None = None  # super-resolution: the output grid to the target's
 
     @property
@@ -149,7 +161,7 @@ def build_model(problem: Problem, settings: Settings) -> MCPN:
     return model
 
 
-class _Networks:
+class Networks:
     """One network per sample, called on the shared input: outputs with a leading sample axis ``(N, 1, ...)``."""
 
     def __init__(self, models: list[MCPN], device: torch.device, memory_format: torch.memory_format) -> None:
@@ -195,12 +207,12 @@ def _pad_to(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.pad(tensor, (0, size[1] - tensor.shape[-1], 0, size[0] - tensor.shape[-2]))
 
 
-def _autocast(device: torch.device, precision: Precision):
+def autocast(device: torch.device, precision: Precision):
     dtype = precision.autocast_dtype()
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-class _Stacked:
+class Stacked:
     """The samples' tensors stacked on a leading sample axis, on the device and the network's working grid."""
 
     def __init__(self, problems: Sequence[Problem], working: tuple[int, int], device: torch.device) -> None:
@@ -245,6 +257,17 @@ class _Stacked:
         return image[0].cpu().numpy().copy()  # the average is updated in place later
 
 
+def loss_of(out: Outputs, data: Stacked, settings: Settings) -> torch.Tensor:
+    """Each sample's loss ``(N,)``: masked MSE of the target on its known pixels (degraded for super-resolution),
+    of each guide on its valid pixels, and the cycles' back to the core."""
+    loss = settings.target_weight * masked_mse(data.low(out.target.float()), data.target, data.known)
+    for guide_out, guide, valid in zip(out.guides, data.guides, data.valid):
+        loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, valid)
+    for cycle in out.cycles or []:
+        loss = loss + settings.cycle_weight * masked_mse(cycle.float(), out.core.float(), torch.ones_like(cycle))
+    return loss
+
+
 def fit(
     problems: Sequence[Problem], settings: Settings, device: torch.device, callbacks: Callbacks | None = None
 ) -> list[Fit]:
@@ -255,15 +278,15 @@ def fit(
         raise ValueError("samples fitted together must have the same shapes")
     models = [build_model(p, settings) for p in problems]
     memory_format = settings.memory_format.torch()
-    networks = _Networks(models, device, memory_format)
+    networks = Networks(models, device, memory_format)
     height, width = problems[0].shape
     working = (max(height, models[0].min_size), max(width, models[0].min_size))
     generator = torch.Generator().manual_seed(settings.seed)
-    data = _Stacked(problems, working, device)
+    data = Stacked(problems, working, device)
     z = data.with_inputs(network_input(settings.input_kind, NOISE_CHANNELS, working, generator).to(device))
     if len(problems) == 1:  # one network called directly: its input in the memory format its layers use
         z = z[0].contiguous(memory_format=memory_format)[None]
-    checks = _Checks(problems, settings, data, device)
+    checks = Checks(problems, settings, data, device)
     optimiser = torch.optim.Adam(networks.weights, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     average = OutputAverage(settings.output_average)
     if data.anchor is not None:  # step 0: the anchor itself
@@ -272,21 +295,22 @@ def fit(
             checks.snapshot(0, data.anchor)
     for step in range(1, settings.steps + 1):
         callbacks.check_cancel()
-        with _autocast(device, settings.precision):
+        with autocast(device, settings.precision):
             out = networks(z, data.anchor)
         output = out.target.float()
-        loss = settings.target_weight * masked_mse(data.low(output), data.target, data.known)
-        for guide_out, guide, valid in zip(out.guides, data.guides, data.valid):
-            loss = loss + settings.guide_weight * masked_mse(guide_out.float(), guide, valid)
-        for cycle in out.cycles or []:
-            loss = loss + settings.cycle_weight * masked_mse(cycle.float(), out.core.float(), torch.ones_like(cycle))
+        loss = loss_of(out, data, settings)
         optimiser.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimiser.step()
         kept = average.update(output)
         if settings.record_every and step % settings.record_every == 0:
             checks.snapshot(step, kept)
-        if (step % settings.check_every == 0 or step == settings.steps) and checks.record(step, kept, loss.detach()):
+        out_of_time = callbacks.out_of_time()
+        checked = step % settings.check_every == 0 or step == settings.steps or out_of_time
+        if checked and checks.record(step, kept, loss.detach()):
+            break
+        if out_of_time:
+            checks.say_all(f"{TIME_NOTE} after {step} steps")
             break
         callbacks.report(step, settings.steps)
     callbacks.report(settings.steps, settings.steps)
@@ -300,10 +324,10 @@ def fit(
     ]
 
 
-class _Checks:
+class Checks:
     """The checked steps of every sample: trace, stopping rule, kept output and snapshots."""
 
-    def __init__(self, problems: Sequence[Problem], settings: Settings, data: _Stacked, device: torch.device) -> None:
+    def __init__(self, problems: Sequence[Problem], settings: Settings, data: Stacked, device: torch.device) -> None:
         self.settings, self.data = settings, data
         count = len(problems)
         self.rules = [StoppingRule(settings.stopping, settings.patience) for _ in problems]
@@ -329,6 +353,10 @@ class _Checks:
         if settings.stopping.holds_out and data.holdout is None:
             for notes in self.notes:
                 notes.append("no known pixel could be held out to validate the steps: the last step is kept")
+
+    def say_all(self, note: str) -> None:
+        for notes in self.notes:
+            notes.append(note)
 
     def snapshot(self, step: int, kept: torch.Tensor) -> None:
         for index, shots in enumerate(self.snapshots):

@@ -67,7 +67,7 @@ def inpaint(
     than a few hundred pixels use :func:`core.pipeline.inpainting.inpaint_raster`, which tiles them.
     """
     settings = _settings(settings, options)
-    callbacks = callbacks or Callbacks()
+    callbacks = (callbacks or Callbacks()).within(settings.time_limit)
     target = as_bands(target, "target")
     mask = np.asarray(mask)
     if mask.shape != target.shape[1:]:
@@ -116,7 +116,8 @@ def super_resolve(
     known = np.isfinite(low_res)
     if not known.any(axis=(1, 2)).all():
         raise InputError("a band of the low-resolution input has no valid pixel")
-    raw, result = _fit_sample(low_res, known, guides, shape, settings, radar_guides, callbacks or Callbacks())
+    callbacks = (callbacks or Callbacks()).within(settings.time_limit)
+    raw, result = _fit_sample(low_res, known, guides, shape, settings, radar_guides, callbacks)
     result.image = raw
     return result
 

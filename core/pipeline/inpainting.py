@@ -10,11 +10,13 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 
 import numpy as np
 from osgeo import gdal
 
 from ..callbacks import Callbacks
+from ..choices import Scope
 from ..config import Settings
 from ..errors import InputError
 from ..model.device import fit_on_device
@@ -37,7 +39,7 @@ from .distributed import run_tiles
 from .normalisation import BandScaling
 from .runs import PREVIEW_SIDE, WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
 from .sample import Sample
-from .tiles import Blend, TileJob, fit_tiles
+from .tiles import Blend, TileJob, apply_scene, fit_scene, fit_tiles
 
 __all__ = ["CloudMask", "inpaint_raster"]
 
@@ -69,7 +71,7 @@ def inpaint_raster(
     """
     started = time.perf_counter()
     settings = (settings or Settings()).resolved()
-    callbacks = callbacks or Callbacks()
+    callbacks = (callbacks or Callbacks()).within(settings.time_limit)
     if mask.raster is None and mask.polygons is None:
         raise InputError("give a cloud mask: a mask raster, cloud polygons or both")
     if mask.dilation < 0:
@@ -99,7 +101,11 @@ def inpaint_raster(
             callbacks = callbacks.part(1, len(jobs) + 1, len(jobs))
         overlap = settings.overlap if len(windows) > 1 else 0
         with Blend(scratch, grid.height, grid.width, bands, uncertainty is not None, cloudy, overlap) as blend:
-            run_tiles(jobs, fit_tiles, blend.add, settings.batch_size, settings.scheduler, callbacks)
+            fit_group, tile_callbacks = fit_tiles, callbacks
+            if settings.scope is Scope.SCENE and len(jobs) > 1:  # one network, fitted on a few tiles, for all
+                fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
+                tile_callbacks = callbacks.part(3, 4)
+            run_tiles(jobs, fit_group, blend.add, settings.batch_size, settings.scheduler, tile_callbacks)
             filled = _write(target, layer, grid, bands, meta, blend, output, uncertainty, callbacks)
         callbacks.say(f"{filled} of {grid.width * grid.height} pixels filled (clouds and nodata)")
         previews = {

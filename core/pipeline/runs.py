@@ -19,7 +19,7 @@ import numpy as np
 
 from ..callbacks import Callbacks
 from ..config import Settings
-from ..model.fitting import TracePoint
+from ..model.fitting import TIME_NOTE, TracePoint
 from ..raster.checks import output_problem
 from ..raster.io import RasterError, read_decimated
 from ..raster.masks import MaskLayer
@@ -74,9 +74,10 @@ def finish(
 ) -> RunResult:
     """The run's result: tiles, devices, the kept steps and every distinct note; the tiles' warnings logged."""
     fits = sorted(fits, key=lambda f: f.index)
+    seconds = time.perf_counter() - started
     notes: list[str] = []
     for fitted in fits:
-        notes += [n for n in fitted.notes if n not in notes]
+        notes += [n for n in fitted.notes if n not in notes and not n.startswith(TIME_NOTE)]
         for warning in fitted.warnings:
             callbacks.say(f"warning: {warning}")
     if len(windows) > 1:
@@ -87,13 +88,19 @@ def finish(
             f"{kept_anchor} of {len(fits)} fitted tile(s) kept the instant estimate: the network did not beat it "
             "on the held-out pixels"
         )
+    if settings.time_limit:
+        stopped = sum(any(n.startswith(TIME_NOTE) for n in f.notes) for f in fits)
+        notes.append(
+            f"time limit {settings.time_limit:g} min: the run took {seconds / 60:.1f} min; {stopped} of {len(fits)} "
+            "tile fit(s) stopped at their share of it with their best step so far"
+        )
     devices = sorted({f.device for f in fits}) or ["none"]
     return RunResult(
         output,
         len(windows),
         len(fits),
         ", ".join(devices),
-        time.perf_counter() - started,
+        seconds,
         [f.chosen_step for f in fits],
         fits[0].trace if fits else [],
         notes,

@@ -14,7 +14,7 @@ from ..classic import Anchor, as_bands
 from ..config import Settings
 from ..errors import InputError
 from ..model.degradation import Degradation
-from ..model.evidence import depth_weights, patch_labels, split_patches
+from ..model.evidence import depth_weights, resampling_units
 from ..model.fitting import Problem
 from ..sharpening import super_resolution_anchor
 from ..trust.self_validation import holdout_mask
@@ -56,7 +56,7 @@ class Sample:
     known: np.ndarray  # (B, h, w) bool: the pixels the loss uses
     holdout: np.ndarray | None  # (B, h, w) bool: known pixels kept out of the loss to score the steps
     holdout_weight: np.ndarray | None  # (h, w): their weights, as deep as the real gap (core.trust.evidence)
-    holdout_labels: np.ndarray | None  # (h, w) int: their patches, 0 elsewhere
+    holdout_labels: np.ndarray | None  # (h, w) int: their resampling units, 0 elsewhere
     guides: list[np.ndarray]  # (Bg, H, W) float32, zero where invalid
     guide_valid: list[np.ndarray]  # (Bg, H, W) bool
     scaling: BandScaling  # of the target
@@ -98,16 +98,18 @@ class Sample:
                 )
             degradation = Degradation(settings.degradation, shape, target.shape[1:])
         holdout = weight = labels = choosing = None
+        missing = ~known.all(axis=0)
         if settings.stopping.holds_out:
-            hidden = holdout_mask(~known.all(axis=0), settings.holdout, settings.seed)
+            # inpainting: a second set, elsewhere, chooses the estimate and is then fitted on like the rest
+            hidden = holdout_mask(missing, settings.holdout, settings.seed)
             if hidden is not None:
-                # inpainting: half the patches choose the estimate, the others score the steps
-                choosing, hidden = split_patches(hidden) if degradation is None else (None, hidden)
                 holdout = hidden & known
+                if degradation is None:
+                    choosing = holdout_mask(missing | hidden, settings.holdout, settings.seed + 1)
         fitted = known if holdout is None else known & ~holdout
         if holdout is not None:
-            weight = depth_weights(holdout.any(axis=0), fitted.any(axis=0), ~known.all(axis=0))
-            labels = patch_labels(holdout.any(axis=0))
+            weight = depth_weights(holdout.any(axis=0), fitted.any(axis=0), missing)
+            labels = resampling_units(holdout.any(axis=0))
         anchor = None
         if settings.anchored:
             valid_guides = [np.where(v, g, np.nan) for g, v in zip(scaled, valids)]

@@ -6,10 +6,12 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
 from ..callbacks import Callbacks
+from ..choices import Scope
 from ..config import Settings
 from ..errors import InputError
 from ..raster.gdal_exceptions import gdal_exceptions
@@ -17,7 +19,7 @@ from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, low_res_grid,
 from ..raster.tiling import Window, tile_windows
 from .distributed import run_tiles
 from .runs import WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
-from .tiles import Blend, TileJob, fit_tiles
+from .tiles import Blend, TileJob, apply_scene, fit_scene, fit_tiles
 
 __all__ = ["super_resolve_raster"]
 
@@ -43,7 +45,7 @@ def super_resolve_raster(
     """
     started = time.perf_counter()
     settings = (settings or Settings()).resolved()
-    callbacks = callbacks or Callbacks()
+    callbacks = (callbacks or Callbacks()).within(settings.time_limit)
     all_guides = [*guides, *radar_guides]
     if not all_guides:
         raise InputError("super-resolution needs at least one high-resolution guide")
@@ -76,7 +78,11 @@ def super_resolve_raster(
         footprint = aligned_path(low_res, grid, scratch, "near", "low-resolution raster")
         no_flag = np.array([value is None for value in meta["nodata"]])[:, None, None]
         with Blend(scratch, grid.height, grid.width, bands, False, [high for _, high in pairs], overlap) as blend:
-            run_tiles(jobs, fit_tiles, blend.add, settings.batch_size, settings.scheduler, callbacks)
+            fit_group, tile_callbacks = fit_tiles, callbacks
+            if settings.scope is Scope.SCENE and len(jobs) > 1:  # one network, fitted on a few tiles, for all
+                fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
+                tile_callbacks = callbacks.part(3, 4)
+            run_tiles(jobs, fit_group, blend.add, settings.batch_size, settings.scheduler, tile_callbacks)
             with RasterWriter(output, grid, bands, **meta) as writer:
                 for window in tile_windows(grid.height, grid.width, WRITE_BLOCK, 0):
                     callbacks.check_cancel()

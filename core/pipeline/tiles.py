@@ -11,8 +11,9 @@ from osgeo import gdal
 
 from ..callbacks import Callbacks
 from ..config import Settings
-from ..model.device import fit_on_device
+from ..model.device import fit_on_device, fit_scene_on_device
 from ..model.fitting import TracePoint
+from ..model.scene import Checkpoints, apply_checkpoints
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import read_window
 from ..raster.masks import MaskLayer
@@ -20,7 +21,9 @@ from ..raster.tiling import Window, feather
 from .normalisation import BandScaling
 from .sample import Sample
 
-__all__ = ["Blend", "FittedTile", "TileJob", "fit_tiles"]
+__all__ = ["Blend", "FittedTile", "TileJob", "apply_scene", "fit_scene", "fit_tiles"]
+
+SCENE_TILES = 8  # tiles a scene network is fitted on, spread over the scene
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,38 @@ def fit_tiles(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> li
         seconds = time.perf_counter() - started
         results.append(_tile_fit(job, sample, outputs, str(device), run, seconds, tile_warnings))
         started = time.perf_counter()
+    return results
+
+
+def fit_scene(jobs: Sequence[TileJob], callbacks: Callbacks) -> Checkpoints:
+    """The scene network (:mod:`core.model.scene`), fitted on up to :data:`SCENE_TILES` full-size tiles spread
+    evenly over the jobs."""
+    settings = jobs[0].settings
+    full = [j for j in jobs if (j.window.height, j.window.width) == (settings.tile_size,) * 2] or list(jobs)
+    count = min(SCENE_TILES, len(full))
+    picks = sorted({round(i * (len(full) - 1) / max(1, count - 1)) for i in range(count)})
+    samples = [full[pick].read()[0] for pick in picks]
+    callbacks.say(f"fitting one network for the scene on {len(samples)} of {len(jobs)} tiles")
+    return fit_scene_on_device([s.problem() for s in samples], settings, callbacks)
+
+
+def apply_scene(
+    checkpoints: Checkpoints, jobs: Sequence[TileJob], callbacks: Callbacks | None = None
+) -> list[FittedTile]:
+    """Each tile's output from the scene network: a forward pass per checkpoint, the one its held-out pixels
+    choose (its instant estimate when none is clearly better)."""
+    callbacks = callbacks or Callbacks()
+    results = []
+    for index, job in enumerate(jobs):
+        callbacks.check_cancel()
+        started = time.perf_counter()
+        sample, warnings = job.read()
+        device = job.settings.device.torch()
+        run = apply_checkpoints(sample.problem(), job.settings, checkpoints, device)
+        run.notes.append(f"scene network checkpoint kept: step {run.chosen_step}" if run.chosen_step else "")
+        seconds = time.perf_counter() - started
+        results.append(_tile_fit(job, sample, [run.output], str(device), run, seconds, warnings))
+        callbacks.report(index + 1, len(jobs))
     return results
 
 

@@ -99,7 +99,7 @@ def test_validated_stopping_scores_only_held_out_pixels_the_loss_never_saw(linea
     assert not (sample.holdout & sample.known).any()  # held out of the loss
     assert not sample.holdout[:, mask].any()  # only known pixels are held out
     share = sample.holdout[0].sum() / (~mask).sum()
-    assert 0.02 < share <= 0.1  # half of the held-out patches (the other half chose the estimate)
+    assert 0.05 < share <= 0.15
 
 
 def test_holdout_is_shaped_like_the_missing_area_or_discs_without_one():

@@ -281,3 +281,30 @@ def test_feather_is_one_inside_and_positive_at_the_edges():
     weights = feather(Window(0, 0, 40, 30), 8)
     assert weights[8:-8, 8:-8].min() == 1 and weights.min() > 0
     assert weights[0, 15] < weights[4, 15] < weights[8, 15]
+
+
+def test_the_time_limit_stops_a_fit_within_one_check_interval_with_its_best_step(sample):
+    import time as clock
+
+    target, mask, guide = sample
+    started = clock.monotonic()
+    result = inpaint(target, mask, [guide], steps=10**6, check_every=10, device="cpu", time_limit=0.05)
+    seconds = clock.monotonic() - started
+    last = result.trace[-1].step
+    assert 3 < seconds < 3 + 30 and last < 10**6  # 3 s of limit; the start-up and one check interval after it
+    assert result.chosen_step <= last and any("time limit after" in note for note in result.notes)
+
+
+def test_a_part_gets_its_share_of_the_time_left():
+    import time as clock
+
+    whole = Callbacks().within(1.0)  # 60 s
+    first = whole.part(0, 4)
+    assert abs(first.deadline - clock.monotonic() - 15) < 1  # a quarter of the time left
+    rest = whole.part(1, 4, 3)
+    assert abs(rest.deadline - whole.deadline) < 1  # the last three parts share all the rest
+    assert Callbacks().part(0, 2).deadline is None and not Callbacks().out_of_time()
+    with pytest.raises(InputError, match="time limit"):
+        Settings(time_limit=-1)
+    with pytest.raises(InputError, match="time limit"):
+        Settings(time_limit=10**6)

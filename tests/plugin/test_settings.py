@@ -50,6 +50,7 @@ def test_inpainting_parameters_map_to_the_engine_call(mcpn_provider, s2_scene, t
         "OUTPUT_AVERAGE": 0.5,
         "TILE_SIZE": 128,
         "DASK_SCHEDULER": " local:2 ",
+        "TIME_LIMIT": 12.5,
         "ENSEMBLE": 4,
         "SELF_VALIDATION": True,
         "OUTPUT": str(tmp_path / "out.tif"),
@@ -59,7 +60,7 @@ def test_inpainting_parameters_map_to_the_engine_call(mcpn_provider, s2_scene, t
     assert settings == Settings(
         method="emergent", stopping="known_rmse", steps=123, device="cpu", seed=7, learning_rate=0.002,
         core_channels=16, anchor="none", precision="bf16", output_average=0.5, tile_size=128, scheduler="local:2",
-        ensemble=4, self_validation=True,
+        ensemble=4, self_validation=True, time_limit=12.5,
     )  # fmt: skip
     assert inputs == {
         "target": str(s2_scene["target"]),
@@ -115,3 +116,13 @@ def test_the_060_option_numbers_select_the_same_choice(mcpn_provider, s2_scene, 
     for number, member in numbers.items():
         settings, _ = settings_of(alg_id, {**base, name: number, "OUTPUT": str(sr_scene["tmp"] / "o.tif")})
         assert getattr(settings, field) is member
+
+
+@pytest.mark.parametrize("minutes", [-1, 10**6])
+def test_a_negative_or_absurd_time_limit_is_refused_before_the_run(mcpn_provider, s2_scene, minutes):
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(INPAINT)
+    parameters = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]),
+                  "GUIDES": [str(s2_scene["guide"])], "OUTPUT": str(s2_scene["tmp"] / "out.tif"),
+                  "TIME_LIMIT": minutes}  # fmt: skip
+    ok, message = algorithm.checkParameterValues(parameters, QgsProcessingContext())
+    assert not ok and "TIME_LIMIT" in message

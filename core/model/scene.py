@@ -1,0 +1,90 @@
+"""One network for a whole scene: fitted on tiles sampled across it, then applied to every tile.
+
+The network corrects the instant estimate from the local context of the
+estimate and the guides (its input), which holds across a scene, so it is
+fitted once, on a few tiles in turn, and kept at evenly spaced checkpoints.
+Each tile then gets a forward pass per checkpoint and keeps, by its own held-out
+pixels and the same rule as a tile's own fit (:class:`core.model.fitting.Checks`),
+the best checkpoint, or its instant estimate when no checkpoint's gain is above
+the held-out spread. The noise input of a per-tile fit is zero here: the
+network is a function of the estimate and the guides.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import List, Tuple
+
+import torch
+
+from ..callbacks import Callbacks
+from ..config import Settings
+from .fitting import NOISE_CHANNELS, TIME_NOTE, Checks, Fit, Networks, Problem, Stacked, autocast, build_model, loss_of
+
+__all__ = ["Checkpoints", "apply_checkpoints", "fit_shared"]
+
+CHECKPOINTS = 10  # weights kept over a scene fit, evenly spaced
+
+Checkpoints = List[Tuple[int, dict]]  # (step, the network's weights)
+
+
+def _prepared(problem: Problem, settings: Settings, device: torch.device) -> tuple[Stacked, torch.Tensor]:
+    """The problem's tensors on its working grid and the network's input (zero noise, the anchor, the guides)."""
+    model_min = build_model(problem, settings).min_size
+    working = (max(problem.shape[0], model_min), max(problem.shape[1], model_min))
+    data = Stacked([problem], working, device)
+    z = data.with_inputs(torch.zeros(1, NOISE_CHANNELS, *working, device=device))
+    return data, z[0].contiguous(memory_format=settings.memory_format.torch())[None]
+
+
+def fit_shared(
+    problems: Sequence[Problem], settings: Settings, device: torch.device, callbacks: Callbacks
+) -> Checkpoints:
+    """One network fitted on the ``problems`` in turn (a step each) for ``settings.steps`` steps, or until the
+    time limit; its weights at :data:`CHECKPOINTS` evenly spaced steps."""
+    model = build_model(problems[0], settings)
+    networks = Networks([model], device, settings.memory_format.torch())
+    prepared = [_prepared(p, settings, device) for p in problems]
+    optimiser = torch.optim.Adam(networks.weights, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
+    order = torch.randperm(len(problems), generator=torch.Generator().manual_seed(settings.seed)).tolist()
+    every = max(1, math.ceil(settings.steps / CHECKPOINTS))
+    checkpoints: Checkpoints = []
+    for step in range(1, settings.steps + 1):
+        callbacks.check_cancel()
+        data, z = prepared[order[step % len(problems)]]
+        with autocast(device, settings.precision):
+            out = networks(z, data.anchor)
+        loss = loss_of(out, data, settings)
+        optimiser.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optimiser.step()
+        out_of_time = callbacks.out_of_time()
+        if step % every == 0 or step == settings.steps or out_of_time:
+            checkpoints.append((step, copy.deepcopy(model.state_dict())))
+        if out_of_time:
+            callbacks.say(f"scene network: {TIME_NOTE} after {step} steps")
+            break
+        callbacks.report(step, settings.steps)
+    return checkpoints
+
+
+def apply_checkpoints(problem: Problem, settings: Settings, checkpoints: Checkpoints, device: torch.device) -> Fit:
+    """The tile's output from the checkpoint its held-out pixels choose (its instant estimate when none is better)."""
+    model = build_model(problem, settings)
+    networks = Networks([model], device, settings.memory_format.torch())
+    data, z = _prepared(problem, settings, device)
+    checks = Checks([problem], replace(settings, patience=len(checkpoints) * settings.steps + 1), data, device)
+    nan = torch.full((1,), math.nan)
+    if data.anchor is not None:
+        checks.record(0, data.anchor, nan)
+    with torch.no_grad():
+        for step, weights in checkpoints:
+            model.load_state_dict(weights)
+            with autocast(device, settings.precision):
+                output = networks(z, data.anchor).target.float()
+            checks.record(step, output, nan)
+    image = data.final(checks.best[0], 0, data.anchor is not None)
+    return Fit(image, checks.rules[0].best_step, checks.traces[0], {}, checks.notes[0])
