@@ -32,7 +32,7 @@ help:
 	@echo "make screenshots - both dialogs and a run's log from the QGIS desktop under Xvfb (installed if missing) into docs/screenshots"
 	@echo "make test     - the test suite: tests/engine without QGIS, then tests/plugin in a real offscreen QGIS"
 	@echo "make matrix   - tests/plugin and the demo on QGIS 3.22 (host), 3.40 (trixie), 3.44 (sid) chroots (root; MATRIX=\"$(MATRIX)\")"
-	@echo "make claims   - every testable claim of README.md backed by tests or results that exist (scripts/claims.json)"
+	@echo "make claims   - every testable claim of README.md backed by tests or results that exist and hold its figures (scripts/claims.json; --numbers: each figure)"
 	@echo "make lint     - ruff check + ruff format --check"
 	@echo "make compat   - every Python file of the repository must run on Python 3.8 (vermin; QGIS 3.22 on Ubuntu 20.04)"
 	@echo "make package  - dist/mcpn-<version>.zip for the QGIS plugin manager"

@@ -5,6 +5,11 @@ The plugin root is a Python package whose modules use relative imports
 so a symlink ``.build/pkg/mcpn -> <repo root>`` is made (``.build`` is
 git-ignored) and ``.build/pkg`` is put on ``sys.path``. A results file is
 written by its script only, with a header saying how it was made.
+
+A result is the commit's: a run refuses to start when the script, the modules the benchmarks share
+(``_harness.py``, ``cases.py``) or ``core/`` differ from the commit it starts from (uncommitted or
+untracked files). ``MCPN_ALLOW_DIRTY=1`` allows such a trial run, its header saying "(uncommitted
+changes)", but only with ``--out`` outside ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -40,25 +45,54 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(f"mcpn.{name}")
 
 
-def _commit() -> str:
+SHARED = ("benchmarks/_harness.py", "benchmarks/cases.py", "core")  # what every script's results depend on
+ALLOW_DIRTY = "MCPN_ALLOW_DIRTY"
+
+
+def _state(script: Path, repo: Path = REPO) -> tuple[str, bool]:
+    """The commit ``repo`` is at and whether ``script`` or ``SHARED`` differ from it (True where git cannot say)."""
+    script = script.resolve()
+    paths = [*SHARED, *([str(script.relative_to(repo.resolve()))] if repo.resolve() in script.parents else [])]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "core"], cwd=REPO, capture_output=True, text=True)
-        return (out.stdout.strip() or "unknown") + (" (core/ modified)" if dirty.stdout.strip() else "")
-    except OSError:
-        return "unknown"
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", *paths], cwd=repo, capture_output=True, text=True
+        )
+    except OSError:  # no git
+        return "unknown", True
+    if head.returncode or status.returncode or not head.stdout.strip():
+        return "unknown", True
+    return head.stdout.strip(), bool(status.stdout.strip())
+
+
+def refusal(out: Path | None, dirty: bool) -> str | None:
+    """Why a run with uncommitted changes may not write into ``out``; None where it may."""
+    if not dirty or out is None:
+        return None
+    inside = RESULTS.resolve() in (out.resolve(), *out.resolve().parents)
+    if not inside and os.environ.get(ALLOW_DIRTY) == "1":
+        return None
+    why = "the script, benchmarks/_harness.py, benchmarks/cases.py or core/ differ from the commit (git status)"
+    if inside:
+        trial = f"trial run with {ALLOW_DIRTY}=1 and --out elsewhere (benchmarks/out/...)"
+        return f"{why}: benchmarks/results/ takes a commit's results only; commit first, or make a {trial}"
+    return f"{why}: set {ALLOW_DIRTY}=1 for a trial run (its header will say so), or commit first"
 
 
 class Run:
     """One benchmark run: notes how it starts (commit, machine, load), writes its results with that header."""
 
     def __init__(self, args: object) -> None:
+        commit, self.dirty = _state(Path(sys.argv[0]))
+        why = refusal(getattr(args, "out", None), self.dirty)
+        if why:  # before the work, not after it
+            raise SystemExit(f"Refusing to run: {why}.")
         import torch
 
         self.started = time.perf_counter()
         self.header = {
             "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
-            "commit at start": _commit(),
+            "commit at start": commit + (" (uncommitted changes)" if self.dirty else ""),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} torch threads",
             "load average at start": " ".join(f"{v:.2f}" for v in os.getloadavg()),
@@ -67,6 +101,9 @@ class Run:
 
     def write(self, out: Path, name: str, report: str, data: object) -> None:
         """``name``.md (header and report) and ``name``.json (header and raw data) in ``out``; print the report."""
+        why = refusal(out, self.dirty)
+        if why:
+            raise SystemExit(f"Refusing to write {out}: {why}.")
         header = {**self.header, "wall time (s)": round(time.perf_counter() - self.started)}
         out.mkdir(parents=True, exist_ok=True)
         lines = [f"# {name}", "", *(f"- {key}: {value}" for key, value in header.items()), "", report]
