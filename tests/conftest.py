@@ -218,3 +218,12 @@ def sr_scene(tmp_path, s2):
     b08 = Rasters.crop(day / "B08.tif", tmp_path / "b08_10m.tif", 420, 380, 48)
     b04 = Rasters.crop(day / "B04.tif", tmp_path / "b04_10m.tif", 420, 380, 48)
     return {"low": low, "guides": [b08, b04], "tmp": tmp_path}
+
+
+@pytest.fixture
+def pam_on():
+    """GDAL's PAM on, as in QGIS by default (the test environment switches it off)."""
+    previous = gdal.GetConfigOption("GDAL_PAM_ENABLED")
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")
+    yield
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", previous)

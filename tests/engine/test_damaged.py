@@ -66,15 +66,6 @@ def test_a_header_cut_off_is_named_when_opening(tmp_path, s2, rasters):
     assert "incomplete" not in open_raster(str(text))[1]  # not a raster at all: not called damaged
 
 
-@pytest.fixture
-def pam_on():
-    """GDAL's PAM on, as in QGIS by default (the test environment switches it off)."""
-    previous = gdal.GetConfigOption("GDAL_PAM_ENABLED")
-    gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")
-    yield
-    gdal.SetConfigOption("GDAL_PAM_ENABLED", previous)
-
-
 def test_statistics_are_not_saved_beside_a_raster_opened_without_aux_files(tmp_path, s2, rasters, pam_on):
     """What a QGIS raster layer does as it loads (statistics for its style) saves nothing inside the block."""
     crop = rasters.crop(s2 / "2018-08-05" / "B04.tif", tmp_path / "crop.tif", 420, 380, 48)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from osgeo import gdal
 
 INPAINT = "mcpn:guidedcloudinpainting"
 INPUTS = {"INPUT": "target", "MASK": "mask", "GUIDES": "guide"}  # parameter -> s2_scene file
@@ -64,15 +63,6 @@ def test_a_run_adds_nothing_beside_its_inputs(s2_scene, qgis_process):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert sorted(os.listdir(folder)) == sorted([*before, "filled"])
     assert os.listdir(output.parent) == ["out.tif"]
-
-
-@pytest.fixture
-def pam_on():
-    """GDAL's PAM on, as QGIS has it by default (the test environment switches it off)."""
-    previous = gdal.GetConfigOption("GDAL_PAM_ENABLED")
-    gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")
-    yield
-    gdal.SetConfigOption("GDAL_PAM_ENABLED", previous)
 
 
 def test_loading_the_inputs_saves_no_statistics_beside_them(mcpn_provider, s2_scene, inpaint_params, pam_on):
