@@ -154,7 +154,7 @@ def inpainting(args: argparse.Namespace, results: dict) -> None:
         results["inpainting"]["scores"][name] = {
             "ssim": masked_ssim(image, truth, cloud), "rmse": rmse(image, truth, cloud), "seconds": seconds
         }  # fmt: skip
-    print(json.dumps(results["inpainting"], indent=1), flush=True)
+    print(json.dumps(results["inpainting"], indent=1, default=str), flush=True)
     big_target = stack("2018-08-05", BANDS, WORK / "target_x4.tif", mirror=2)
     big_guide = stack("2018-07-21", BANDS, WORK / "guide_x4.tif", mirror=2)
     big_mask = write_like(
@@ -166,7 +166,7 @@ def inpainting(args: argparse.Namespace, results: dict) -> None:
         "scene_float64_mib_1068": 4 * 1068 * 1068 * 8 / 2**20,
     }
     results["memory"]["ratio"] = results["memory"]["peak_rss_mib_2136"] / results["memory"]["peak_rss_mib_1068"]
-    print(json.dumps(results["memory"], indent=1), flush=True)
+    print(json.dumps(results["memory"], indent=1, default=str), flush=True)
 
 
 def seams(args: argparse.Namespace, results: dict) -> None:
@@ -197,7 +197,7 @@ def seams(args: argparse.Namespace, results: dict) -> None:
         "ssim_tiled_vs_truth": masked_ssim(images["tiled"], truth, cloud),
         "ssim_untiled_vs_truth": masked_ssim(images["untiled"], truth, cloud),
     }
-    print(json.dumps(results["seams"], indent=1), flush=True)
+    print(json.dumps(results["seams"], indent=1, default=str), flush=True)
     figure([truth, images["untiled"], images["tiled"]], ["truth", "untiled (one 512 px net)", "tiled (256 px tiles)"],
            args.out / "scene_seams.png", cloud, tiles=(224, 256))  # fmt: skip
 
@@ -234,7 +234,7 @@ def super_resolution(args: argparse.Namespace, results: dict) -> None:
         "rmse_mcpn": rmse(sharpened, truth, every),
         "rmse_bicubic": rmse(interpolated, truth, every),
     }
-    print(json.dumps(results["super_resolution_b08_20m"], indent=1), flush=True)
+    print(json.dumps(results["super_resolution_b08_20m"], indent=1, default=str), flush=True)
     b09 = WORK / "b09_60m.tif"
     gdal.Translate(str(b09), str(S2 / "2018-08-05" / "B09.tif"), srcWin=[x // 6, y // 6, size // 6, size // 6])
     b8a = WORK / "b8a_20m.tif"
