@@ -131,6 +131,7 @@ def inpainting(args: argparse.Namespace, results: dict) -> None:
         "anchor": used.anchor,
         "stopping": used.stopping,
         "steps": used.steps,
+        "scope": str(used.scope),
         "cloud_cover": float(cloud.mean()),
         "tiles": result.tiles,
         "fitted": result.fitted,
@@ -281,12 +282,18 @@ def markdown(results: dict) -> str:
         lines += [
             f"## Inpainting, 1068 x 1068 px, 4 bands, cloud cover {100 * i['cloud_cover']:.1f} %",
             "",
-            f"{i['fitted']} of {i['tiles']} tiles of {results['tile']} px fitted, at most {i['steps']} steps each, "
-            f"method {i['method']}, anchor {i['anchor']}, stopping rule {i['stopping']} (the engine's defaults "
+            (
+                f"One network for the scene, fitted for {i['steps']} steps on up to 8 of the tiles, then applied to "
+                f"{i['fitted']} of {i['tiles']} tiles of {results['tile']} px, "
+                if i.get("scope") == "scene"
+                else f"{i['fitted']} of {i['tiles']} tiles of {results['tile']} px fitted, at most {i['steps']} steps "
+                "each, "
+            )
+            + f"method {i['method']}, anchor {i['anchor']}, stopping rule {i['stopping']} (the engine's defaults "
             f"but the steps): **{i['wall_s']:.0f} s** wall time, **{i['s_per_scene_mpx']:.0f} s per scene "
             f"megapixel** ({i['s_per_fitted_mpx']:.0f} s per fitted megapixel). The stopping rule kept the anchor "
-            f"(the instant estimate) in {kept} of {len(i['chosen_steps'])} tiles; steps kept per tile: "
-            f"{', '.join(str(step) for step in i['chosen_steps'])}.",
+            f"(the instant estimate) in {kept} of {len(i['chosen_steps'])} tiles; steps (or checkpoints) kept per "
+            f"tile: {', '.join(str(step) for step in i['chosen_steps'])}.",
             "",
             "| Masked region | SSIM | RMSE (reflectance x 10000) | seconds |",
             "|---|---|---|---|",
