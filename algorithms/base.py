@@ -260,7 +260,8 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 scope=self.choice(parameters, self.SCOPE, list(Scope), context),
                 scheduler=scheduler or None,
-                time_limit=self.parameterAsDouble(parameters, self.TIME_LIMIT, context),
+                time_limit=self.parameterAsDouble(parameters, self.TIME_LIMIT, context)
+                or provider_settings.time_limit(),
                 **own,
             )
         except MCPNError as exc:

@@ -11,6 +11,8 @@ importable (plain Python) the defaults apply.
   is auto (a parameter set to CPU, CUDA or MPS overrides it).
 - *Most CPU threads per fit*: at most this many (0: one per core, as torch chooses;
   fewer while other processes use the CPU, :mod:`core.model.threads`).
+- *Default time limit*: the time limit, in minutes, of a run whose *Time limit*
+  parameter is 0 (0 here too: none).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.choices import Device, labels
+from ..core.config import MAX_TIME_LIMIT
 from .messages import tr
 
 DEVICE = "MCPN_DEFAULT_DEVICE"
 THREADS = "MCPN_CPU_THREADS"
+TIME_LIMIT = "MCPN_DEFAULT_TIME_LIMIT"
 
 
 def _config() -> Any:
@@ -41,6 +45,16 @@ def _check_threads(value: Any) -> None:
         ok = False
     if not ok:
         raise ValueError(tr("The CPU thread count must be a whole number, 0 for one per core: {}").format(value))
+
+
+def _check_time_limit(value: Any) -> None:
+    """The dialog's check of a default time limit: minutes from 0 (none) to a week."""
+    try:
+        ok = 0 <= float(value) <= MAX_TIME_LIMIT
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(tr("The time limit must be between 0 (none) and {} minutes: {}").format(MAX_TIME_LIMIT, value))
 
 
 def add(group: str, icon: Any = None) -> None:
@@ -73,6 +87,16 @@ def add(group: str, icon: Any = None) -> None:
             validator=_check_threads,
         )
     )
+    processing_config.addSetting(
+        setting(
+            group,
+            TIME_LIMIT,
+            tr("Default time limit in minutes (used when an algorithm's Time limit is 0; 0: none)"),
+            0,
+            valuetype=setting.FLOAT,
+            validator=_check_time_limit,
+        )
+    )
     processing_config.readSettings()
 
 
@@ -81,7 +105,7 @@ def remove() -> None:
     config = _config()
     if config is None:
         return
-    for name in (DEVICE, THREADS):
+    for name in (DEVICE, THREADS, TIME_LIMIT):
         if name in config[0].settings:
             config[0].removeSetting(name)
 
@@ -105,3 +129,12 @@ def cpu_threads() -> int | None:
     except (TypeError, ValueError):
         return None
     return threads if threads > 0 else None
+
+
+def time_limit() -> float:
+    """The time limit in minutes of a run whose Time limit parameter is 0 (0: none, also without a valid value)."""
+    try:
+        minutes = float(_value(TIME_LIMIT) or 0)  # a saved value comes back from the profile as text
+    except (TypeError, ValueError):
+        return 0.0
+    return minutes if 0 <= minutes <= MAX_TIME_LIMIT else 0.0

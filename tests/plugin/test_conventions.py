@@ -123,7 +123,7 @@ def test_the_algorithm_asks_qgis_to_style_the_uncertainty_layer(mcpn_provider, s
 def test_the_provider_adds_its_settings_to_processings_options_and_removes_them(mcpn_provider):
     from processing.core.ProcessingConfig import ProcessingConfig
 
-    names = {provider_settings.DEVICE, provider_settings.THREADS}
+    names = {provider_settings.DEVICE, provider_settings.THREADS, provider_settings.TIME_LIMIT}
     assert {setting.name for setting in ProcessingConfig.getSettings()["MCPN"]} == names
     assert ProcessingConfig.getSetting(provider_settings.DEVICE) == Device.AUTO.number
     assert int(ProcessingConfig.getSetting(provider_settings.THREADS)) == 0
@@ -148,6 +148,18 @@ def test_auto_means_the_providers_default_device_and_a_chosen_device_overrides_i
     provider_setting(provider_settings.THREADS, 3)
     assert settings(DEVICE=0).device is Device.MPS and settings(DEVICE=0).threads == 3
     assert settings(DEVICE=1).device is Device.CPU  # the parameter's own choice wins
+
+
+def test_a_time_limit_of_0_means_the_providers_default_time_limit(mcpn_provider, provider_setting, s2_scene,
+                                                                  inpaint_params):  # fmt: skip
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(INPAINT)
+
+    def settings(**changes):
+        return algorithm.settings(inpaint_params(s2_scene, **changes), QgsProcessingContext())[0]
+
+    assert settings(TIME_LIMIT=0).time_limit == 0  # none by default
+    provider_setting(provider_settings.TIME_LIMIT, "45")  # saved values come back from the profile as text
+    assert settings(TIME_LIMIT=0).time_limit == 45 and settings(TIME_LIMIT=5).time_limit == 5
 
 
 def test_the_thread_setting_is_the_thread_count_a_run_reports(mcpn_provider, provider_setting, sr_scene, sr_params):
