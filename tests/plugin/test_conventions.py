@@ -75,15 +75,27 @@ def test_the_run_report_is_an_html_output(mcpn_provider, sr_scene, sr_params):
 def test_the_uncertainty_layer_loads_in_pseudocolor_from_zero_to_a_high_percentile(
     mcpn_provider, s2_scene, inpaint_params
 ):
-    """Run as the dialog runs it (layers loaded on completion, then post-processed); the output keeps QGIS's style."""
+    """As the dialog runs it: the layers the run asks QGIS to load, then post-processed; the output keeps QGIS's
+    style. (Done here as Processing does it, without its GUI loader, which needs a full QGIS interface.)"""
     import processing
 
     spread, out = s2_scene["tmp"] / "spread.tif", s2_scene["tmp"] / "out.tif"
-    parameters = inpaint_params(s2_scene, ENSEMBLE=2, UNCERTAINTY=str(spread))
-    project = QgsProject.instance()
+    project, context, feedback = QgsProject.instance(), QgsProcessingContext(), QgsProcessingFeedback()
+    load = {
+        name: QgsProcessingOutputLayerDefinition(str(path), project)
+        for name, path in (("OUTPUT", out), ("UNCERTAINTY", spread))
+    }  # fmt: skip  (outputs to load into the project)
+    parameters = inpaint_params(s2_scene, ENSEMBLE=2, **load)
+    context.setProject(project)
     try:
-        processing.runAndLoadResults(INPAINT, parameters, feedback=QgsProcessingFeedback())
-        layers = {layer.source(): layer for layer in project.mapLayers().values()}
+        processing.run(INPAINT, parameters, context=context, feedback=feedback)
+        layers = {}
+        for path, details in context.layersToLoadOnCompletion().items():
+            layer = QgsRasterLayer(path, details.name)
+            project.addMapLayer(layer)
+            if details.postProcessor():
+                details.postProcessor().postProcessLayer(layer, context, feedback)
+            layers[path] = layer
         renderer = layers[str(spread)].renderer()
         assert renderer.type() == "singlebandpseudocolor" and renderer.band() == 1
         assert renderer.classificationMin() == 0
