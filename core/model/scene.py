@@ -31,10 +31,12 @@ CHECKPOINTS = 10  # weights kept over a scene fit, evenly spaced
 Checkpoints = List[Tuple[int, dict]]  # (step, the network's weights)
 
 
-def _prepared(problem: Problem, settings: Settings, device: torch.device) -> tuple[Stacked, torch.Tensor]:
-    """The problem's tensors on its working grid and the network's input (zero noise, the anchor, the guides)."""
-    model_min = build_model(problem, settings).min_size
-    working = (max(problem.shape[0], model_min), max(problem.shape[1], model_min))
+def _prepared(
+    problem: Problem, settings: Settings, device: torch.device, min_size: int
+) -> tuple[Stacked, torch.Tensor]:
+    """The problem's tensors on its working grid (at least the network's ``min_size``) and the network's input
+    (zero noise, the anchor, the guides)."""
+    working = (max(problem.shape[0], min_size), max(problem.shape[1], min_size))
     data = Stacked([problem], working, device)
     z = data.with_inputs(torch.zeros(1, NOISE_CHANNELS, *working, device=device))
     return data, z[0].contiguous(memory_format=settings.memory_format.torch())[None]
@@ -47,7 +49,7 @@ def fit_shared(
     time limit; its weights at :data:`CHECKPOINTS` evenly spaced steps."""
     model = build_model(problems[0], settings)
     networks = Networks([model], device, settings.memory_format.torch())
-    prepared = [_prepared(p, settings, device) for p in problems]
+    prepared = [_prepared(p, settings, device, model.min_size) for p in problems]
     optimiser = torch.optim.Adam(networks.weights, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     order = torch.randperm(len(problems), generator=torch.Generator().manual_seed(settings.seed)).tolist()
     every = max(1, math.ceil(settings.steps / CHECKPOINTS))
@@ -75,7 +77,7 @@ def apply_checkpoints(problem: Problem, settings: Settings, checkpoints: Checkpo
     """The tile's output from the checkpoint its held-out pixels choose (its instant estimate when none is better)."""
     model = build_model(problem, settings)
     networks = Networks([model], device, settings.memory_format.torch())
-    data, z = _prepared(problem, settings, device)
+    data, z = _prepared(problem, settings, device, model.min_size)
     checks = Checks([problem], replace(settings, patience=len(checkpoints) * settings.steps + 1), data, device)
     nan = torch.full((1,), math.nan)
     if data.anchor is not None:

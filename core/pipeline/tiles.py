@@ -127,7 +127,8 @@ def apply_scene(
         sample, warnings = job.read()
         device = job.settings.device.torch()
         run = apply_checkpoints(sample.problem(), job.settings, checkpoints, device)
-        run.notes.append(f"scene network checkpoint kept: step {run.chosen_step}" if run.chosen_step else "")
+        if run.chosen_step:
+            run.notes.append(f"scene network checkpoint kept: step {run.chosen_step}")
         seconds = time.perf_counter() - started
         results.append(_tile_fit(job, sample, [run.output], str(device), run, seconds, warnings))
         callbacks.report(index + 1, len(jobs))
