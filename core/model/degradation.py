@@ -5,41 +5,81 @@ matrix per axis, for any (non-integer) factor. ``area`` averages the high-resolu
 pixels each low-resolution pixel covers, weighted by the covered area (as a
 sensor integrates, and as ``gdal.Warp -r average`` resamples); ``bilinear`` is
 the antialiased bilinear resampling of the paper. :meth:`Degradation.project`
-changes an image by the least it must so that its degradation equals the input.
+adds a smooth correction to an image so that its degradation equals the input.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..choices import DegradationKind
 
-__all__ = ["Degradation", "axis_matrix"]
+__all__ = ["Degradation", "axis_matrix", "lift_matrix"]
 
 
-def axis_matrix(kind: DegradationKind, high: int, low: int) -> np.ndarray:
-    """The ``(low, high)`` matrix taking one axis of ``high`` pixels to ``low`` pixels."""
+def axis_matrix(
+    kind: DegradationKind, high: int, low: int, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+) -> np.ndarray:
+    """The ``(low, high)`` matrix taking one axis of ``high`` pixels to ``low`` ones, or its ``rows`` x ``cols`` block.
+
+    A block is computed on its own (a scene's whole matrix would not fit in memory).
+    """
+    (r0, r1), (c0, c1) = rows or (0, low), cols or (0, high)
+    scale = high / low
+    centres = (np.arange(r0, r1)[:, None] + 0.5) * scale  # low-resolution pixel centres in high-resolution pixels
     if kind is DegradationKind.AREA:
-        edges = np.arange(low + 1) * (high / low)  # low-resolution pixel edges in high-resolution pixels
-        starts, ends = np.arange(high), np.arange(1, high + 1)
-        overlap = np.minimum(ends[None], edges[1:, None]) - np.maximum(starts[None], edges[:-1, None])
-        return np.clip(overlap, 0, None) / (high / low)
-    identity = torch.eye(high, dtype=torch.float64)[None, None]
-    resized = F.interpolate(identity, size=(low, high), mode="bilinear", antialias=True, align_corners=False)
-    return resized[0, 0].numpy()
+        starts = np.arange(c0, c1)[None]
+        overlap = np.minimum(starts + 1, centres + scale / 2) - np.maximum(starts, centres - scale / 2)
+        return np.clip(overlap, 0, None) / scale
+    # antialiased bilinear (as torch's interpolate): a triangle of half-width ``scale``, normalised over the raster
+    support = np.arange(max(0, math.floor(r0 * scale - scale)), min(high, math.ceil(r1 * scale + scale)))
+    weights = np.clip(1 - np.abs(support[None] + 0.5 - centres) / scale, 0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    inside = (support >= c0) & (support < c1)
+    block = np.zeros((r1 - r0, c1 - c0))
+    block[:, support[inside] - c0] = weights[:, inside]
+    return block
+
+
+def lift_matrix(
+    high: int, low: int, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+) -> np.ndarray:
+    """The ``(high, low)`` bilinear interpolation matrix (pixel centres aligned, edges replicated), or its block."""
+    (r0, r1), (c0, c1) = rows or (0, high), cols or (0, low)
+    position = np.clip((np.arange(r0, r1) + 0.5) * (low / high) - 0.5, 0, low - 1)  # in low-resolution pixels
+    below = np.minimum(np.floor(position).astype(int), low - 2) if low > 1 else np.zeros(len(position), int)
+    block = np.zeros((r1 - r0, low))
+    block[np.arange(r1 - r0), below] = 1 - (position - below)
+    if low > 1:
+        block[np.arange(r1 - r0), below + 1] += position - below
+    return block[:, c0:c1]
 
 
 class Degradation:
     """A separable degradation from a ``(H, W)`` grid to a ``(h, w)`` grid, on the last two axes of tensors."""
 
-    def __init__(self, kind: DegradationKind | str, high: tuple[int, int], low: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        kind: DegradationKind | str,
+        high: tuple[int, int],
+        low: tuple[int, int],
+        part: tuple[tuple[slice, slice], tuple[slice, slice]] | None = None,
+    ) -> None:
+        """``part``: (low-resolution rows and columns, high-resolution rows and columns), the block of this
+        degradation between those pixels (a window of a scene); the whole degradation when None."""
         kind = DegradationKind.of(kind)
-        self.kind, self.high, self.low = kind, tuple(high), tuple(low)
-        self.matrices = [axis_matrix(kind, big, small) for big, small in zip(high, low)]
-        # their right inverses (R @ P = I): the least change that moves a degraded image by a given amount
-        self.inverses = [m.T @ np.linalg.inv(m @ m.T) for m in self.matrices]
+        lows, highs = part or ((slice(0, low[0]), slice(0, low[1])), (slice(0, high[0]), slice(0, high[1])))
+        self.kind = kind
+        self.high = tuple(axis.stop - axis.start for axis in highs)
+        self.low = tuple(axis.stop - axis.start for axis in lows)
+        spans = [((a.start, a.stop), (b.start, b.stop)) for a, b in zip(lows, highs)]
+        self.matrices = [axis_matrix(kind, *sizes, *span) for sizes, span in zip(zip(high, low), spans)]
+        lifts = [lift_matrix(*sizes, span[1], span[0]) for sizes, span in zip(zip(high, low), spans)]
+        # smooth right inverses (R @ P = I): a residual spread by bilinear interpolation, not as flat blocks
+        self.inverses = [lift @ np.linalg.inv(m @ lift) for m, lift in zip(self.matrices, lifts)]
         self.to(torch.device("cpu"))
 
     def to(self, device: torch.device) -> Degradation:
@@ -54,9 +94,10 @@ class Degradation:
         return self.rows @ image.to(self.rows.dtype) @ self.cols.T
 
     def project(self, image: torch.Tensor, low: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """``image`` changed by the least amount (in the least-squares sense) so that it degrades to ``low``.
+        """``image`` corrected so that it degrades to ``low``: the residual, interpolated bilinearly, is added.
 
-        Only the ``known`` low-resolution pixels are matched; elsewhere the image is kept.
+        Only the ``known`` low-resolution pixels are matched. The correction is smooth (no steps at
+        low-resolution pixel edges) and exact (the right inverse solves for it).
         """
         residual = (low - self(image)) * known
         return image + self.rows_back @ residual @ self.cols_back.T

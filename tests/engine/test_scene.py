@@ -249,7 +249,7 @@ def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_
         assert got["dtype"] == rasters.info(low)["dtype"]
         given = averaged_to(low, extent, pixels, pixels)
         back = averaged_to(out, extent, pixels, pixels)
-        assert np.abs(back - given).max() <= 0.03 * np.ptp(given), low.name
+        assert np.abs(back - given).max() <= 1, low.name  # rounding to uint16
     untiled = tmp_path / "odd_untiled.tif"
     assert super_resolve_raster(str(odd), guides, str(untiled), fast()).tiles == 1
     assert np.abs(averaged_to(untiled, extent, 14, 14) - rasters.info(odd)["data"]).max() <= 1  # rounding
