@@ -39,6 +39,7 @@ from .distributed import run_tiles
 from .normalisation import BandScaling
 from .runs import PREVIEW_SIDE, WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
 from .sample import Sample
+from .stages import timed
 from .tiles import Blend, TileJob, apply_scene, fit_scene, fit_tiles
 
 __all__ = ["CloudMask", "inpaint_raster"]
@@ -82,12 +83,14 @@ def inpaint_raster(
     radar = tuple(range(len(guides), len(all_guides)))
     inputs = [("target", target), ("cloud mask", mask.raster), ("cloud polygons", mask.polygons)]
     inputs += [("guide", path) for path in all_guides]
+    times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="mcpn-", dir=scratch_folder([output, uncertainty], inputs)) as scratch:
-        layer = _mask_layer(mask, grid, scratch)
-        guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
-        windows = tile_windows(grid.height, grid.width, settings.tile_size, settings.overlap)
-        cloudy, clear = _cloudy_windows(target, layer, windows, callbacks)
-        scalings = scalings_of(target, layer, guide_paths, radar) if cloudy else ()
+        with timed(times, "preparation"):
+            layer = _mask_layer(mask, grid, scratch)
+            guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
+            windows = tile_windows(grid.height, grid.width, settings.tile_size, settings.overlap)
+            cloudy, clear = _cloudy_windows(target, layer, windows, callbacks)
+            scalings = scalings_of(target, layer, guide_paths, radar) if cloudy else ()
         jobs = [TileJob(i, w, target, w, guide_paths, layer, scalings, radar, settings) for i, w in enumerate(cloudy)]
         if cloudy:
             tiles = f" in {len(cloudy)} of {len(windows)} tiles" if len(windows) > 1 else ""
@@ -97,23 +100,26 @@ def inpaint_raster(
             balance = [min(count, w.height * w.width - count) for w, count in zip(cloudy, clear)]
             window = cloudy[int(np.argmax(balance))]  # as much cloud shape as clear ground to hide it on
             first = callbacks.part(0, len(jobs) + 1)
-            validation = _self_validate(settings, target, layer, guide_paths, radar, scalings, window, first)
+            with timed(times, "self-validation"):
+                validation = _self_validate(settings, target, layer, guide_paths, radar, scalings, window, first)
             callbacks = callbacks.part(1, len(jobs) + 1, len(jobs))
         overlap = settings.overlap if len(windows) > 1 else 0
         with Blend(scratch, grid.height, grid.width, bands, uncertainty is not None, cloudy, overlap) as blend:
             fit_group, tile_callbacks = fit_tiles, callbacks
             if settings.scope is Scope.SCENE and len(jobs) > 1:  # one network, fitted on a few tiles, for all
-                fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
+                with timed(times, "fit"):
+                    fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
                 tile_callbacks = callbacks.part(3, 4)
             run_tiles(jobs, fit_group, blend.add, settings.batch_size, settings.scheduler, tile_callbacks)
-            filled = _write(target, layer, grid, bands, meta, blend, output, uncertainty, callbacks)
+            with timed(times, "write"):
+                filled = _write(target, layer, grid, bands, meta, blend, output, uncertainty, callbacks)
         callbacks.say(f"{filled} of {grid.width * grid.height} pixels filled (clouds and nodata)")
         previews = {
             "input": read_decimated(target, PREVIEW_SIDE),
             "cloud mask": layer.read_decimated(PREVIEW_SIDE),
             "output": read_decimated(output, PREVIEW_SIDE),
         }
-    return finish(settings, output, windows, blend.fits, started, callbacks, uncertainty=uncertainty,
+    return finish(settings, output, windows, blend.fits, started, callbacks, times, uncertainty=uncertainty,
                   validation=validation, previews=previews)  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from ..raster.tiling import Window
 from ..trust.self_validation import Validation
 from .normalisation import BandScaling
 from .sample import domain_scalings
+from .stages import describe, merged
 from .tiles import FittedTile
 
 __all__ = ["RunResult", "finish", "scalings_of", "scratch_folder"]
@@ -50,6 +51,7 @@ class RunResult:
     uncertainty: str | None = None
     validation: Validation | None = None
     previews: dict[str, np.ndarray] = field(default_factory=dict)  # caption -> image or mask, <= 256 px a side
+    stages: dict[str, float] = field(default_factory=dict)  # seconds by stage (:mod:`core.pipeline.stages`)
 
 
 def scalings_of(
@@ -70,11 +72,14 @@ def finish(
     fits: list[FittedTile],
     started: float,
     callbacks: Callbacks,
+    times: dict[str, float],
     **extra,
 ) -> RunResult:
-    """The run's result: tiles, devices, the kept steps and every distinct note; the tiles' warnings logged."""
+    """The run's result: tiles, devices, the kept steps, every distinct note and the time by stage (the run's
+    ``times`` and its tiles'); the tiles' warnings logged."""
     fits = sorted(fits, key=lambda f: f.index)
     seconds = time.perf_counter() - started
+    times = merged([times, *(f.times for f in fits)])
     notes: list[str] = []
     for fitted in fits:
         notes += [n for n in fitted.notes if n not in notes and not n.startswith(TIME_NOTE)]
@@ -94,6 +99,7 @@ def finish(
             f"time limit {settings.time_limit:g} min: the run took {seconds / 60:.1f} min; {stopped} of {len(fits)} "
             "tile fit(s) stopped at their share of it with their best step so far"
         )
+    notes.append(describe(times, seconds))
     devices = sorted({f.device for f in fits}) or ["none"]
     return RunResult(
         output,
@@ -104,6 +110,7 @@ def finish(
         [f.chosen_step for f in fits],
         fits[0].trace if fits else [],
         notes,
+        stages=times,
         **extra,
     )
 

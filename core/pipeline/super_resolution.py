@@ -20,6 +20,7 @@ from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, low_res_grid,
 from ..raster.tiling import Window, tile_windows
 from .distributed import run_tiles
 from .runs import WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
+from .stages import timed
 from .tiles import Blend, TileJob, apply_scene, fit_scene, fit_tiles
 
 __all__ = ["super_resolve_raster"]
@@ -64,11 +65,13 @@ def super_resolve_raster(
     scale = (grid.height / low_grid.height, grid.width / low_grid.width)
     callbacks.say(f"scale factor {scale[1]:.3g} x {scale[0]:.3g}; output grid {grid.width} x {grid.height} px")
     inputs = [("low-resolution raster", low_res), *(("guide", path) for path in all_guides)]
+    times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="mcpn-", dir=scratch_folder([output], inputs)) as scratch:
-        low_path = _low_res_path(low_res, low_grid, scratch)
-        guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
-        pairs = _low_res_tiles(low_grid, grid, scale, settings.tile_size, settings.overlap)
-        scalings = scalings_of(low_path, None, guide_paths, radar)
+        with timed(times, "preparation"):
+            low_path = _low_res_path(low_res, low_grid, scratch)
+            guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
+            pairs = _low_res_tiles(low_grid, grid, scale, settings.tile_size, settings.overlap)
+            scalings = scalings_of(low_path, None, guide_paths, radar)
         jobs = [
             TileJob(i, high, low_path, low, guide_paths, None, scalings, radar, settings)
             for i, (low, high) in enumerate(pairs)
@@ -83,16 +86,17 @@ def super_resolve_raster(
         with Blend(scratch, grid.height, grid.width, bands, False, [high for _, high in pairs], overlap) as blend:
             fit_group, tile_callbacks = fit_tiles, callbacks
             if settings.scope is Scope.SCENE and len(jobs) > 1:  # one network, fitted on a few tiles, for all
-                fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
+                with timed(times, "fit"):
+                    fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
                 tile_callbacks = callbacks.part(3, 4)
             run_tiles(jobs, fit_group, blend.add, settings.batch_size, settings.scheduler, tile_callbacks)
-            with RasterWriter(output, grid, bands, **meta) as writer:
+            with timed(times, "write"), RasterWriter(output, grid, bands, **meta) as writer:
                 for window, image in _consistent_blocks(blend, low_path, low_grid, grid, settings.degradation):
                     callbacks.check_cancel()
                     valid = np.isfinite(read_window(footprint, window)) | no_flag
                     writer.write(window, np.where(valid, image, np.nan))
                 writer.commit()
-    return finish(settings, output, [high for _, high in pairs], blend.fits, started, callbacks)
+    return finish(settings, output, [high for _, high in pairs], blend.fits, started, callbacks, times)
 
 
 def _consistent_blocks(

@@ -20,6 +20,7 @@ from ..raster.masks import MaskLayer
 from ..raster.tiling import Window, feather
 from .normalisation import BandScaling
 from .sample import Sample
+from .stages import timed
 
 __all__ = ["Blend", "FittedTile", "TileJob", "apply_scene", "fit_scene", "fit_tiles"]
 
@@ -40,13 +41,15 @@ class TileJob:
     radar: tuple[int, ...]  # guides given in linear backscatter
     settings: Settings
 
-    def read(self) -> tuple[Sample, list[str]]:
-        """The tile's normalised sample, read by window, and the warnings about it."""
-        target = read_window(self.target, self.target_window)
-        known = np.isfinite(target)
-        if self.mask is not None:
-            known &= ~self.mask.read(self.window)
-        guides = [read_window(path, self.window) for path in self.guides]
+    def read(self, times: dict[str, float]) -> tuple[Sample, list[str]]:
+        """The tile's normalised sample, read by window, and the warnings about it; the time read and
+        the instant estimates took is added to ``times``."""
+        with timed(times, "read"):
+            target = read_window(self.target, self.target_window)
+            known = np.isfinite(target)
+            if self.mask is not None:
+                known &= ~self.mask.read(self.window)
+            guides = [read_window(path, self.window) for path in self.guides]
         warnings = []
         if not known.any():
             warnings.append(
@@ -54,7 +57,8 @@ class TileJob:
                 "from the guides alone; larger tiles give it clear pixels to learn from"
             )
         shape = (self.window.height, self.window.width)
-        sample = Sample.prepare(target, known, guides, shape, self.settings, self.radar, self.scalings)
+        with timed(times, "estimates"):
+            sample = Sample.prepare(target, known, guides, shape, self.settings, self.radar, self.scalings)
         return sample, warnings
 
 
@@ -71,6 +75,7 @@ class FittedTile:
     notes: list[str]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    times: dict[str, float] = field(default_factory=dict)  # by stage (:mod:`core.pipeline.stages`)
 
 
 @gdal_exceptions()
@@ -79,25 +84,30 @@ def fit_tiles(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> li
     callbacks = callbacks or Callbacks()
     started = time.perf_counter()
     settings = jobs[0].settings
-    samples, warnings = zip(*(job.read() for job in jobs))
+    times = [{} for _ in jobs]
+    samples, warnings = zip(*(job.read(tile_times) for job, tile_times in zip(jobs, times)))
     if settings.ensemble == 1 and len({s.problem().signature() for s in samples}) == 1:
+        fitting = time.perf_counter()
         fits, device = fit_on_device([s.problem() for s in samples], settings, callbacks)
         seconds = (time.perf_counter() - started) / len(jobs)
+        for tile_times in times:
+            tile_times["fit"] = (time.perf_counter() - fitting) / len(jobs)
         return [
-            _tile_fit(job, sample, [run.output], str(device), run, seconds, tile_warnings)
-            for job, sample, run, tile_warnings in zip(jobs, samples, fits, warnings)
+            _tile_fit(job, sample, [run.output], str(device), run, seconds, tile_warnings, tile_times)
+            for job, sample, run, tile_warnings, tile_times in zip(jobs, samples, fits, warnings, times)
         ]
     results = []
     members = settings.ensemble
-    for index, (job, sample, tile_warnings) in enumerate(zip(jobs, samples, warnings)):
+    for index, (job, sample, tile_warnings, tile_times) in enumerate(zip(jobs, samples, warnings, times)):
         outputs = []
         for member in range(members):
             part = callbacks.part(index * members + member, len(jobs) * members)
             member_settings = replace(settings, seed=settings.seed + member)
-            (run,), device = fit_on_device([sample.problem()], member_settings, part)
+            with timed(tile_times, "fit"):
+                (run,), device = fit_on_device([sample.problem()], member_settings, part)
             outputs.append(run.output)
         seconds = time.perf_counter() - started
-        results.append(_tile_fit(job, sample, outputs, str(device), run, seconds, tile_warnings))
+        results.append(_tile_fit(job, sample, outputs, str(device), run, seconds, tile_warnings, tile_times))
         started = time.perf_counter()
     return results
 
@@ -109,7 +119,7 @@ def fit_scene(jobs: Sequence[TileJob], callbacks: Callbacks) -> Checkpoints:
     full = [j for j in jobs if (j.window.height, j.window.width) == (settings.tile_size,) * 2] or list(jobs)
     count = min(SCENE_TILES, len(full))
     picks = sorted({round(i * (len(full) - 1) / max(1, count - 1)) for i in range(count)})
-    samples = [full[pick].read()[0] for pick in picks]
+    samples = [full[pick].read({})[0] for pick in picks]  # timed as part of the scene fit
     callbacks.say(f"fitting one network for the scene on {len(samples)} of {len(jobs)} tiles")
     return fit_scene_on_device([s.problem() for s in samples], settings, callbacks)
 
@@ -123,25 +133,28 @@ def apply_scene(
     results = []
     for index, job in enumerate(jobs):
         callbacks.check_cancel()
-        started = time.perf_counter()
-        sample, warnings = job.read()
+        started, times = time.perf_counter(), {}
+        sample, warnings = job.read(times)
         device = job.settings.device.torch()
-        run = apply_checkpoints(sample.problem(), job.settings, checkpoints, device)
+        with timed(times, "prediction"):
+            run = apply_checkpoints(sample.problem(), job.settings, checkpoints, device)
         if run.chosen_step:
             run.notes.append(f"scene network checkpoint kept: step {run.chosen_step}")
         seconds = time.perf_counter() - started
-        results.append(_tile_fit(job, sample, [run.output], str(device), run, seconds, warnings))
+        results.append(_tile_fit(job, sample, [run.output], str(device), run, seconds, warnings, times))
         callbacks.report(index + 1, len(jobs))
     return results
 
 
-def _tile_fit(job: TileJob, sample: Sample, outputs: list, device: str, run, seconds: float, warnings) -> FittedTile:
+def _tile_fit(
+    job: TileJob, sample: Sample, outputs: list, device: str, run, seconds: float, warnings, times: dict[str, float]
+) -> FittedTile:
     """The tile's outputs in the target's units: their mean and, for an ensemble, their spread."""
     stack = np.stack([sample.scaling.invert(output).astype(np.float32) for output in outputs])
     spread = stack.std(axis=0) if len(outputs) > 1 else None
     notes = [n for n in [sample.describe_anchor(), *run.notes] if n]
     return FittedTile(
-        job.index, stack.mean(axis=0), spread, device, run.chosen_step, run.trace, notes, seconds, list(warnings)
+        job.index, stack.mean(axis=0), spread, device, run.chosen_step, run.trace, notes, seconds, list(warnings), times
     )
 
 

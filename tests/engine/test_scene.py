@@ -54,6 +54,23 @@ def test_progress_counts_the_steps_of_all_tiles(tmp_path, rasters, scene, fast):
     assert steps == sorted(steps) and steps[-1] == 12 and len(set(steps)) == 12  # every step of every tile, in order
 
 
+@pytest.mark.parametrize("scope", ["tile", "scene"])
+def test_the_time_of_each_stage_is_measured_and_said(tmp_path, rasters, scene, fast, scope):
+    """Preparation, read, estimates, fit, prediction (scene network) and write: each timed, said in one note,
+    and together no more than the run's wall time (one process, tiles one after the other)."""
+    s = scene(size=64)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 30))
+    said: list[str] = []
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            fast(tile_size=40, steps=3, scope=scope), callbacks=Callbacks(log=said.append))  # fmt: skip
+    expected = {"preparation", "read", "estimates", "fit", "write"} | ({"prediction"} if scope == "scene" else set())
+    assert set(result.stages) == expected
+    assert all(seconds > 0 for seconds in result.stages.values())
+    assert sum(result.stages.values()) <= result.seconds
+    (note,) = [n for n in result.notes if n.startswith("time by stage: preparation ")]
+    assert f"the whole run {result.seconds:.1f} s" in note
+
+
 def test_tiles_fitted_apart_and_blended_give_the_untiled_fill(tmp_path, rasters, s2, fast):
     """Where the fill is determined (a float32 target that is a linear function of its guide, which the instant
     estimate recovers), 9 tiles fitted apart and blended with feathered weights give the fill of one untiled fit."""

@@ -22,7 +22,7 @@ def test_a_scene_network_fills_every_tile_on_the_tiles_grid(tmp_path, monkeypatc
     reads = []
     original = tiles.TileJob.read
     monkeypatch.setattr(tiles, "SCENE_TILES", 3)
-    monkeypatch.setattr(tiles.TileJob, "read", lambda job: reads.append(job.index) or original(job))
+    monkeypatch.setattr(tiles.TileJob, "read", lambda job, times: reads.append(job.index) or original(job, times))
     logs: list[str] = []
     settings = fast(scope="scene", steps=30, tile_size=32, tile_overlap=8)
     result = inpaint_raster(str(poisoned), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
