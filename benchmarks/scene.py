@@ -136,6 +136,7 @@ def inpainting(args: argparse.Namespace, results: dict) -> None:
         "tiles": result.tiles,
         "fitted": result.fitted,
         "chosen_steps": result.chosen_steps,
+        "stages_s": result.stages,
         "wall_s": wall,
         "s_per_scene_mpx": wall / scene_mpx,
         "s_per_fitted_mpx": wall / (result.fitted * args.tile**2 / 1e6),
@@ -294,6 +295,10 @@ def markdown(results: dict) -> str:
             f"megapixel** ({i['s_per_fitted_mpx']:.0f} s per fitted megapixel). The stopping rule kept the anchor "
             f"(the instant estimate) in {kept} of {len(i['chosen_steps'])} tiles; steps (or checkpoints) kept per "
             f"tile: {', '.join(str(step) for step in i['chosen_steps'])}.",
+            "",
+            "Time by stage (s): "
+            + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in i.get("stages_s", {}).items())
+            + ".",
             "",
             "| Masked region | SSIM | RMSE (reflectance x 10000) | seconds |",
             "|---|---|---|---|",
