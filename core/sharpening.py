@@ -211,7 +211,7 @@ def _upsampled_fit(
     band: np.ndarray, known: np.ndarray, degraded: np.ndarray, design: np.ndarray, degradation: Degradation
 ) -> np.ndarray:
     """The low-resolution regression's estimate on the output grid: its slopes applied to the full guides."""
-    low_estimate = local_fit(band, known, degraded)  # the fit's estimate at low resolution
+    low_estimate = local_fit(band[None], known, degraded)[0]  # the fit's estimate at low resolution
     slopes, intercept = global_fit(band, known, degraded)
     # The local part is a smooth correction of the global fit: bring it to the output grid and add it.
     correction = low_estimate - (np.tensordot(slopes, degraded, 1) + intercept)
