@@ -53,7 +53,8 @@ WORK = REPO / ".build" / "bench_scene"
 
 def settings(args: argparse.Namespace, method: str | None, **changes: object) -> Settings:
     """The engine's defaults with the run's steps and tile size, on the CPU, and ``method`` if given."""
-    values = {"steps": args.steps, "device": "cpu", "tile_size": args.tile, "scope": args.scope, **changes}
+    values = {"steps": args.steps, "device": "cpu", "tile_size": args.tile, "scope": args.scope,
+              "scheduler": args.scheduler, **changes}  # fmt: skip
     return Settings(**values, **({"method": method} if method else {}))
 
 
@@ -364,6 +365,7 @@ def main() -> None:
     parser.add_argument("--sr-method", default=None, help="default: the engine's")
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--scope", default="tile", choices=["tile", "scene"], help="one network per tile or per scene")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler of the tiles, e.g. local:2 (default: none)")
     parser.add_argument("--sr-size", type=int, default=256)
     parser.add_argument("--sr-steps", type=int, default=0, help="steps of the super-resolution runs (default: --steps)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
