@@ -59,15 +59,16 @@ def build(
 ) -> Product:
     """A product of the ``size`` x ``size`` px (10 m) window at (x, y) of ``source``'s bands (``B02.tif``...).
 
-    ``cloud`` (bool, 10 m grid; its blocks of 2 x 2 and 6 x 6 px mark the 20 and 60 m pixels) is classed as
-    cloud high probability in the SCL, ``shadow`` as cloud shadow; under both every band holds ``cloud_value``
-    reflectance x 10000 (0: the true pixels are kept), so a fill cannot copy the truth.
+    ``cloud`` (bool, 10 m grid, grown to whole 20 m pixels) is classed as cloud high probability in the SCL,
+    ``shadow`` as cloud shadow; under both every band holds ``cloud_value`` reflectance x 10000 (0: the true
+    pixels are kept), so a fill cannot copy the truth. The product's ``cloud`` is both, on the 10 m grid.
     """
     if size % 6:
         raise ValueError("the size must be a multiple of 6 px (a whole number of 60 m pixels)")
     offset = OFFSET if float(baseline) >= 4 else 0
-    cloud = np.zeros((size, size), bool) if cloud is None else cloud
-    shadow = np.zeros((size, size), bool) if shadow is None else shadow
+    # snapped to the 20 m pixels, as the 20 m scene classification marks them
+    cloud = _fine(_coarse(np.zeros((size, size), bool) if cloud is None else cloud, 2), 2)
+    shadow = _fine(_coarse(np.zeros((size, size), bool) if shadow is None else shadow, 2), 2) & ~cloud
     name = f"S2B_MSIL{level}_{date}_N{baseline.replace('.', '')}_R{orbit:03d}_{tile}_{date}.SAFE"
     granule = f"L{level}_{tile}_A007465_{date}"
     safe = os.path.join(out_folder, name)
@@ -103,6 +104,11 @@ def _coarse(mask: np.ndarray, factor: int) -> np.ndarray:
     """A 10 m mask on a grid ``factor`` times coarser: a coarse pixel is set where any of its fine pixels is."""
     h, w = mask.shape
     return mask.reshape(h // factor, factor, w // factor, factor).any(axis=(1, 3))
+
+
+def _fine(mask: np.ndarray, factor: int) -> np.ndarray:
+    """A mask on a grid ``factor`` times finer."""
+    return np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
 
 
 def _write_band(safe, img, level, tile, date, band, resolution, values, ulx, uly, crs) -> str:
