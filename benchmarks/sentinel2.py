@@ -11,7 +11,9 @@ resolution group with the guide product's bands of that group.
 
     python benchmarks/sentinel2.py [--size 240] [--steps 300] [--seeds 0 1 2] [--out benchmarks/results]
 
-Results: benchmarks/results/sentinel2.md and .json (through ``_harness.Run``).
+Results: benchmarks/results/sentinel2.md and .json (through ``_harness.Run``) and sentinel2.png: the cloudy
+input, the guide, the product (seed 0) and the truth, in true colour (B04 B03 B02) and in a false colour of
+20 m bands (B12 B8A B05; input and truth at 20 m, the product at 10 m).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from mcpn.core.classic import fill_nodata, local_regression, regression  # noqa:
 from mcpn.core.config import Settings  # noqa: E402
 from mcpn.core.metrics import masked_ssim, rmse  # noqa: E402
 from mcpn.core.pipeline.sentinel2 import sentinel2_product  # noqa: E402
-from mcpn.core.raster.sentinel2 import BANDS  # noqa: E402
+from mcpn.core.raster.sentinel2 import BANDS, open_product, product_grid, write_bands  # noqa: E402
 
 S2 = DATA_DIR / "s2_time_pair"
 X, Y = 420, 378  # the window's corner in the 10 m grid (multiples of 6: whole 60 m pixels)
@@ -66,6 +68,36 @@ def instant_scores(truth: np.ndarray, guide: np.ndarray, cloud: np.ndarray) -> d
         seconds = time.perf_counter() - started
         scores[name] = {"ssim": masked_ssim(filled, truth, cloud), "rmse": rmse(filled, truth, cloud), "s": seconds}
     return scores
+
+
+def picture(rows: list[list[tuple[str, np.ndarray]]], path: Path) -> None:
+    """Rows of (title, 3-band image) side by side, each row's channels stretched by their 1-99 % range in its last
+    image (the truth)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    columns = max(len(row) for row in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, 3.4 * len(rows)), squeeze=False)
+    for row, line in zip(rows, axes):
+        lo, hi = np.percentile(row[-1][1], (1, 99), axis=(1, 2))[:, :, None, None]
+        for ax, (title, image) in zip(line, row):
+            ax.imshow(np.moveaxis(np.clip((image - lo) / (hi - lo), 0, 1), 0, -1), interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+        for ax in line:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def input_bands(safe: str, bands: list[str], resolution: int, folder: str) -> np.ndarray:
+    """Bands of a product as the algorithm reads them (offset removed), at their resolution."""
+    product = open_product(safe)
+    path = str(Path(folder) / f"input_{resolution}.tif")
+    write_bands(product, resolution, bands, product_grid(product, None, resolution), path, "near")
+    return gdal.Open(path).ReadAsArray().astype(np.float64)
 
 
 def main() -> None:
@@ -102,6 +134,18 @@ def main() -> None:
             seconds = time.perf_counter() - started
             values = gdal.Open(str(out)).ReadAsArray().astype(np.float64)
             ten, twenty = values[:4], coarse(values[4:], 2)
+            if seed == args.seeds[0]:
+                rgb, false = [2, 1, 0], [9, 7, 4]  # B04 B03 B02 of the 10 m bands; B12 B8A B05 of all ten
+                cloudy = input_bands(target.safe, ["B04", "B03", "B02"], 10, folder)
+                swir = input_bands(target.safe, ["B12", "B8A", "B05"], 20, folder)
+                rows = [
+                    [("cloudy input 2018-08-05", cloudy), ("guide 2018-07-21", guides[10][rgb]),
+                     ("MCPN product", values[rgb]), ("truth 2018-08-05", truth[10][rgb])],
+                    [("input B12 B8A B05 (20 m)", swir), ("MCPN product (10 m)", values[false]),
+                     ("truth (20 m)", truth[20][[5, 3, 0]])],
+                ]  # fmt: skip
+                args.out.mkdir(parents=True, exist_ok=True)
+                picture(rows, args.out / "sentinel2.png")
             data["mcpn"].append({
                 "seed": seed,
                 "s": seconds,

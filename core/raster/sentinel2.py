@@ -93,7 +93,11 @@ def open_product(path: str) -> Product:
             "Level-1C product as its .SAFE folder, its MTD_MSIL2A.xml / MTD_MSIL1C.xml file, or its zip."
         )
     names = [name for name, _ in ds.GetSubDatasets()]
-    subdatasets = {int(m.group(1)): name for name in names for m in [re.search(r":(\d+)m:", name)] if m}
+    subdatasets: dict[int, str] = {}  # the first of each resolution (a product over two UTM zones has two)
+    for name in names:
+        found = re.search(r":(\d+)m:", name)
+        if found:
+            subdatasets.setdefault(int(found.group(1)), name)
     level = "2A" if any(n.startswith("SENTINEL2_L2A") for n in names) else "1C"
     if (
         10 not in subdatasets

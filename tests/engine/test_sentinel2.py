@@ -31,14 +31,17 @@ def block_mean(values: np.ndarray, factor: int) -> np.ndarray:
 
 def test_level2a_product_offset_removed_clear_pixels_kept(s2_products, rasters, fast):
     """Ten named bands on the 10 m grid, nodata 0; clear 10 m pixels equal the reflectance after the offset, the
-    clear 20 m pixels average back to it; the cloud and shadow are filled, and the mask says where."""
+    clear 20 m pixels average back to it; the cloud and shadow are filled, and the mask says where. One progress
+    bar runs through the three fits."""
     scene = s2_products()
     size, tmp = scene["size"], scene["tmp"]
-    out, filled = tmp / "product.tif", tmp / "filled.tif"
+    out, filled, progress = tmp / "product.tif", tmp / "filled.tif", []
+    callbacks = Callbacks(progress=lambda done, total: progress.append(done / total))
     result = sentinel2_product(
-        scene["target"].safe, [scene["guide"].safe], str(out), fast(steps=20), filled=str(filled)
+        scene["target"].safe, [scene["guide"].safe], str(out), fast(steps=20), filled=str(filled), callbacks=callbacks
     )
     assert result.fitted == 3  # 10 m fill, 20 m fill, 20 m -> 10 m
+    assert progress == sorted(progress) and progress[0] < 1 / 3 and progress[-1] > 2 / 3
     got = rasters.info(out)
     assert got["size"] == (size, size) and got["bands"] == 10 and got["nodata"] == 0
     assert got["dtype"] == gdal.GDT_UInt16

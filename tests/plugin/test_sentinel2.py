@@ -79,3 +79,24 @@ def test_errors_are_messages_and_leave_no_output(mcpn_provider, s2_products, cas
     with pytest.raises(QgsProcessingException, match=expected):
         processing.run(ALG, params, feedback=QgsProcessingFeedback())
     assert not out.exists()
+
+
+def test_parameters_map_to_the_engine_call(mcpn_provider, s2_products):
+    """Defaults: the engine's settings with one network for the scene, the SCL cloud classes, the ten bands; an
+    extent in another CRS becomes the area in the product's CRS; the bands chosen, in their order."""
+    from mcpn.core.config import Settings
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    scene = s2_products()
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALG)
+    params = {"INPUT": scene["target"].safe, "GUIDES": [scene["guide"].safe], "OUTPUT": str(scene["tmp"] / "o.tif")}
+    settings, inputs = algorithm.settings(params, QgsProcessingContext())
+    assert settings == Settings(scope="scene")
+    assert inputs["cloud_classes"] == "3,8,9,10" and inputs["mask"] is None and inputs["area"] is None
+    assert inputs["bands"] == list(BANDS) and inputs["guides"] == [scene["guide"].safe]
+    gt = gdal.Open(str(scene["truth"] / "B02.tif")).GetGeoTransform()
+    x, y = gt[0] + 4300, gt[3] - 3900  # in the product's UTM 30N
+    extent = f"{x},{x + 200},{y},{y + 100} [EPSG:32630]"
+    _, inputs = algorithm.settings({**params, "EXTENT": extent, "BANDS": [8, 0]}, QgsProcessingContext())
+    assert inputs["area"] == pytest.approx((x, y, x + 200, y + 100))
+    assert inputs["bands"] == ["B11", "B02"]
