@@ -93,7 +93,7 @@ class Sentinel2Product(MCPNAlgorithm):
             self,
             QgsProcessingParameterMultipleLayers(
                 self.RADAR_GUIDES,
-                tr("Radar guide rasters in linear backscatter (optional)"),
+                tr("Radar guide rasters in linear backscatter"),
                 layerType=compat.SOURCE_RASTER,
                 optional=True,
             ),
