@@ -54,14 +54,14 @@ def build(
     tile: str = "T30STF",
     orbit: int = 94,
     cloud: np.ndarray | None = None,
-    cloud_value: int = 0,
+    cloud_value: int | None = None,
     shadow: np.ndarray | None = None,
 ) -> Product:
     """A product of the ``size`` x ``size`` px (10 m) window at (x, y) of ``source``'s bands (``B02.tif``...).
 
     ``cloud`` (bool, 10 m grid, grown to whole 20 m pixels) is classed as cloud high probability in the SCL,
-    ``shadow`` as cloud shadow; under both every band holds ``cloud_value`` reflectance x 10000 (0: the true
-    pixels are kept), so a fill cannot copy the truth. The product's ``cloud`` is both, on the 10 m grid.
+    ``shadow`` as cloud shadow; under both every band holds ``cloud_value`` reflectance x 10000, so a fill cannot
+    copy the truth (None: the true values are kept). The product's ``cloud`` is both, on the 10 m grid.
     """
     if size % 6:
         raise ValueError("the size must be a multiple of 6 px (a whole number of 60 m pixels)")
@@ -81,8 +81,9 @@ def build(
         factor = resolution // 10
         src = gdal.Open(os.path.join(source, f"{band}.tif"))
         values = src.ReadAsArray(x // factor, y // factor, size // factor, size // factor).astype(np.int64)
-        hidden = _coarse(cloud | shadow, factor)
-        values = np.where(hidden, cloud_value, values) + offset * (values > 0)
+        if cloud_value is not None:
+            values = np.where(_coarse(cloud | shadow, factor), cloud_value, values)
+        values = values + offset * (values > 0)
         files.append(_write_band(safe, img, level, tile, date, band, resolution, values, ulx, uly, crs))
     if level == "2A":
         for resolution in (20, 60):
