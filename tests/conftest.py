@@ -31,7 +31,6 @@ if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
 from osgeo import gdal  # noqa: E402  (GDAL's default error mode, as in QGIS: the engine must not depend on it)
-from s2_product import build as build_product  # noqa: E402  (scripts/s2_product.py)
 
 RGB = ["B04", "B03", "B02"]
 POISON = 60000  # written under the cloud by Rasters.poisoned: no fit reproduces it, so every masked pixel must change
@@ -237,6 +236,8 @@ def s2_products(tmp_path, s2):
     guide of 2018-07-21 (baseline 02.06, no offset), as ``{"target": Product, "guide": Product, "size": size,
     "truth": folder of 2018-08-05, "tmp": folder}``; ``build_args`` change the target's build
     (scripts/s2_product.py)."""
+
+    from s2_product import build as build_product  # scripts/
 
     def make(size: int = 48, x: int = 420, y: int = 378, **build_args) -> dict:
         cloud = np.zeros((size, size), bool)

@@ -24,7 +24,7 @@ from ..callbacks import Callbacks
 from ..config import Settings
 from ..errors import InputError
 from ..raster.gdal_exceptions import gdal_exceptions
-from ..raster.io import Grid, RasterWriter, grid_of, read_window
+from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, read_window
 from ..raster.masks import CloudMask, MaskLayer, parse_mask_values
 from ..raster.sentinel2 import (
     BANDS,
@@ -103,8 +103,9 @@ def sentinel2_product(
         bands10 = [b for b in BANDS if BANDS[b][0] == 10]  # all four: the guides of the 20 m bands
         bands20 = [b for b in bands if BANDS[b][0] == 20]
         target10, guides10 = _stacks(product, guide_products, bands10, grid, cloud_classes, scratch)
+        radar = [aligned_path(path, grid, scratch, "bilinear", "radar guide") for path in radar_guides]
         unfilled = _unfilled(
-            target10, layer, guides10, guide_products, os.path.join(scratch, "unfilled.tif"), callbacks
+            target10, layer, guides10, guide_products, radar, os.path.join(scratch, "unfilled.tif"), callbacks
         )
         runs = 3 if bands20 else 1
         filled10 = os.path.join(scratch, "filled_10m.tif")
@@ -146,19 +147,26 @@ def _stacks(
 
 
 def _unfilled(
-    target: str, layer: MaskLayer, guides: Sequence[str], names: Sequence[Product], path: str, callbacks: Callbacks
+    target: str,
+    layer: MaskLayer,
+    guides: Sequence[str],
+    products: Sequence[Product],
+    radar: Sequence[str],
+    path: str,
+    callbacks: Callbacks,
 ) -> str | None:
-    """``path``, a 0/1 raster of the target's gaps (clouds and nodata) that no guide shows clear, or None when
-    there are none; an error for a guide that shows nothing of the area, or when no gap pixel can be filled."""
+    """``path``, a 0/1 raster of the target's gaps (clouds and nodata) that no guide product shows clear and no
+    radar guide covers, or None when there are none; an error for a guide product that shows nothing of the area,
+    or when no gap pixel can be filled."""
     grid = grid_of(target)
     gaps = left = 0
-    shown = np.zeros(len(guides), bool)
+    shown = np.zeros(len(guides) + len(radar), bool)
     box = [np.inf, np.inf, -np.inf, -np.inf]  # rows and columns of the unfilled pixels
     with RasterWriter(path, grid, 1, gdal.GDT_Byte) as writer:
         for window in tile_windows(grid.height, grid.width, WRITE_BLOCK, 0):
             callbacks.check_cancel()
             gap = layer.read(window) | ~np.isfinite(read_window(target, window)).all(axis=0)
-            clear = [np.isfinite(read_window(guide, window)).all(axis=0) for guide in guides]
+            clear = [np.isfinite(read_window(guide, window)).all(axis=0) for guide in [*guides, *radar]]
             shown |= [c.any() for c in clear]
             alone = gap & ~np.any(clear, axis=0)
             gaps, left = gaps + int(gap.sum()), left + int(alone.sum())
@@ -167,7 +175,7 @@ def _unfilled(
                 box = [min(box[0], window.row + rows.min()), min(box[1], window.col + cols.min()),
                        max(box[2], window.row + rows.max() + 1), max(box[3], window.col + cols.max() + 1)]  # fmt: skip
             writer.write(window, alone[None].astype(np.float64))
-        for guide, seen in zip(names, shown):
+        for guide, seen in zip(products, shown):
             if not seen:
                 raise InputError(
                     f"The guide product {guide.label} shows nothing of the area processed: it does not overlap "

@@ -157,3 +157,15 @@ def test_errors_in_users_words_and_no_output(s2_products, s2, tmp_path, fast, ca
     with pytest.raises(InputError, match=expected):
         sentinel2_product(target, guides, str(out), fast(), filled=str(tmp_path / "filled.tif"))
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_radar_guide_covers_what_every_guide_product_hides(s2_products, s2, fast):
+    """A guide product as cloudy as the target is no error when a radar guide covers the gaps: all are filled."""
+    scene = s2_products()
+    cloudy = build(str(s2 / "2018-07-21"), str(scene["tmp"] / "cloudy"), 420, 378, 48, cloud=scene["target"].cloud)
+    radar = str(s2 / "2018-07-21" / "B08.tif")  # any raster of positive values over the place stands in for sigma0
+    out, filled = scene["tmp"] / "out.tif", scene["tmp"] / "filled.tif"
+    sentinel2_product(
+        scene["target"].safe, [cloudy.safe], str(out), fast(), radar_guides=[radar], bands=TEN, filled=str(filled)
+    )
+    np.testing.assert_array_equal(gdal.Open(str(filled)).ReadAsArray(), scene["target"].cloud)
