@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,16 @@ def test_parameters_map_to_the_engine_call(mcpn_provider, s2_products):
     _, inputs = algorithm.settings({**params, "EXTENT": extent, "BANDS": [8, 0]}, QgsProcessingContext())
     assert inputs["area"] == pytest.approx((x, y, x + 200, y + 100))
     assert inputs["bands"] == ["B11", "B02"]
+
+
+def test_level1c_with_a_mask_layer(mcpn_provider, s2_products, rasters):
+    """Level-1C (no scene classification, RADIO_ADD_OFFSET): the clouds come from the mask layer."""
+    import processing
+
+    scene = s2_products(level="1C")
+    template = next(Path(scene["target"].safe).rglob("*_B02.jp2"))
+    mask = rasters.mask(template, scene["tmp"] / "mask.tif", scene["target"].cloud)
+    out = scene["tmp"] / "l1c.tif"
+    params = {"INPUT": scene["target"].metadata, "GUIDES": [scene["guide"].safe], "MASK": str(mask), "OUTPUT": str(out)}
+    processing.run(ALG, {**params, **FAST}, feedback=QgsProcessingFeedback())
+    clear_pixels_are_the_reflectance(out, scene)
