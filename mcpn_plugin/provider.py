@@ -9,12 +9,14 @@ from qgis.PyQt.QtGui import QIcon
 from ..algorithms import provider_settings
 from ..algorithms.base import ICON_PATH
 from ..algorithms.inpainting import GuidedCloudInpainting
+from ..algorithms.sentinel2_product import Sentinel2Product
 from ..algorithms.super_resolution import GuidedSuperResolution
 
 
 class MCPNProvider(QgsProcessingProvider):
-    """Provider ``mcpn``: guided cloud inpainting and guided super-resolution, and their settings in Processing's
-    options (:mod:`algorithms.provider_settings`), added when QGIS loads the provider and removed when it unloads."""
+    """Provider ``mcpn``: guided cloud inpainting, guided super-resolution and the Sentinel-2 cloud-free product,
+    and their settings in Processing's options (:mod:`algorithms.provider_settings`), added when QGIS loads the
+    provider and removed when it unloads."""
 
     def load(self) -> bool:
         provider_settings.add(self.name(), self.icon())
@@ -48,3 +50,4 @@ class MCPNProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:
         self.addAlgorithm(GuidedCloudInpainting())
         self.addAlgorithm(GuidedSuperResolution())
+        self.addAlgorithm(Sentinel2Product())

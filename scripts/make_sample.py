@@ -9,6 +9,10 @@
   area-averaged to 20 m (64 x 64 px, gdal.Warp -r average), so the 10 m original (band 4 of
   target_2018-08-05.tif) is the truth; a real 20 m band such as B8A has no 10 m truth.
 - sr_guides_10m.tif: its guides, B04, B03, B02 at 10 m (the same date and window; not B08, the truth).
+- sentinel2/: two small Sentinel-2 Level-2A products as zips (scripts/s2_product.py), 120 x 120 px at 10 m:
+  the target of 2018-08-05 (baseline 04.00, offset 1000) whose scene classification marks the real cloud
+  mask above as cloud (its pixels keep their true values: the algorithm leaves them out, the demo scores
+  against them) and the guide of 2018-07-21 (baseline 02.06).
 
 Usage: python scripts/make_sample.py [--data ../shared/data] [--out resources/sample]
 """
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 
 import numpy as np
 from osgeo import gdal
@@ -26,6 +32,7 @@ gdal.UseExceptions()
 BANDS = [("B04", "B04 red"), ("B03", "B03 green"), ("B02", "B02 blue"), ("B08", "B08 near infrared")]
 X0, Y0, SIZE = 560, 300, 128  # window in the 10 m grid of tile T30STF
 MASK_X0, MASK_Y0 = 32, 64  # window in the 256 x 256 cloud mask
+S2_X0, S2_Y0, S2_SIZE = 558, 300, 120  # the products' window: whole 60 m pixels
 
 
 def stack(folder: str, out: str) -> None:
@@ -78,6 +85,22 @@ def super_resolution_sample(target: str, out: str) -> None:
     guides = None
 
 
+def products(pair: str, source_mask: str, out: str) -> None:
+    """The target and guide Sentinel-2 products, zipped as downloaded."""
+    from s2_product import build  # scripts/
+
+    cloud = gdal.Open(source_mask).ReadAsArray(MASK_X0, MASK_Y0, S2_SIZE, S2_SIZE) > 0
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        target = build(os.path.join(pair, "2018-08-05"), folder, S2_X0, S2_Y0, S2_SIZE, cloud=cloud)
+        guide = build(
+            os.path.join(pair, "2018-07-21"), folder, S2_X0, S2_Y0, S2_SIZE, baseline="02.06", date="20180721T110621"
+        )
+        for product in (target, guide):
+            name = os.path.basename(product.safe)
+            shutil.make_archive(os.path.join(out, name[: -len(".SAFE")]), "zip", folder, name)
+
+
 def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,6 +115,7 @@ def main() -> None:
     source_mask = os.path.join(args.data, "s1_sar_guide", "cloud_mask.tif")
     cover = mask(source_mask, target, os.path.join(args.out, "cloud_mask.tif"))
     super_resolution_sample(target, args.out)
+    products(pair, source_mask, os.path.join(args.out, "sentinel2"))
     print(f"sample written to {args.out}; cloud cover {100 * cover:.1f} %")
 
 

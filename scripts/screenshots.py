@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Screenshots of the two algorithm dialogs (help panel included) and of a run's log, from the real QGIS desktop.
+"""Screenshots of the algorithm dialogs (help panel included) and of a run's log, from the real QGIS desktop.
 
 Run by ``make screenshots``: QGIS starts under a virtual display (Xvfb) with this
 checkout's profile and runs this file (``qgis --code``). With the bundled
@@ -15,6 +15,7 @@ Environment: ``MCPN_SCREENSHOTS`` (the folder for the PNGs), ``MCPN_SCREENSHOT_S
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import traceback
@@ -29,9 +30,13 @@ SIZE = (1060, 760)  # the dialog, in pixels
 KEEP: list = []
 
 
+def sample_folder() -> str:
+    return os.path.join(os.path.dirname(sys.modules["mcpn"].__file__), "resources", "sample")
+
+
 def sample_layers() -> dict[str, QgsRasterLayer]:
     """The bundled sample as project layers, named as a user would see them."""
-    folder = os.path.join(os.path.dirname(sys.modules["mcpn"].__file__), "resources", "sample")
+    folder = sample_folder()
     layers = {}
     for key, name in (
         ("target", "target_2018-08-05"),
@@ -89,6 +94,8 @@ def take() -> None:
     }
     grab(dialog("mcpn:guidedsuperresolution", {"INPUT": layers["low"].id(), "GUIDES": [layers["guides10"].id()]}),
          "super_resolution_dialog.png")  # fmt: skip
+    target, guide = sorted(glob.glob(os.path.join(sample_folder(), "sentinel2", "*.zip")), reverse=True)
+    grab(dialog("mcpn:sentinel2product", {"INPUT": target, "GUIDES": [guide]}), "sentinel2_dialog.png")
     window = dialog("mcpn:guidedcloudinpainting", {**inpainting, "STEPS": STEPS})
     grab(window, "inpainting_dialog.png")
     window.algorithmFinished.connect(lambda ok, results: finish(window, ok))

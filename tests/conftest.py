@@ -227,3 +227,28 @@ def pam_on():
     gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")
     yield
     gdal.SetConfigOption("GDAL_PAM_ENABLED", previous)
+
+
+@pytest.fixture
+def s2_products(tmp_path, s2):
+    """``s2_products(size=48, x=420, y=378, **build_args)``: a cloudy Level-2A product of 2018-08-05 (baseline
+    04.00, offset 1000; a cloud classed 9 and a shadow classed 3 in its SCL, POISON - 1000 under both) and a clear
+    guide of 2018-07-21 (baseline 02.06, no offset), as ``{"target": Product, "guide": Product, "size": size,
+    "truth": folder of 2018-08-05, "tmp": folder}``; ``build_args`` change the target's build
+    (scripts/s2_product.py)."""
+
+    from s2_product import build as build_product  # scripts/
+
+    def make(size: int = 48, x: int = 420, y: int = 378, **build_args) -> dict:
+        cloud = np.zeros((size, size), bool)
+        cloud[size // 4 : size // 2, size // 4 : 3 * size // 4] = True
+        shadow = np.zeros((size, size), bool)
+        shadow[size // 2 : size // 2 + 6, size // 4 : size // 2] = True
+        options = {"cloud": cloud, "shadow": shadow, "cloud_value": POISON - 1000, **build_args}
+        target = build_product(str(s2 / "2018-08-05"), str(tmp_path), x, y, size, **options)
+        guide = build_product(
+            str(s2 / "2018-07-21"), str(tmp_path), x, y, size, baseline="02.06", date="20180721T110621"
+        )
+        return {"target": target, "guide": guide, "size": size, "truth": s2 / "2018-08-05", "tmp": tmp_path}
+
+    return make

@@ -34,7 +34,7 @@ def test_provider_and_algorithms(mcpn_provider):
     assert mcpn_provider.name() == "MCPN" and not mcpn_provider.icon().isNull()
     registry = QgsApplication.processingRegistry()
     ids = sorted(a.id() for a in mcpn_provider.algorithms())
-    assert ids == ["mcpn:guidedcloudinpainting", "mcpn:guidedsuperresolution"]
+    assert ids == ["mcpn:guidedcloudinpainting", "mcpn:guidedsuperresolution", "mcpn:sentinel2product"]
     for alg_id, names in (("mcpn:guidedcloudinpainting", INPAINT_PARAMS), ("mcpn:guidedsuperresolution", SR_PARAMS)):
         alg = registry.algorithmById(alg_id)
         assert alg.group() == "Raster restoration" and alg.groupId() == "rasterrestoration"
@@ -172,7 +172,7 @@ def test_provider_loads_without_torch(plugins_folder):
         "import mcpn\n"
         "plugin = mcpn.classFactory(None); plugin.initProcessing()\n"
         "provider = QgsApplication.processingRegistry().providerById('mcpn')\n"
-        "assert len(provider.algorithms()) == 2\n"
+        "assert len(provider.algorithms()) == 3\n"
         "assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]\n"
         "from mcpn.algorithms import dependencies\n"
         "print('MISSING', dependencies.missing_packages())\n"

@@ -21,7 +21,7 @@ def test_listed(qgis_process):
     assert done.returncode == 0, done.stderr
     providers = parse_json(done.stdout)["providers"]
     algorithms = providers["mcpn"]["algorithms"]
-    assert set(algorithms) == {"mcpn:guidedcloudinpainting", "mcpn:guidedsuperresolution"}
+    assert set(algorithms) == {"mcpn:guidedcloudinpainting", "mcpn:guidedsuperresolution", "mcpn:sentinel2product"}
     assert algorithms["mcpn:guidedcloudinpainting"]["group"] == "Raster restoration"
 
 
