@@ -42,7 +42,7 @@ from .sample import Sample
 from .stages import timed
 from .tiles import Blend, TileJob, apply_scene, fit_scene, fit_tiles
 
-__all__ = ["CloudMask", "inpaint_raster"]
+__all__ = ["CloudMask", "inpaint_raster", "mask_layer"]
 
 
 @gdal_exceptions()
@@ -86,7 +86,7 @@ def inpaint_raster(
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="mcpn-", dir=scratch_folder([output, uncertainty], inputs)) as scratch:
         with timed(times, "preparation"):
-            layer = _mask_layer(mask, grid, scratch)
+            layer = mask_layer(mask, grid, scratch)
             guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
             windows = tile_windows(grid.height, grid.width, settings.tile_size, settings.overlap)
             cloudy, clear = _cloudy_windows(target, layer, windows, callbacks)
@@ -123,7 +123,7 @@ def inpaint_raster(
                   validation=validation, previews=previews)  # fmt: skip
 
 
-def _mask_layer(mask: CloudMask, grid: Grid, scratch: str) -> MaskLayer:
+def mask_layer(mask: CloudMask, grid: Grid, scratch: str) -> MaskLayer:
     """The cloud mask on the target's grid (the mask raster warped, the polygons burnt)."""
     return MaskLayer(
         aligned_path(mask.raster, grid, scratch, "near", "cloud mask") if mask.raster else None,

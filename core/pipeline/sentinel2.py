@@ -37,8 +37,9 @@ from ..raster.sentinel2 import (
     write_cloud,
 )
 from ..raster.tiling import tile_windows
-from .inpainting import _mask_layer, inpaint_raster
+from .inpainting import inpaint_raster, mask_layer
 from .runs import WRITE_BLOCK, RunResult, scratch_folder
+from .stages import STAGES_NOTE, describe, merged
 from .super_resolution import super_resolve_raster
 
 __all__ = ["DEFAULT_BANDS", "SCL_CLOUD", "sentinel2_product"]
@@ -99,7 +100,7 @@ def sentinel2_product(
         )
         if mask is None:
             mask = CloudMask(write_cloud(product, cloud_classes, grid, os.path.join(scratch, "cloud.tif")), "1")
-        layer = _mask_layer(mask, grid, scratch)
+        layer = mask_layer(mask, grid, scratch)
         bands10 = [b for b in BANDS if BANDS[b][0] == 10]  # all four: the guides of the 20 m bands
         bands20 = [b for b in bands if BANDS[b][0] == 20]
         target10, guides10 = _stacks(product, guide_products, bands10, grid, cloud_classes, scratch)
@@ -238,15 +239,18 @@ def _write_product(
 
 def _result(output: str, results: Sequence[RunResult], started: float) -> RunResult:
     """One result for the run's fills and super-resolution."""
-    notes = [note for result in results for note in result.notes]
+    seconds = time.perf_counter() - started
+    stages = merged(result.stages for result in results)
+    notes = [note for result in results for note in result.notes if not note.startswith(STAGES_NOTE)]
     devices = sorted({d for result in results for d in result.device.split(", ") if d != "none"}) or ["none"]
     return RunResult(
         output,
         sum(r.tiles for r in results),
         sum(r.fitted for r in results),
         ", ".join(devices),
-        time.perf_counter() - started,
+        seconds,
         [step for result in results for step in result.chosen_steps],
         next((r.trace for r in results if r.trace), []),
-        list(dict.fromkeys(notes)),
+        [*dict.fromkeys(notes), describe(stages, seconds)],
+        stages=stages,
     )

@@ -6,9 +6,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-__all__ = ["STAGES", "describe", "merged", "timed"]
+__all__ = ["STAGES", "STAGES_NOTE", "describe", "merged", "timed"]
 
 # in the order a run goes through them; "read" and "estimates" are per tile, summed over the tiles
+STAGES_NOTE = "time by stage: "  # how the note starts
 STAGES = ("preparation", "self-validation", "read", "estimates", "fit", "prediction", "write")
 
 
@@ -34,4 +35,4 @@ def merged(parts: Iterable[Mapping[str, float]]) -> dict[str, float]:
 def describe(times: Mapping[str, float], seconds: float) -> str:
     """One line: each stage's seconds, then the run's wall time (tiles fitted in parallel sum to more)."""
     stages = ", ".join(f"{stage} {times[stage]:.1f} s" for stage in STAGES if times.get(stage))
-    return f"time by stage: {stages}; the whole run {seconds:.1f} s"
+    return f"{STAGES_NOTE}{stages}; the whole run {seconds:.1f} s"
