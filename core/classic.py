@@ -85,12 +85,27 @@ def _fill_nodata(bands: np.ndarray, missing: np.ndarray, gdal) -> np.ndarray:
 
 
 def biharmonic(target: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    """Biharmonic inpainting (scikit-image) of every band; slow on large gaps, for benchmarks."""
+    """Biharmonic inpainting (scikit-image) of every band; its cost grows with the size of the gaps."""
     from skimage.restoration import inpaint_biharmonic
 
     bands = as_bands(target, "target")
     missing = np.broadcast_to(missing, bands.shape) | ~np.isfinite(bands)
-    return np.stack([inpaint_biharmonic(np.where(m, 0.0, b), m) for b, m in zip(bands, missing)])
+    out = np.empty_like(bands)
+    for mask, indices in _mask_groups(missing):  # one sparse system for the bands missing the same pixels
+        out[indices] = inpaint_biharmonic(np.where(mask, 0.0, bands[indices]), mask, channel_axis=0)
+    return out
+
+
+def _mask_groups(masks: np.ndarray) -> list[tuple[np.ndarray, list[int]]]:
+    """The distinct ``(H, W)`` masks of ``masks`` ``(B, H, W)``, each with the bands that have it."""
+    groups: list[tuple[np.ndarray, list[int]]] = []
+    for index, mask in enumerate(masks):
+        group = next((g for g in groups if np.array_equal(g[0], mask)), None)
+        if group is None:
+            groups.append((mask, [index]))
+        else:
+            group[1].append(index)
+    return groups
 
 
 def guide_design(guides: Sequence[np.ndarray]) -> np.ndarray:
@@ -137,14 +152,7 @@ def local_regression(target: np.ndarray, known: np.ndarray, guides: Sequence[np.
     known = np.broadcast_to(known, target.shape) & np.isfinite(target)
     design = guide_design(guides)
     out = np.empty_like(target)
-    groups: list[tuple[np.ndarray, list[int]]] = []
-    for index, mask in enumerate(known):
-        group = next((g for g in groups if np.array_equal(g[0], mask)), None)
-        if group is None:
-            groups.append((mask, [index]))
-        else:
-            group[1].append(index)
-    for mask, indices in groups:
+    for mask, indices in _mask_groups(known):
         out[indices] = local_fit(target[indices], mask, design)
     return out
 
