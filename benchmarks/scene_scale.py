@@ -9,7 +9,9 @@ regression, and its time by stage (:mod:`core.pipeline.stages`) turned into the 
 estimates, prediction, write) scaled by the number of tiles. That is an extrapolation, said so in
 the report; the per-tile costs do not depend on the scene's size.
 
-    python benchmarks/scene_scale.py [--mirror 2] [--steps 800]   # results/scene_scope/scene_scale.{md,json}
+    python benchmarks/scene_scale.py [--mirror 2] [--steps 800] [--scheduler local:2] [--name scene_scale]
+
+Results: benchmarks/results/scene_scope/<name>.{md,json}.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mirror", type=int, default=2, help="the 1068 px scene mirror-tiled this many times a side")
     parser.add_argument("--steps", type=int, default=800, help="steps of the scene network")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler of the tiles, e.g. local:2 (default: none)")
+    parser.add_argument("--name", default="scene_scale", help="results file name")
     parser.add_argument("--out", type=Path, default=RESULTS / "scene_scope")
     args = parser.parse_args()
     run = Run(args)
@@ -47,7 +51,7 @@ def main() -> None:
     size = gdal.Open(str(target)).RasterXSize
     cloud = tiled_mask(size)
     mask = write_like(target, WORK / f"scale_mask_{args.mirror}.tif", cloud[None].astype("uint8"), gdal.GDT_Byte, None)
-    settings = Settings(steps=args.steps, device="cpu", scope="scene")
+    settings = Settings(steps=args.steps, device="cpu", scope="scene", scheduler=args.scheduler)
     result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(WORK / "scale_filled.tif"), settings)
     truth, filled = read(target), read(WORK / "scale_filled.tif")
     started = time.perf_counter()
@@ -56,7 +60,8 @@ def main() -> None:
     tiles = len(tile_windows(SENTINEL2_TILE, SENTINEL2_TILE, settings.tile_size, settings.overlap))
     per_tile = {stage: result.stages.get(stage, 0.0) / result.fitted for stage in PER_TILE}
     once = {stage: s for stage, s in result.stages.items() if stage not in PER_TILE}
-    extrapolated = sum(once.values()) + tiles * sum(per_tile.values())
+    workers = int(args.scheduler.split(":")[1]) if args.scheduler and ":" in args.scheduler else 1
+    extrapolated = sum(once.values()) + tiles * sum(per_tile.values()) / workers  # tiles run side by side
     data = {
         "size": size, "cloud_cover": float(cloud.mean()), "steps": args.steps, "tiles": result.tiles,
         "fitted": result.fitted, "seconds": result.seconds, "stages": result.stages, "per_tile": per_tile,
@@ -78,10 +83,12 @@ def main() -> None:
         "Per cloudy tile (s): " + ", ".join(f"{stage} {s:.2f}" for stage, s in per_tile.items()) + ".",
         "",
         f"Extrapolated to a {SENTINEL2_TILE} x {SENTINEL2_TILE} px Sentinel-2 tile with clouds in every one of "
-        f"its {tiles} tiles (the fit and preparation as measured, the per-tile stages times {tiles}): "
+        f"its {tiles} tiles (the fit and preparation as measured, the per-tile stages times {tiles}"
+        + (f", over {workers} Dask workers" if workers > 1 else "")
+        + "): "
         f"**{extrapolated / 3600:.1f} h** on this machine. Not run at that size.",
     ])  # fmt: skip
-    run.write(args.out, "scene_scale", report, data)
+    run.write(args.out, args.name, report, data)
 
 
 if __name__ == "__main__":
