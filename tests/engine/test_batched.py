@@ -105,7 +105,8 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
     )  # fmt: skip
     assert result.fitted == 4 and sizes == [4, 2, 2]
     assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
-    rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"])), cloud)
+    data = [rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"], s["guide"])]
+    rasters.assert_filled(*data[:3], cloud, data[3:])
 
 
 def test_a_tile_that_runs_out_of_gpu_memory_is_fitted_again_on_the_cpu(monkeypatch):

@@ -33,7 +33,8 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path, raster
     assert (result.tiles, result.fitted) == (9, 2)
     assert any("in 2 of 9 tiles" in line for line in logs)
     out, target = rasters.info(tmp_path / "out.tif"), rasters.info(s["target"])
-    rasters.assert_filled(out["data"], rasters.info(poisoned)["data"], target["data"], cloud)
+    guide = rasters.info(s["guide"])["data"]
+    rasters.assert_filled(out["data"], rasters.info(poisoned)["data"], target["data"], cloud, [guide])
     assert (out["geotransform"], out["crs"], out["dtype"], out["nodata"]) == (
         target["geotransform"], target["crs"], target["dtype"], target["nodata"],
     )  # fmt: skip

@@ -79,7 +79,8 @@ def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene, ra
     assert got["dtype"] == gdal.GDT_UInt16
     assert got["descriptions"] == ["B04", "B03", "B02"]
     # clouds filled, with plausible values; clear pixels copied
-    rasters.assert_filled(got["data"], rasters.info(target)["data"], rasters.info(s2_scene["target"])["data"], mask)
+    clean, guide = (rasters.info(s2_scene[k])["data"] for k in ("target", "guide"))
+    rasters.assert_filled(got["data"], rasters.info(target)["data"], clean, mask, [guide])
     assert tif_files(s2_scene["tmp"]) == ["filled.tif", "guide.tif", "mask.tif", "poisoned.tif", "target.tif"]
 
 
@@ -125,7 +126,8 @@ def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene, rasters, a
     assert got["nodata"] == 0
     # exactly the grown clouds and the nodata holes change; the clouds to plausible values, the holes not to nodata
     clean = rasters.info(s2_scene["target"])["data"]
-    rasters.assert_filled(got["data"], rasters.info(target)["data"], clean, grown | holes, scored=grown)
+    guide = rasters.info(s2_scene["guide"])["data"]
+    rasters.assert_filled(got["data"], rasters.info(target)["data"], clean, grown | holes, [guide, guide], scored=grown)
     assert (got["data"][:, holes] != 0).all()
 
 
@@ -340,8 +342,10 @@ def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(
     run(INPAINT, {**params, "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "radar.tif")})
     run(INPAINT, {**params, "GUIDES": [str(sar)], "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "both.tif")})
     assert calls == [([], [str(sar)]), ([str(sar)], [str(sar)])]
-    for name in ("radar.tif", "both.tif"):
-        rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / name, target, rgb)), cloud)
+    backscatter = rasters.info(sar)["data"]
+    for name, guides in (("radar.tif", [backscatter]), ("both.tif", [backscatter, backscatter])):
+        data = (rasters.info(p)["data"] for p in (tmp_path / name, target, rgb))
+        rasters.assert_filled(*data, cloud, guides, radar=[len(guides) - 1])
     with pytest.raises(QgsProcessingException, match="Select at least one guide raster"):
         run(INPAINT, {**params, "OUTPUT": str(tmp_path / "none.tif")})
     assert not (tmp_path / "none.tif").exists()
