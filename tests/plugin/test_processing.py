@@ -21,8 +21,11 @@ from qgis.core import (
     QgsProcessingModelChildParameterSource,
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
+    QgsProject,
     QgsRasterLayer,
 )
 
@@ -178,15 +181,23 @@ def test_super_resolution_takes_first_guide_grid(mcpn_provider, sr_scene, assert
 
 
 def test_output_layer_name(mcpn_provider, s2_scene):
+    """As the dialog runs it (the output a layer definition for the project): the run itself asks QGIS to load its
+    output, under a meaningful name, and the layer Processing then adds to the map is the filled raster."""
     out = s2_scene["tmp"] / "named.tif"
-    context = QgsProcessingContext()
+    project, context = QgsProject.instance(), QgsProcessingContext()
+    context.setProject(project)
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-    alg = mcpn_provider.algorithm("guidedcloudinpainting").create()
-    full = {**params, **FAST, "STEPS": 2, "OUTPUT": str(out)}
-    context.addLayerToLoadOnCompletion(str(out), QgsProcessingContext.LayerDetails("", context.project(), "OUTPUT"))
-    ok, _ = alg.run(full, context, QgsProcessingFeedback())
-    assert ok
-    assert context.layerToLoadOnCompletionDetails(str(out)).name == "Guided cloud inpainting – target"
+    run(INPAINT, {**params, **FAST, "OUTPUT": QgsProcessingOutputLayerDefinition(str(out), project)}, context=context)
+    assert list(context.layersToLoadOnCompletion()) == [str(out)]
+    details = context.layerToLoadOnCompletionDetails(str(out))
+    try:  # what Processing does on completion (processing.gui.Postprocessing.handleAlgorithmResults)
+        layer = QgsProcessingUtils.mapLayerFromString(str(out), context)
+        details.setOutputLayerName(layer)
+        details.project.addMapLayer(context.temporaryLayerStore().takeMapLayer(layer))
+        (added,) = project.mapLayersByName("Guided cloud inpainting – target")
+        assert added.isValid() and added.source() == str(out) and added.bandCount() == 3
+    finally:
+        project.removeAllMapLayers()
 
 
 def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene, rasters, assert_same_grid):
