@@ -227,6 +227,7 @@ def test_super_resolution_keeps_the_step_its_held_out_pixels_choose(sharpening):
     result = super_resolve(low, guides, settings)
     assert [p.step for p in result.trace] == list(range(0, 41, 5))
     assert all(p.holdout_ssim is not None for p in result.trace)
+    assert result.trace[1].gain_lower is not None  # the first step is judged against the estimate kept so far
     replay = StoppingRule(Stopping.VALIDATED, settings.patience)
     for point in result.trace:
         replay.update(point.step, Stopping.VALIDATED.score(point), point.gain_lower is None or point.gain_lower > 0)
