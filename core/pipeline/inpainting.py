@@ -213,10 +213,19 @@ def _self_validate(
         (fitted,), _ = fit_on_device([sample.problem()], settings, callbacks)
         return np.where(known, masked, sample.scaling.invert(fitted.output))
 
-    validation = validate(values, layer.read(window), fill, seed=settings.seed)
+    def instant(masked: np.ndarray, cloud: np.ndarray) -> np.ndarray:  # the estimate the fit above starts from
+        known = np.isfinite(masked) & ~cloud
+        sample = Sample.prepare(masked, known, guide_values, masked.shape[1:], settings, radar, scalings)
+        return np.where(known, masked, sample.scaling.invert(sample.anchor.image))
+
+    validation = validate(values, layer.read(window), fill, seed=settings.seed,
+                          instant=instant if settings.anchored else None)  # fmt: skip
+    estimate = "" if validation.instant_ssim is None else (
+        f"; instant estimate SSIM {validation.instant_ssim:.3f}, RMSE {validation.instant_rmse:.4g}"
+    )  # fmt: skip
     callbacks.say(
         f"self-validation on {validation.hidden_pixels} hidden pixels: MCPN SSIM {validation.mcpn_ssim:.3f}, "
-        f"RMSE {validation.mcpn_rmse:.4g}; GDAL Fill nodata SSIM {validation.gdal_ssim:.3f}, "
+        f"RMSE {validation.mcpn_rmse:.4g}{estimate}; GDAL Fill nodata SSIM {validation.gdal_ssim:.3f}, "
         f"RMSE {validation.gdal_rmse:.4g}"
     )
     return validation

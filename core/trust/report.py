@@ -178,24 +178,26 @@ def _finite(value: float | None) -> bool:
 
 
 def _validation(validation: Validation) -> str:
-    """The MCPN vs GDAL Fill nodata table, per-band scores and the synthetic clouds."""
+    """The table of MCPN, the instant estimate it starts from (when scored) and GDAL Fill nodata, per-band scores
+    and the synthetic clouds."""
     count = validation.hidden_pixels
+    fills = [("MCPN", "MCPN", validation.mcpn_ssim, validation.mcpn_rmse,
+              validation.mcpn_band_ssim, validation.mcpn_band_rmse)]  # fmt: skip
+    if validation.instant_ssim is not None:
+        fills.append(("Instant estimate the fit starts from", "Instant", validation.instant_ssim,
+                      validation.instant_rmse, validation.instant_band_ssim, validation.instant_band_rmse))  # fmt: skip
+    fills.append(("GDAL Fill nodata", "GDAL", validation.gdal_ssim, validation.gdal_rmse,
+                  validation.gdal_band_ssim, validation.gdal_band_rmse))  # fmt: skip
     summary = _table(
         ["Method", "SSIM (higher is better)", "RMSE (target units)", "Hidden pixels"],
-        [
-            ["MCPN", f"{validation.mcpn_ssim:.4f}", f"{validation.mcpn_rmse:.4g}", count],
-            ["GDAL Fill nodata", f"{validation.gdal_ssim:.4f}", f"{validation.gdal_rmse:.4g}", count],
-        ],
+        [[name, f"{ssim:.4f}", f"{error:.4g}", count] for name, _, ssim, error, _, _ in fills],
         numeric=True,
     )
-    scores = zip(
-        validation.mcpn_band_ssim, validation.gdal_band_ssim, validation.mcpn_band_rmse, validation.gdal_band_rmse
-    )
     bands = _table(
-        ["Band", "MCPN SSIM", "GDAL SSIM", "MCPN RMSE", "GDAL RMSE"],
+        ["Band", *(f"{short} SSIM" for _, short, *_ in fills), *(f"{short} RMSE" for _, short, *_ in fills)],
         [
-            [index + 1, f"{ms:.4f}", f"{gs:.4f}", f"{mr:.4g}", f"{gr:.4g}"]
-            for index, (ms, gs, mr, gr) in enumerate(scores)
+            [band + 1, *(f"{f[4][band]:.4f}" for f in fills), *(f"{f[5][band]:.4g}" for f in fills)]
+            for band in range(len(validation.mcpn_band_ssim))
         ],
         numeric=True,
     )
@@ -204,6 +206,11 @@ def _validation(validation: Validation) -> str:
         "the scores compare the fills with the true values of those pixels, an estimate of the quality of the "
         "real fill on this scene.</p>"
     )
+    if validation.instant_ssim is not None:
+        explanation += (
+            "<p>The instant estimate is the fill the network starts from and corrects: MCPN's gain over it is "
+            "what the network added over the best instant tool on this scene.</p>"
+        )
     hidden = _preview(validation.hidden, "Synthetic clouds (orange)")
     notes = "".join(f"<p>{_text(note)}</p>" for note in validation.notes)
     return explanation + summary + "<h3>Per band</h3>" + bands + hidden + notes

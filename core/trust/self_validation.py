@@ -3,11 +3,12 @@
 Under a real cloud there is no ground truth. Here clear pixels of the target
 are hidden under *synthetic* clouds shaped like the real ones (the real mask's
 connected cloud shapes, rotated by multiples of 90°, maybe mirrored, and moved
-onto clear ground), the image is filled with the user's settings and with GDAL
-Fill nodata, and both fills are scored on the hidden pixels (SSIM and RMSE of
+onto clear ground), the image is filled with the user's settings, with GDAL
+Fill nodata and (when given) with the instant estimate the fit starts from,
+and the fills are scored on the hidden pixels (SSIM and RMSE of
 :mod:`core.metrics`): an estimate, on the user's own scene, of how good the
-real fill is and of what MCPN adds over interpolation (its measured error:
-``benchmarks/results/calibration.md``).
+real fill is and of what MCPN adds over interpolation and over the best instant
+tool (its measured error: ``benchmarks/results/calibration.md``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 @dataclass
 class Validation:
-    """Scores of MCPN and of GDAL Fill nodata on the pixels hidden under synthetic clouds (target units)."""
+    """Scores of MCPN, of GDAL Fill nodata and of the instant estimate the fit starts from (None when not scored)
+    on the pixels hidden under synthetic clouds (target units)."""
 
     hidden: np.ndarray  # (H, W) bool: the synthetic clouds
     mcpn_ssim: float
@@ -55,6 +57,10 @@ class Validation:
     gdal_band_ssim: list[float]
     gdal_band_rmse: list[float]
     notes: list[str] = field(default_factory=list)
+    instant_ssim: float | None = None
+    instant_rmse: float | None = None
+    instant_band_ssim: list[float] | None = None
+    instant_band_rmse: list[float] | None = None
 
     @property
     def hidden_pixels(self) -> int:
@@ -108,8 +114,11 @@ def _like_real(real: np.ndarray, invalid: np.ndarray | None, seed: Seed) -> tupl
     return _synthetic(real, invalid, min(int(real.sum()), int(MAX_HIDDEN_SHARE * clear)), _rng(seed))
 
 
-def validate(target: np.ndarray, mask: np.ndarray, fill: Fill, *, seed: Seed = 0) -> Validation:
-    """Hide clear pixels under synthetic clouds, fill them with ``fill`` and GDAL Fill nodata, and score both.
+def validate(
+    target: np.ndarray, mask: np.ndarray, fill: Fill, *, seed: Seed = 0, instant: Fill | None = None
+) -> Validation:
+    """Hide clear pixels under synthetic clouds, fill them with ``fill``, GDAL Fill nodata and ``instant`` (the
+    instant estimate ``fill`` starts from, called as ``fill`` is; optional), and score each.
 
     ``fill(target, mask)`` gets the target with the hidden pixels set to NaN
     and the real mask plus the synthetic clouds, and returns the filled
@@ -128,6 +137,8 @@ def validate(target: np.ndarray, mask: np.ndarray, fill: Fill, *, seed: Seed = 0
     masked = np.where(hidden, np.nan, truth)
     reference = fill_nodata(truth, mask)
     outputs = {"mcpn": as_bands(fill(masked, mask | hidden), "fill"), "gdal": fill_nodata(masked, mask | hidden)}
+    if instant is not None:
+        outputs["instant"] = as_bands(instant(masked, mask | hidden), "instant estimate")
     scores: dict[str, float | list[float]] = {}
     for name, output in outputs.items():
         if output.shape != truth.shape:

@@ -105,7 +105,8 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
     )  # fmt: skip
     assert result.fitted == 4 and sizes == [4, 2, 2]
     assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
-    rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"])), cloud)
+    data = [rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"], s["guide"])]
+    rasters.assert_filled(*data[:3], cloud, data[3:])
 
 
 def test_a_tile_that_runs_out_of_gpu_memory_is_fitted_again_on_the_cpu(monkeypatch):
@@ -140,3 +141,31 @@ def test_a_batch_keeps_each_members_moving_average():
         known, target = problem.target_known[0].numpy(), problem.target[0].numpy()
         rmse = np.sqrt((((a.output - target) * known) ** 2).sum() / known.sum())
         assert a.trace[-1].known_rmse == pytest.approx(rmse, rel=1e-4)  # the rule scores the average
+
+
+def test_patch_consistency_tiles_are_fitted_in_one_batch_each_with_its_own_choice(
+    tmp_path, monkeypatch, rasters, scene, fast
+):
+    """README: patch-consistency stopping batches tiles as the other rules do; each tile keeps the step its own
+    patch-consistency scores choose."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("MCPN_OFFLINE", "1")  # the fixed filter bank stands in for Inception
+    s = scene(size=64)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(64, 10, 54, 10, 54))
+    sizes, fits = [], []
+
+    def spy(batch, *args, **kwargs):
+        sizes.append(len(batch))
+        fits.extend(fit(batch, *args, **kwargs))
+        return fits[-len(batch) :]
+
+    monkeypatch.setattr(device, "fit", spy)
+    settings = fast(tile_size=40, tile_overlap=8, batch_size=4, stopping="patch_consistency", steps=6, check_every=2)
+    result = inpaint_raster(
+        str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"), settings
+    )
+    assert result.fitted == 4 and sizes == [4]
+    for tile in fits:
+        scores = [p.patch_consistency for p in tile.trace]
+        assert all(score is not None for score in scores)
+        assert tile.chosen_step == tile.trace[int(np.argmin(scores))].step

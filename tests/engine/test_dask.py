@@ -78,10 +78,40 @@ def test_dask_worker_processes_from_plain_python_give_the_output_of_the_local_ru
     assert result["difference"] <= 1
 
 
+SAFETY_NET = 600  # s: only a hung run waits this long; the tests wait on the events themselves
+_STARTED: list[object] = []  # the tile fits started on the Dask workers (threads of this process) ...
+_ENDED: list[str] = []  # ... and how each ended
+_CHANGED = threading.Condition()
+_FIT_ONE = distributed._fit_one
+
+
+def _watched_fit_one(fit, stopped, job):
+    """:func:`distributed._fit_one`, noting when the fit starts and how it ends (module level: Dask pickles it)."""
+    with _CHANGED:
+        _STARTED.append(job)
+    outcome = "finished"
+    try:
+        return _FIT_ONE(fit, stopped, job)
+    except Cancelled:
+        outcome = "cancelled"
+        raise
+    except BaseException as error:
+        outcome = f"failed: {error!r}"
+        raise
+    finally:
+        with _CHANGED:
+            _ENDED.append(outcome)
+            _CHANGED.notify_all()
+
+
 def test_cancel_on_dask_stops_the_tiles_and_leaves_no_file(tmp_path, cloudy, fast, monkeypatch):
-    """A cancel while the tiles run on the workers stops their fits too (within a step or so), so the run ends at
-    once and no worker thread keeps computing; no output, no scratch file."""
+    """A cancel while the tiles run on the workers stops their fits too (each ends at once, not after its 3000
+    steps), and no worker thread keeps computing; no output, no scratch file. The test waits for those events
+    (every started fit ended, every fitting thread gone), however slowly a loaded CPU tears the cluster down."""
     monkeypatch.setattr(distributed, "_can_spawn_python", lambda: False)
+    monkeypatch.setattr(distributed, "_fit_one", _watched_fit_one)
+    _STARTED.clear()
+    _ENDED.clear()
     target, mask, guide = cloudy
     logs: list[str] = []
     asked: list[float] = []
@@ -97,18 +127,21 @@ def test_cancel_on_dask_stops_the_tiles_and_leaves_no_file(tmp_path, cloudy, fas
             target, CloudMask(mask), [guide], str(tmp_path / "out" / "o.tif"),
             fast(tile_size=40, steps=3000, scheduler="local:2"), callbacks=Callbacks(cancel=cancel, log=logs.append),
         )  # fmt: skip
-    assert time.monotonic() - asked[-1] < 5, "the run went on after the cancel"
     assert list((tmp_path / "out").iterdir()) == []
+    with _CHANGED:
+        assert _CHANGED.wait_for(lambda: len(_ENDED) == len(_STARTED), timeout=SAFETY_NET)
+    # each ends at its next step: by the cancel, or by the cluster closed under it (its cancel check then fails:
+    # the run closes the cluster right after setting the cancel event); none runs on to its last step
+    assert _STARTED and all(end == "cancelled" or "is closed" in end for end in _ENDED), _ENDED
 
     def left() -> set:  # threads that could still be fitting: Dask's idle infrastructure threads are not
         # (its offload thread stays for every later run; its event loop, profiler and asyncio executor
-        # threads sometimes outlive the closed cluster by more than the deadline on a loaded CPU)
+        # threads may outlive the closed cluster on a loaded CPU)
         infrastructure = ("Dask-Offload", "IO loop", "Profile", "asyncio_")
         return {t for t in set(threading.enumerate()) - threads if not t.name.startswith(infrastructure)}
 
-    deadline = time.monotonic() + 30  # a loaded CPU stops the in-process cluster slowly
-    while left() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    for thread in left():
+        thread.join(timeout=SAFETY_NET)
     assert not left(), left()
 
 

@@ -64,10 +64,18 @@ def test_dense_up_sampling_gradients_change_the_layout_not_the_values(monkeypatc
         torch.testing.assert_close(b, a, atol=1e-7, rtol=1e-5)
 
 
+SEEDS = range(6)  # one fit's known RMSE after 60 steps varies by about 25 % with its seed: options compare means
+
+
+def _mean_rmse(problem: Problem, **options) -> float:
+    """Known-region RMSE after 60 steps (Stacked), the mean over :data:`SEEDS`."""
+    return float(np.mean([_fit(problem, 60, method="stacked", seed=s, **options).trace[-1].known_rmse for s in SEEDS]))
+
+
 @pytest.fixture(scope="module")
 def default_rmse(problem) -> float:
-    """Known-region RMSE of the default settings after 60 steps (Stacked)."""
-    return _fit(problem, 60, method="stacked").trace[-1].known_rmse
+    """Known-region RMSE of the default settings after 60 steps, the mean over :data:`SEEDS`."""
+    return _mean_rmse(problem)
 
 
 @pytest.mark.parametrize(
@@ -80,9 +88,11 @@ def default_rmse(problem) -> float:
     ids=str,
 )
 def test_options_fit_as_well_as_the_default(problem, default_rmse, options):
-    rmse = _fit(problem, 60, method="stacked", **options).trace[-1].known_rmse
+    """Measured over 12 seeds, in two sets of 6, each option's mean RMSE was 0.86-1.12 times the default's: 1.3 is
+    above that noise, and below what an option that fits a third worse gives."""
+    rmse = _mean_rmse(problem, **options)
     assert default_rmse < 0.15  # the fit did learn the known pixels
-    assert rmse < 1.6 * default_rmse  # seeds alone change it by about 30 % at this stage
+    assert rmse < 1.3 * default_rmse
 
 
 @pytest.mark.parametrize(

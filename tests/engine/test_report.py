@@ -7,6 +7,7 @@ import base64
 import io
 import os
 import subprocess
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -151,6 +152,21 @@ def test_report_has_the_validation_figures(tmp_path) -> None:
     hidden = png(page.images[1])
     assert np.array_equal(near(hidden, MASK_COLOUR, 0), validation().hidden)
     assert "synthetic clouds shaped like the real clouds: 100 of 2304 pixels hidden" in page.texts["p"]
+
+
+def test_report_scores_the_instant_estimate_beside_gdal_fill_nodata(tmp_path) -> None:
+    """Where self-validation scored the instant estimate the fit starts from, the report shows it between MCPN and
+    GDAL Fill nodata, also per band, and says what the difference means."""
+    scored = replace(validation(), instant_ssim=0.7, instant_rmse=200.0, instant_band_ssim=[0.75, 0.65],
+                     instant_band_rmse=[180.0, 220.0])  # fmt: skip
+    page = Page(write(tmp_path / "report.html", validation=scored).read_text(encoding="utf-8"))
+    methods = [row[0] for row in page.rows if row and row[-1] == "100" and len(row) == 4]
+    assert methods == ["MCPN", "Instant estimate the fit starts from", "GDAL Fill nodata"]
+    assert ["Instant estimate the fit starts from", "0.7000", "200", "100"] in page.rows
+    assert ["1", "0.9000", "0.7500", "0.5000", "100", "180", "300"] in page.rows
+    assert any("what the network added over the best instant tool" in text for text in page.texts["p"])
+    plain = Page(write(tmp_path / "plain.html").read_text(encoding="utf-8"))
+    assert not any(row and row[0].startswith("Instant") for row in plain.rows)
 
 
 def test_convergence_plot(tmp_path) -> None:

@@ -14,7 +14,7 @@ from mcpn.core.pipeline.super_resolution import super_resolve_raster
 from mcpn.core.raster import masks
 from mcpn.core.raster.io import grid_of
 from mcpn.core.raster.masks import CloudMask, MaskLayer
-from mcpn.core.raster.tiling import Window
+from mcpn.core.raster.tiling import Window, tile_windows
 from osgeo import gdal
 
 RGB = ["B04", "B03", "B02"]
@@ -33,7 +33,8 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path, raster
     assert (result.tiles, result.fitted) == (9, 2)
     assert any("in 2 of 9 tiles" in line for line in logs)
     out, target = rasters.info(tmp_path / "out.tif"), rasters.info(s["target"])
-    rasters.assert_filled(out["data"], rasters.info(poisoned)["data"], target["data"], cloud)
+    guide = rasters.info(s["guide"])["data"]
+    rasters.assert_filled(out["data"], rasters.info(poisoned)["data"], target["data"], cloud, [guide])
     assert (out["geotransform"], out["crs"], out["dtype"], out["nodata"]) == (
         target["geotransform"], target["crs"], target["dtype"], target["nodata"],
     )  # fmt: skip
@@ -72,26 +73,28 @@ def test_the_time_of_each_stage_is_measured_and_said(tmp_path, rasters, scene, f
 
 
 def test_tiles_fitted_apart_and_blended_give_the_untiled_fill(tmp_path, rasters, s2, fast):
-    """Where the fill is determined (a float32 target that is a linear function of its guide, which the instant
-    estimate recovers), 9 tiles fitted apart and blended with feathered weights give the fill of one untiled fit."""
-    guide = rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp_path / "guide.tif", 400, 400, 64)
-    target = tmp_path / "target.tif"
-    gdal.Translate(str(target), str(guide), outputType=gdal.GDT_Float32)
-    ds = gdal.Open(str(target), gdal.GA_Update)
-    truth = 1.5 * ds.ReadAsArray().astype(np.float64) + 100.0
-    ds.WriteRaster(0, 0, 64, 64, truth.astype(np.float32).tobytes())
-    ds = None
-    cloud = rasters.block(64, 20, 44, 18, 46)  # across the tiles' edges
+    """A real target (2018-08-05) and guide (2018-07-21): each of 9 tiles starts from its own instant estimate (the
+    output of a one-step fit), so the tiles disagree, and the feathered blend must not show where a tile ends. The
+    difference to one untiled fit changes across each tile edge in the cloud at most twice as much as beside it
+    (measured: at most 1.5 times; a plain average of the tiles: up to 2.7 times)."""
+    size, cloud = 64, rasters.block(64, 20, 44, 18, 46)  # across the tiles' edges (rows and columns 24 and 32)
+    target = rasters.stack([s2 / "2018-08-05" / f"{b}.tif" for b in RGB], tmp_path / "target.tif", 400, 400, size)
+    guide = rasters.stack([s2 / "2018-07-21" / f"{b}.tif" for b in RGB], tmp_path / "guide.tif", 400, 400, size)
     mask = rasters.mask(target, tmp_path / "mask.tif", cloud)
     runs = {}
     for name, tile_size in (("tiled", 32), ("untiled", 64)):
         out = tmp_path / f"{name}.tif"
-        result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(out), fast(tile_size=tile_size))
-        runs[name] = (result.fitted, rasters.info(out)["data"][:, cloud].astype(np.float64))
-    assert (runs["tiled"][0], runs["untiled"][0]) == (9, 1)
-    tiled, untiled, expected = runs["tiled"][1], runs["untiled"][1], truth[:, cloud]
-    assert np.abs(untiled - expected).max() <= 0.01 * np.ptp(expected)  # the fill is determined
-    assert np.abs(tiled - untiled).max() <= 0.002 * np.ptp(expected)
+        settings = fast(tile_size=tile_size, steps=1, stopping="fixed")
+        runs[name] = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(out), settings).fitted
+    assert (runs["tiled"], runs["untiled"]) == (9, 1)
+    tiled, untiled = (rasters.info(tmp_path / f"{name}.tif")["data"].astype(np.float64) for name in runs)
+    difference = (tiled - untiled)[:, 20:44, 18:46]
+    edges = {w.row for w in tile_windows(size, size, 32, 8)} | {w.col for w in tile_windows(size, size, 32, 8)}
+    for axis, first, line in ((1, 20, "row"), (2, 18, "column")):
+        steps = np.abs(np.diff(difference, axis=axis)).mean(axis=tuple({0, 1, 2} - {axis}))  # steps[i]: i to i + 1
+        for edge in sorted(edges & set(range(first + 2, first + len(steps) - 1))):
+            at, beside = steps[edge - 1 - first], (steps[edge - 2 - first] + steps[edge - first]) / 2
+            assert at <= 2 * beside, f"a seam at {line} {edge}: {at:.3g} against {beside:.3g}"
 
 
 def test_no_cloud_copies_the_target_and_a_full_mask_is_an_error(tmp_path, rasters, scene, fast):

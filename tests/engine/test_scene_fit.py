@@ -32,7 +32,8 @@ def test_a_scene_network_fills_every_tile_on_the_tiles_grid(tmp_path, monkeypatc
     assert any("one network for the scene on 3 of" in line for line in logs)
     info = rasters.info(tmp_path / "o.tif")
     assert info["data"].dtype == rasters.info(poisoned)["data"].dtype
-    rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"])), cloud)
+    data = [rasters.info(p)["data"] for p in (tmp_path / "o.tif", poisoned, s["target"], s["guide"])]
+    rasters.assert_filled(*data[:3], cloud, data[3:])
 
 
 def test_each_tile_keeps_its_instant_estimate_unless_its_own_evidence_says_otherwise(

@@ -6,9 +6,12 @@ import subprocess
 
 import numpy as np
 import pytest
+from mcpn.core.callbacks import Callbacks
 from mcpn.core.classic import fill_nodata
 from mcpn.core.errors import InputError
 from mcpn.core.pipeline.api import inpaint
+from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.raster.masks import CloudMask
 from mcpn.core.trust.self_validation import MAX_HIDDEN_SHARE, holdout_mask, synthetic_mask, validate
 from osgeo import gdal
 from scipy import ndimage
@@ -214,3 +217,24 @@ def test_no_holdout_where_no_patch_fits_between_the_gaps():
     missing = np.ones((64, 64), dtype=bool)
     missing[:, ::3] = False
     assert holdout_mask(missing, 0.1, seed=0) is None
+
+
+def test_a_run_scores_the_instant_estimate_its_fit_starts_from(tmp_path, rasters, scene, fast):
+    """A run's self-validation scores the instant estimate beside MCPN and GDAL Fill nodata. After one step the fit's
+    output is still that estimate, so their scores agree; the log gives all three."""
+    s = scene(size=48)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", rasters.block(48, 8, 20, 10, 26))
+    logs: list[str] = []
+    settings = fast(steps=1, stopping="fixed", self_validation=True)
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            settings, callbacks=Callbacks(log=logs.append))  # fmt: skip
+    check = result.validation
+    assert check.instant_rmse == pytest.approx(check.mcpn_rmse, rel=1e-4)
+    assert check.instant_ssim == pytest.approx(check.mcpn_ssim, abs=1e-4)
+    assert check.instant_band_rmse == pytest.approx(check.mcpn_band_rmse, rel=1e-4)
+    assert check.instant_rmse != pytest.approx(check.gdal_rmse, rel=1e-2)  # a guide regression, not GDAL's fill
+    line = next(line for line in logs if line.startswith("self-validation on"))
+    assert f"instant estimate SSIM {check.instant_ssim:.3f}, RMSE {check.instant_rmse:.4g}" in line
+    started = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "n.tif"),
+                             fast(steps=1, anchor="none", self_validation=True))  # fmt: skip
+    assert started.validation.instant_ssim is None  # from noise: no estimate to score

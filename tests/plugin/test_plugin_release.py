@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import re
 import threading
 import urllib.error
 from pathlib import Path
@@ -203,6 +204,25 @@ def test_help_is_short_flowing_and_every_parameter_has_a_tooltip(mcpn_provider, 
         assert "\n" not in definition.help()
         assert ";" not in definition.description() and "=" not in definition.description(), definition.name()
     assert alg.parameterDefinition("LEARNING_RATE").metadata()["widget_wrapper"]["decimals"] == 6
+
+
+@pytest.mark.parametrize("alg_id", [INPAINT, SR])
+def test_the_help_names_every_input_and_every_method_and_stopping_rule(mcpn_provider, alg_id):
+    """The help says what each input means: every input layer is named in it (in italics, by the start of its
+    label), every name in italics is a parameter's, and every option of Method and Stopping is described."""
+    alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+    text = alg.shortHelpString().lower()
+    named = re.findall(r"<i>(.*?)</i>", text)
+    labels = {d.name(): d.description().lower() for d in alg.parameterDefinitions()}
+    for name in named:
+        assert any(label.startswith(name) for label in labels.values()), f"the help names {name!r}, no parameter"
+    for definition in alg.parameterDefinitions():
+        if definition.type() in ("raster", "multilayer", "source"):
+            label = labels[definition.name()]
+            assert any(label.startswith(name) for name in named), f"{definition.name()} ({label}) not in the help"
+    for choice in ("METHOD", "STOPPING"):
+        for option in alg.parameterDefinition(choice).options():
+            assert option.lower().replace(" (default)", "") in text, f"{choice} option {option!r} not in the help"
 
 
 def test_pairs_are_labelled(mcpn_provider):

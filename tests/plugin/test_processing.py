@@ -21,8 +21,11 @@ from qgis.core import (
     QgsProcessingModelChildParameterSource,
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
+    QgsProject,
     QgsRasterLayer,
 )
 
@@ -79,7 +82,8 @@ def test_inpainting_keeps_grid_type_and_clear_pixels(mcpn_provider, s2_scene, ra
     assert got["dtype"] == gdal.GDT_UInt16
     assert got["descriptions"] == ["B04", "B03", "B02"]
     # clouds filled, with plausible values; clear pixels copied
-    rasters.assert_filled(got["data"], rasters.info(target)["data"], rasters.info(s2_scene["target"])["data"], mask)
+    clean, guide = (rasters.info(s2_scene[k])["data"] for k in ("target", "guide"))
+    rasters.assert_filled(got["data"], rasters.info(target)["data"], clean, mask, [guide])
     assert tif_files(s2_scene["tmp"]) == ["filled.tif", "guide.tif", "mask.tif", "poisoned.tif", "target.tif"]
 
 
@@ -125,7 +129,8 @@ def test_inpainting_other_options_and_nodata(mcpn_provider, s2_scene, rasters, a
     assert got["nodata"] == 0
     # exactly the grown clouds and the nodata holes change; the clouds to plausible values, the holes not to nodata
     clean = rasters.info(s2_scene["target"])["data"]
-    rasters.assert_filled(got["data"], rasters.info(target)["data"], clean, grown | holes, scored=grown)
+    guide = rasters.info(s2_scene["guide"])["data"]
+    rasters.assert_filled(got["data"], rasters.info(target)["data"], clean, grown | holes, [guide, guide], scored=grown)
     assert (got["data"][:, holes] != 0).all()
 
 
@@ -176,15 +181,23 @@ def test_super_resolution_takes_first_guide_grid(mcpn_provider, sr_scene, assert
 
 
 def test_output_layer_name(mcpn_provider, s2_scene):
+    """As the dialog runs it (the output a layer definition for the project): the run itself asks QGIS to load its
+    output, under a meaningful name, and the layer Processing then adds to the map is the filled raster."""
     out = s2_scene["tmp"] / "named.tif"
-    context = QgsProcessingContext()
+    project, context = QgsProject.instance(), QgsProcessingContext()
+    context.setProject(project)
     params = {"INPUT": str(s2_scene["target"]), "MASK": str(s2_scene["mask"]), "GUIDES": [str(s2_scene["guide"])]}
-    alg = mcpn_provider.algorithm("guidedcloudinpainting").create()
-    full = {**params, **FAST, "STEPS": 2, "OUTPUT": str(out)}
-    context.addLayerToLoadOnCompletion(str(out), QgsProcessingContext.LayerDetails("", context.project(), "OUTPUT"))
-    ok, _ = alg.run(full, context, QgsProcessingFeedback())
-    assert ok
-    assert context.layerToLoadOnCompletionDetails(str(out)).name == "Guided cloud inpainting – target"
+    run(INPAINT, {**params, **FAST, "OUTPUT": QgsProcessingOutputLayerDefinition(str(out), project)}, context=context)
+    assert list(context.layersToLoadOnCompletion()) == [str(out)]
+    details = context.layerToLoadOnCompletionDetails(str(out))
+    try:  # what Processing does on completion (processing.gui.Postprocessing.handleAlgorithmResults)
+        layer = QgsProcessingUtils.mapLayerFromString(str(out), context)
+        details.setOutputLayerName(layer)
+        details.project.addMapLayer(context.temporaryLayerStore().takeMapLayer(layer))
+        (added,) = project.mapLayersByName("Guided cloud inpainting – target")
+        assert added.isValid() and added.source() == str(out) and added.bandCount() == 3
+    finally:
+        project.removeAllMapLayers()
 
 
 def test_model_super_resolution_then_inpainting(mcpn_provider, sr_scene, rasters, assert_same_grid):
@@ -340,8 +353,10 @@ def test_radar_guides_are_converted_to_db_and_the_other_guides_are_not(
     run(INPAINT, {**params, "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "radar.tif")})
     run(INPAINT, {**params, "GUIDES": [str(sar)], "RADAR_GUIDES": [str(sar)], "OUTPUT": str(tmp_path / "both.tif")})
     assert calls == [([], [str(sar)]), ([str(sar)], [str(sar)])]
-    for name in ("radar.tif", "both.tif"):
-        rasters.assert_filled(*(rasters.info(p)["data"] for p in (tmp_path / name, target, rgb)), cloud)
+    backscatter = rasters.info(sar)["data"]
+    for name, guides in (("radar.tif", [backscatter]), ("both.tif", [backscatter, backscatter])):
+        data = (rasters.info(p)["data"] for p in (tmp_path / name, target, rgb))
+        rasters.assert_filled(*data, cloud, guides, radar=[len(guides) - 1])
     with pytest.raises(QgsProcessingException, match="Select at least one guide raster"):
         run(INPAINT, {**params, "OUTPUT": str(tmp_path / "none.tif")})
     assert not (tmp_path / "none.tif").exists()

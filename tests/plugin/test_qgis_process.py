@@ -50,7 +50,8 @@ def test_inpainting_json_run(s2_scene, rasters, qgis_process):
     got, truth = rasters.info(out), rasters.info(target)
     for key in ("size", "bands", "geotransform", "crs", "dtype", "nodata", "descriptions"):
         assert got[key] == truth[key], key
-    rasters.assert_filled(got["data"], truth["data"], rasters.info(s2_scene["target"])["data"], cloud)
+    clean, guide = (rasters.info(s2_scene[k])["data"] for k in ("target", "guide"))
+    rasters.assert_filled(got["data"], truth["data"], clean, cloud, [guide])
 
 
 def test_super_resolution_json_run(sr_scene, rasters, qgis_process):

@@ -30,6 +30,17 @@ def float_mask(template, dst, values):
     return dst
 
 
+def on_grid(path, template) -> np.ndarray:
+    """A guide's values on the template's grid, NaN outside its coverage (as the engine warps it)."""
+    tpl = gdal.Open(str(template))
+    x0, dx, _, y0, _, dy = tpl.GetGeoTransform()
+    width, height = tpl.RasterXSize, tpl.RasterYSize
+    bounds = (x0, y0 + height * dy, x0 + width * dx, y0)
+    options = {"width": width, "height": height, "outputBounds": bounds, "dstNodata": np.nan}
+    warped = gdal.Warp("", str(path), format="MEM", outputType=gdal.GDT_Float32, resampleAlg="bilinear", **options)
+    return warped.ReadAsArray()
+
+
 @pytest.fixture
 def run_and_check_filled(rasters, inpaint_params):
     """``run_and_check_filled(scene, expected, **parameters)``: inpaint a copy of the target (INPUT) holding POISON
@@ -42,7 +53,8 @@ def run_and_check_filled(rasters, inpaint_params):
         out = scene["tmp"] / "filled.tif"
         run(INPAINT, inpaint_params(scene, INPUT=str(target), OUTPUT=str(out), **changes))
         data = (rasters.info(path)["data"] for path in (out, target, clean))
-        rasters.assert_filled(*data, expected)
+        guides = [on_grid(path, clean) for path in changes.get("GUIDES", [scene["guide"]])]
+        rasters.assert_filled(*data, expected, guides)
         return out
 
     return check
