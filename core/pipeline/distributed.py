@@ -91,7 +91,11 @@ class _Stopped:
         if not self.stopped and now - self.asked >= _CANCEL_CHECK_SECONDS:
             from dask.distributed import Event
 
-            self.stopped, self.asked = Event(self.name).is_set(), now
+            try:
+                self.stopped = Event(self.name).is_set()
+            except Exception:  # no client, or its connections closed: the run that started this fit is over
+                self.stopped = True
+            self.asked = now
         return self.stopped
 
 
