@@ -44,6 +44,8 @@ def input_files(
     for definition in alg.parameterDefinitions():
         if definition.type() not in ("raster", "multilayer") or definition.isDestination():
             continue
+        if definition.type() == "multilayer" and definition.layerType() == compat.SOURCE_FILE:
+            continue  # files that are not rasters (Sentinel-2 products), checked when the run opens them
         value = parameters.get(definition.name())
         if value is None or value == "":
             continue

@@ -164,7 +164,7 @@ class Sentinel2Product(MCPNAlgorithm):
                 parse_mask_values(self.parameterAsString(parameters, self.MASK_VALUES, context))
         except MCPNError as exc:
             return str(exc)
-        return super().input_problem({k: v for k, v in parameters.items() if k != self.GUIDES}, context)
+        return super().input_problem(parameters, context)
 
     @staticmethod
     def engine() -> Callable[..., Any]:
