@@ -184,7 +184,7 @@ def _estimates(
 
 
 def consistent_bicubic(low: np.ndarray, known: np.ndarray, degradation: Degradation) -> np.ndarray:
-    """Bicubic interpolation of ``low``, changed by the least amount that makes it degrade exactly to ``low``."""
+    """Bicubic interpolation of ``low`` with the smooth correction that makes it degrade exactly to ``low``."""
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
     estimate = _estimates(low, known, (), degradation)["bicubic"]
@@ -198,8 +198,8 @@ def regression_and_residual(
 
     Each band of ``low`` is regressed (moving window) on the guides degraded
     the same way; the global slopes are applied to the full guides and the
-    local correction is interpolated; the estimate is then changed by the least
-    amount that makes it degrade to ``low`` (its residual, spread back).
+    local correction is interpolated; the estimate then gets the smooth correction
+    that makes it degrade to ``low`` (:meth:`core.model.degradation.Degradation.project`).
     """
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
