@@ -10,13 +10,11 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from functools import partial
 
 import numpy as np
 from osgeo import gdal
 
 from ..callbacks import Callbacks
-from ..choices import Scope
 from ..config import Settings
 from ..errors import InputError
 from ..model.device import fit_on_device
@@ -35,12 +33,11 @@ from ..raster.io import (
 from ..raster.masks import CloudMask, MaskLayer
 from ..raster.tiling import Window, tile_windows
 from ..trust.self_validation import Validation, validate
-from .distributed import run_tiles
 from .normalisation import BandScaling
 from .runs import PREVIEW_SIDE, WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
 from .sample import Sample
 from .stages import timed
-from .tiles import Blend, TileJob, apply_scene, fit_scene, fit_tiles
+from .tiles import Blend, TileJob, fit_all
 
 __all__ = ["CloudMask", "inpaint_raster", "mask_layer"]
 
@@ -105,12 +102,7 @@ def inpaint_raster(
             callbacks = callbacks.part(1, len(jobs) + 1, len(jobs))
         overlap = settings.overlap if len(windows) > 1 else 0
         with Blend(scratch, grid.height, grid.width, bands, uncertainty is not None, cloudy, overlap) as blend:
-            fit_group, tile_callbacks = fit_tiles, callbacks
-            if settings.scope is Scope.SCENE and len(jobs) > 1:  # one network, fitted on a few tiles, for all
-                with timed(times, "fit"):
-                    fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
-                tile_callbacks = callbacks.part(3, 4)
-            run_tiles(jobs, fit_group, blend.add, settings.batch_size, settings.scheduler, tile_callbacks)
+            fit_all(jobs, blend.add, times, callbacks)
             with timed(times, "write"):
                 filled = _write(target, layer, grid, bands, meta, blend, output, uncertainty, callbacks)
         callbacks.say(f"{filled} of {grid.width * grid.height} pixels filled (clouds and nodata)")

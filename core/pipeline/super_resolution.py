@@ -6,22 +6,20 @@ import math
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from functools import partial
 
 import numpy as np
 
 from ..callbacks import Callbacks
-from ..choices import DegradationKind, Scope
+from ..choices import DegradationKind
 from ..config import Settings
 from ..errors import InputError
 from ..model.degradation import Degradation
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, low_res_grid, read_window, writer_profile
 from ..raster.tiling import Window, tile_windows
-from .distributed import run_tiles
 from .runs import WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
 from .stages import timed
-from .tiles import Blend, TileJob, apply_scene, fit_scene, fit_tiles
+from .tiles import Blend, TileJob, fit_all
 
 __all__ = ["super_resolve_raster"]
 
@@ -84,12 +82,7 @@ def super_resolve_raster(
         footprint = aligned_path(low_res, grid, scratch, "near", "low-resolution raster")
         no_flag = np.array([value is None for value in meta["nodata"]])[:, None, None]
         with Blend(scratch, grid.height, grid.width, bands, False, [high for _, high in pairs], overlap) as blend:
-            fit_group, tile_callbacks = fit_tiles, callbacks
-            if settings.scope is Scope.SCENE and len(jobs) > 1:  # one network, fitted on a few tiles, for all
-                with timed(times, "fit"):
-                    fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
-                tile_callbacks = callbacks.part(3, 4)
-            run_tiles(jobs, fit_group, blend.add, settings.batch_size, settings.scheduler, tile_callbacks)
+            fit_all(jobs, blend.add, times, callbacks)
             with timed(times, "write"), RasterWriter(output, grid, bands, **meta) as writer:
                 for window, image in _consistent_blocks(blend, low_path, low_grid, grid, settings.degradation):
                     callbacks.check_cancel()

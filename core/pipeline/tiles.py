@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 from osgeo import gdal
 
 from ..callbacks import Callbacks
+from ..choices import Scope
 from ..config import Settings
 from ..model.device import fit_on_device, fit_scene_on_device
 from ..model.fitting import TracePoint
@@ -18,11 +20,12 @@ from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import read_window
 from ..raster.masks import MaskLayer
 from ..raster.tiling import Window, feather
+from .distributed import run_tiles
 from .normalisation import BandScaling
 from .sample import Sample
 from .stages import timed
 
-__all__ = ["Blend", "FittedTile", "TileJob", "apply_scene", "fit_scene", "fit_tiles"]
+__all__ = ["Blend", "FittedTile", "TileJob", "apply_scene", "fit_all", "fit_scene", "fit_tiles"]
 
 SCENE_TILES = 8  # tiles a scene network is fitted on, spread over the scene
 
@@ -110,6 +113,22 @@ def fit_tiles(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> li
         results.append(_tile_fit(job, sample, outputs, str(device), run, seconds, tile_warnings, tile_times))
         started = time.perf_counter()
     return results
+
+
+def fit_all(
+    jobs: Sequence[TileJob], add: Callable[[FittedTile], None], times: dict[str, float], callbacks: Callbacks
+) -> None:
+    """Fit every job and ``add`` each fitted tile: each tile on its own, or, with ``Scope.SCENE`` and several
+    tiles, one network for the scene (its fit timed in ``times``) applied to every tile; here or on Dask."""
+    if not jobs:
+        return
+    settings = jobs[0].settings
+    fit_group: Callable[..., list[FittedTile]] = fit_tiles
+    if settings.scope is Scope.SCENE and len(jobs) > 1:
+        with timed(times, "fit"):
+            fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
+        callbacks = callbacks.part(3, 4)
+    run_tiles(jobs, fit_group, add, settings.batch_size, settings.scheduler, callbacks)
 
 
 def fit_scene(jobs: Sequence[TileJob], callbacks: Callbacks) -> Checkpoints:
