@@ -28,7 +28,10 @@ NDVI_SIZE, NDVI_COVER = 100, 0.45  # the NDVI case: a small image, one large gap
 INPAINT_CASES = ("s2_guide", "s2_heavy", "sar_guide", "swir_guide")
 GAP_CASES = (*(f"gap{round(100 * c)}" for c in GAP_COVERS), "border", "ndvi_small")
 SR_FACTORS = (2, 4, 3.3)  # 3.3: a factor that does not divide the grid
-SR_CASES = tuple(f"{group}_x{factor:g}" for group in ("sr_nir", "sr_rgb") for factor in SR_FACTORS)
+SR_CASES = tuple(
+    f"{group}_x{factor:g}{blur}" for blur in ("", "_psf") for group in ("sr_nir", "sr_rgb") for factor in SR_FACTORS
+)  # _psf: the low-resolution input made with a sensor-like blur before the area average
+MTF_AT_NYQUIST = 0.3  # the sensor-like blur: a Gaussian whose response at the input's Nyquist frequency is 0.3
 ALL_CASES = INPAINT_CASES + GAP_CASES + SR_CASES
 
 
@@ -196,17 +199,26 @@ def area_average(image: np.ndarray, low: int) -> np.ndarray:
     return np.asarray(gdal.Warp("", source, options=options).ReadAsArray(), dtype=np.float64).reshape(bands, low, low)
 
 
+def sensor_blur(image: np.ndarray, factor: float) -> np.ndarray:
+    """A Gaussian point spread of the coarser sensor (its MTF at the coarser grid's Nyquist is MTF_AT_NYQUIST)."""
+    sigma = factor / np.pi * np.sqrt(-2 * np.log(MTF_AT_NYQUIST))
+    return np.stack([ndimage.gaussian_filter(band, sigma, mode="reflect") for band in image])
+
+
 def sr_case(name: str, data: Path, size: int) -> Case:
-    """One super-resolution case of :data:`SR_CASES`: ``sr_nir_x4`` is B08 from same-date RGB at factor 4."""
-    group, factor = name.rsplit("_x", 1)
+    """One super-resolution case of :data:`SR_CASES`: ``sr_nir_x4`` is B08 from same-date RGB at factor 4,
+    ``sr_nir_x4_psf`` the same with a sensor-like blur before the area average."""
+    blurred = name.endswith("_psf")
+    group, factor = name.removesuffix("_psf").rsplit("_x", 1)
     current = _s2(data, TARGET_DATE, S2_RGBN, size)
     if group == "sr_nir":
         truth, guide, names = current[3:], current[:3], ["B08"]
-        description = f"S2 {TARGET_DATE} B08 x{factor} (area average), guide same-date RGB"
+        description = f"S2 {TARGET_DATE} B08 x{factor}, guide same-date RGB"
     else:
         truth, guide, names = current[:3], _s2(data, GUIDE_DATE, S2_RGBN[:3], size), list(S2_RGBN[:3])
-        description = f"S2 {TARGET_DATE} RGB x{factor} (area average), guide S2 {GUIDE_DATE} RGB"
-    low = area_average(truth, round(size / float(factor)))
+        description = f"S2 {TARGET_DATE} RGB x{factor}, guide S2 {GUIDE_DATE} RGB"
+    low = area_average(sensor_blur(truth, float(factor)) if blurred else truth, round(size / float(factor)))
+    description += " (sensor-like blur, then area average)" if blurred else " (area average)"
     return Case(name, "sr", description, low, truth, [guide], band_names=names)
 
 

@@ -52,6 +52,15 @@ def score(case: Case, image: np.ndarray) -> float:
     return metrics.masked_ssim(composite, case.truth, case.region)
 
 
+def errors(case: Case, image: np.ndarray) -> dict[str, float]:
+    """RMSE (the target's units) and mean spectral angle (degrees; NaN for one band) of what the user gets."""
+    composite = np.where(case.region[None], image, case.truth)
+    return {
+        "rmse": metrics.rmse(composite, case.truth, case.region),
+        "sam": metrics.spectral_angle(composite, case.truth, case.region),
+    }
+
+
 def guides_in_db(case: Case) -> list[np.ndarray]:
     """The case's guides, radar guides in dB."""
     return [
@@ -113,7 +122,8 @@ def baselines(case: Case) -> dict[str, dict]:
     for name, run in runs.items():
         started = time.perf_counter()
         image = run()
-        results[name] = {"ssim": score(case, image), "seconds": time.perf_counter() - started}
+        seconds = time.perf_counter() - started
+        results[name] = {"ssim": score(case, image), **errors(case, image), "seconds": seconds}
     return results
 
 
@@ -129,6 +139,7 @@ def fit(case: Case, settings: object) -> dict:
     curve = {step: score(case, image) for step, image in result.snapshots.items()}
     record = {
         "ssim": score(case, result.image),
+        **errors(case, result.image),
         "chosen_step": result.chosen_step,
         "seconds": seconds,
         "seconds_per_step": per_step,
@@ -178,6 +189,31 @@ def _audit(fits: list[dict], best: float) -> str:
     step = sum(c["kept"] < c["rejected"] for c in choices)
     below = sum(r["ssim"] < r["anchor_ssim"] - 0.005 for r in anchored)
     return f"{estimate}/{len(anchored)} | {step}/{len(choices)} | {below}/{len(anchored)}"
+
+
+def error_report(records: list[dict]) -> list[str]:
+    """RMSE and spectral angle of the best baseline (by SSIM) and of each fitted set-up (mean over seeds)."""
+
+    def sam(value: float) -> str:
+        return "–" if np.isnan(value) else f"{value:.2f}"
+
+    lines = [
+        "RMSE (the target's units) and mean spectral angle (SAM, degrees; – for one band) over the scored pixels "
+        "(lower is better), MCPN with the default method and set-up, mean over seeds:",
+        "",
+        "| case | best baseline RMSE | SAM | MCPN RMSE | SAM |",
+        "|---|---|---|---|---|",
+    ]
+    for case in dict.fromkeys(r["case"] for r in records):
+        base = next(r["baselines"] for r in records if r["case"] == case and r["method"] == "baselines")
+        best = base[max(base, key=lambda n: base[n]["ssim"])]
+        fits = [r for r in records if r["case"] == case and r.get("setup") == "default"
+                and str(r["method"]) == str(DEFAULT_METHOD[r["kind"]])]  # fmt: skip
+        if "rmse" not in best or not fits:
+            continue
+        rmse, angle = np.mean([r["rmse"] for r in fits]), np.mean([r["sam"] for r in fits])
+        lines.append(f"| {case} | {best['rmse']:.4g} | {sam(best['sam'])} | {rmse:.4g} | {sam(angle)} |")
+    return lines
 
 
 def grid_setups(grid: list[str]) -> list[tuple[str, dict]]:
@@ -271,6 +307,7 @@ def report(records: list[dict], args: argparse.Namespace) -> str:
                 f"| {case} | {best_name} {best:.3f} | {anchor} | {label} {ssim.mean():.3f} ± {ssim.std():.3f} | "
                 f"{ssim.mean() - best:+.3f} | {kept}/{len(fits)} | {per_step:.2f} | {_audit(fits, best)} |"
             )
+    lines += ["", *error_report(records)]
     lines += [
         "",
         "Every baseline (masked SSIM, seconds), and the share of the scored pixels' variance the guides can explain "

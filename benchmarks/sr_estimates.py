@@ -18,9 +18,8 @@ from pathlib import Path
 
 import _harness
 import numpy as np
-from cases import GUIDE_DATE, TARGET_DATE, area_average
+from cases import GUIDE_DATE, TARGET_DATE, area_average, sensor_blur
 from osgeo import gdal
-from scipy import ndimage
 
 metrics = _harness.module("core.metrics")
 sharpening = _harness.module("core.sharpening")
@@ -28,7 +27,6 @@ Degradation = _harness.module("core.model.degradation").Degradation
 
 BANDS_10M = ("B04", "B03", "B02", "B08")
 BANDS_20M = ("B05", "B06", "B07", "B8A", "B11", "B12")
-MTF_AT_NYQUIST = 0.3  # the sensor-like blur: a Gaussian whose response at the input's Nyquist frequency is 0.3
 # the anchors as the fit outputs them at step 0: made consistent with the input (averaging back to it)
 ESTIMATES = ("bicubic", "consistent bicubic", "regression + residual", "anchor 0.6.0 (detail agreement)",
              "anchor (evidence)")  # fmt: skip
@@ -36,12 +34,6 @@ ESTIMATES = ("bicubic", "consistent bicubic", "regression + residual", "anchor 0
 
 def read(path: Path, x: int, y: int, size: int) -> np.ndarray:
     return np.asarray(gdal.Open(str(path)).ReadAsArray(x, y, size, size), dtype=np.float64)
-
-
-def sensor_blur(image: np.ndarray, factor: float) -> np.ndarray:
-    """A Gaussian point spread of the coarser sensor (its MTF at the coarser grid's Nyquist is MTF_AT_NYQUIST)."""
-    sigma = factor / np.pi * np.sqrt(-2 * np.log(MTF_AT_NYQUIST))
-    return np.stack([ndimage.gaussian_filter(band, sigma, mode="reflect") for band in image])
 
 
 def cases(data: Path, size: int, offsets: list[int]) -> list[dict]:

@@ -69,6 +69,18 @@ def rmse(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) 
     return float(np.sqrt(np.mean(diff * diff)))
 
 
+def spectral_angle(pred: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) -> float:
+    """Mean spectral angle (SAM, degrees) between the band vectors of ``pred`` and ``truth`` over the region's
+    pixels; NaN for a single band, which has no spectrum."""
+    p, t, r = _prepare(pred, truth, region)
+    if len(t) < 2:
+        return float("nan")
+    p, t = p[:, r], t[:, r]
+    norms = np.linalg.norm(p, axis=0) * np.linalg.norm(t, axis=0)
+    cosine = np.divide((p * t).sum(axis=0), norms, out=np.ones_like(norms), where=norms > 0)
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))).mean())
+
+
 def percentile_range(band: np.ndarray) -> tuple[float, float]:
     """The 1st and 99th percentile of a band; a degenerate range becomes ``(p1, p1 + 1)``."""
     low, high = np.percentile(band, PERCENTILES)

@@ -1,10 +1,10 @@
-"""Tests of core.metrics (RMSE and region-restricted, percentile-scaled SSIM)."""
+"""Tests of core.metrics (RMSE, spectral angle and region-restricted, percentile-scaled SSIM)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from mcpn.core.metrics import masked_ssim, rmse
+from mcpn.core.metrics import masked_ssim, rmse, spectral_angle
 
 
 def _image(bands: int = 3, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -40,6 +40,15 @@ def test_rmse_hand_computed() -> None:
     assert rmse(pred, truth, ~region) == 0.0
     # a 2-D image is treated as one band
     assert rmse(pred[0], truth[0]) == pytest.approx(0.5)
+
+
+def test_spectral_angle_hand_computed() -> None:
+    truth = np.ones((2, 1, 2))  # both pixels (1, 1)
+    pred = np.array([[[1.0, 2.0]], [[0.0, 2.0]]])  # (1, 0): 45 degrees off; (2, 2): the same spectrum, brighter
+    assert spectral_angle(pred, truth) == pytest.approx(22.5)
+    assert spectral_angle(pred, truth, np.array([[True, False]])) == pytest.approx(45.0)
+    assert spectral_angle(pred, truth, np.array([[False, True]])) == pytest.approx(0.0, abs=1e-4)
+    assert np.isnan(spectral_angle(pred[:1], truth[:1]))  # one band has no spectrum
 
 
 def test_ssim_region_sensitivity() -> None:
