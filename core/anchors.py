@@ -20,16 +20,21 @@ from .errors import InputError
 from .metrics import ssim_map
 from .nspi import nspi
 
-__all__ = ["cross_fitted", "inpainting_anchor", "inpainting_estimates"]
+__all__ = ["cross_fitted", "inpainting_anchor", "inpainting_estimates", "scene_choice"]
 
 SSIM_WINDOW = 11  # the smallest image side structural similarity is computed on (its Gaussian window)
 CROSS_FOLDS = 4  # folds of known pixels an interpolation is recomputed without (cross_fitted)
 
 
 def inpainting_anchor(
-    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], holdout: np.ndarray | None
+    target: np.ndarray,
+    known: np.ndarray,
+    guides: Sequence[np.ndarray],
+    holdout: np.ndarray | None,
+    names: Sequence[str] | None = None,
 ) -> Anchor:
-    """The best instant fill of each band, judged on the ``holdout`` pixels (known, but not used to fit).
+    """The best instant fill of each band, judged on the ``holdout`` pixels (known, but not used to fit), or the
+    estimate of each band ``names`` gives (chosen elsewhere, e.g. over a scene: :func:`scene_choice`).
 
     Candidates (:func:`inpainting_estimates`) are judged by their structural
     similarity to the held-out pixels; the chosen one is then computed again
@@ -39,15 +44,32 @@ def inpainting_anchor(
     """
     target = as_bands(target, "target")
     known = np.broadcast_to(known, target.shape) & np.isfinite(target)
-    if holdout is None or not holdout.any():
-        names = ["moving-window guide regression" if guides else "interpolation"] * len(target)
-    else:
+    fallback = "moving-window guide regression" if guides else "interpolation"
+    errors = None
+    if names is None and (holdout is None or not holdout.any()):
+        names = [fallback] * len(target)
+    elif names is None:
         estimates = inpainting_estimates(target, known & ~holdout, guides)
         errors = {name: _dissimilarity(image, target, holdout, known | holdout) for name, image in estimates.items()}
         names = [min(errors, key=lambda n: errors[n][band]) for band in range(len(target))]
     final = inpainting_estimates(target, known, guides, set(names))
+    if len(final) < len(set(names)):  # a given estimate that cannot be made here (NSPI without similar pixels)
+        final |= inpainting_estimates(target, known, guides, {fallback})
+        names = [name if name in final else fallback for name in names]
     image = np.stack([final[name][band] for band, name in enumerate(names)])
-    return Anchor(cross_fitted(image, target, known, guides, names), names)
+    return Anchor(cross_fitted(image, target, known, guides, names), list(names), errors)
+
+
+def scene_choice(anchors: Sequence[Anchor]) -> list[str] | None:
+    """The estimate of each band with the least held-out error over the ``anchors`` of several tiles (the mean of
+    their errors, among the candidates judged on every tile), or None when no anchor was judged."""
+    judged = [a.errors for a in anchors if a.errors is not None]
+    if not judged:
+        return None
+    candidates = set.intersection(*(set(errors) for errors in judged))
+    mean = {name: np.mean([errors[name] for errors in judged], axis=0) for name in sorted(candidates)}
+    bands = len(next(iter(mean.values())))
+    return [min(mean, key=lambda n: mean[n][band]) for band in range(bands)]
 
 
 def cross_fitted(

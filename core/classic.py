@@ -234,6 +234,7 @@ class Anchor:
 
     image: np.ndarray  # (B, H, W) on the output grid
     names: list[str]  # per band: which estimate it is
+    errors: dict[str, np.ndarray] | None = None  # per candidate, its per-band error on held-out pixels, when judged
 
 
 def spread_residual(residual: np.ndarray, known: np.ndarray, sigma: float = RESIDUAL_SIGMA) -> np.ndarray:

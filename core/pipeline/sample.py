@@ -73,11 +73,13 @@ class Sample:
         settings: Settings,
         radar: Sequence[int] = (),
         scalings: Sequence[BandScaling] | None = None,
+        estimates: Sequence[str] | None = None,
     ) -> Sample:
         """Normalise ``target`` and ``guides`` (on the output grid ``shape``), hold out pixels, compute the anchor.
 
         ``scalings`` default to the sample's own; a target on a coarser grid
-        than ``shape`` is super-resolved.
+        than ``shape`` is super-resolved. ``estimates`` names the inpainting anchor of each band when it was
+        chosen elsewhere (over the scene); by default it is chosen here, on a second set of held-out pixels.
         """
         guides = guide_bands(guides, shape)
         known = np.broadcast_to(known, target.shape) & np.isfinite(target)
@@ -104,7 +106,7 @@ class Sample:
             hidden = holdout_mask(missing, settings.holdout, settings.seed)
             if hidden is not None:
                 holdout = hidden & known
-                if degradation is None:
+                if degradation is None and estimates is None:
                     choosing = holdout_mask(missing | hidden, settings.holdout, settings.seed + 1)
         fitted = known if holdout is None else known & ~holdout
         if holdout is not None:
@@ -115,7 +117,7 @@ class Sample:
             valid_guides = [np.where(v, g, np.nan) for g, v in zip(scaled, valids)]
             if degradation is None:
                 anchor = inpainting_anchor(
-                    normalised, fitted, valid_guides, None if choosing is None else choosing & known
+                    normalised, fitted, valid_guides, None if choosing is None else choosing & known, estimates
                 )
             else:
                 anchor = super_resolution_anchor(normalised, fitted, valid_guides, degradation)
