@@ -61,6 +61,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
     ANCHOR = "ANCHOR"
     TIME_LIMIT = "TIME_LIMIT"
     SCOPE = "SCOPE"
+    REFINE_STEPS = "REFINE_STEPS"
 
     NAME = DISPLAY_NAME = SHORT_DESCRIPTION = HELP = ""  # each algorithm's identity and help (translated here)
     SUPER_RESOLUTION = False  # which stopping rules it offers (core.choices.Stopping.offered)
@@ -259,6 +260,7 @@ class MCPNAlgorithm(QgsProcessingAlgorithm):
                 output_average=self.parameterAsDouble(parameters, self.OUTPUT_AVERAGE, context),
                 tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
                 scope=self.choice(parameters, self.SCOPE, list(Scope), context),
+                refine_steps=self.parameterAsInt(parameters, self.REFINE_STEPS, context),
                 scheduler=scheduler or None,
                 time_limit=self.parameterAsDouble(parameters, self.TIME_LIMIT, context)
                 or provider_settings.time_limit(),

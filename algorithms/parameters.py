@@ -198,7 +198,7 @@ def add_output(alg: QgsProcessingAlgorithm, tooltip: str) -> None:
 
 
 def add_tiling_parameters(alg: QgsProcessingAlgorithm) -> None:
-    """Advanced TILE_SIZE, SCOPE and DASK_SCHEDULER."""
+    """Advanced TILE_SIZE, SCOPE, REFINE_STEPS and DASK_SCHEDULER."""
     add(
         alg,
         QgsProcessingParameterNumber(
@@ -229,6 +229,24 @@ def add_tiling_parameters(alg: QgsProcessingAlgorithm) -> None:
         ),
         advanced=True,
         optional=True,
+    )
+    add(  # optional: models saved before it existed run without a refinement
+        alg,
+        QgsProcessingParameterNumber(
+            alg.REFINE_STEPS,
+            tr("Per-tile refinement steps of the scene network (0: none)"),
+            compat.NUMBER_INTEGER,
+            defaultValue=DEFAULTS.refine_steps,
+            optional=True,
+            minValue=0,
+            maxValue=100000,
+        ),
+        tr(
+            "With one network for the scene, each tile can fit that network further on its own pixels for this "
+            "many steps, starting from the weights the tile chose; the tile keeps the refined output only where "
+            "its own held-out pixels say it is better. Costs about as many steps per tile as it asks for."
+        ),
+        advanced=True,
     )
     add(
         alg,

@@ -42,7 +42,8 @@ class Settings:
     low-resolution input was made from the high-resolution image).
     Run: ``device``, ``threads`` (the most CPU threads a fit uses), tiles
     (``tile_size``, ``tile_overlap``, ``batch_size`` tiles fitted together,
-    ``scope``: one network per tile or one for the scene), ``scheduler`` (Dask),
+    ``scope``: one network per tile or one for the scene, ``refine_steps`` of a further fit of the scene
+    network on each tile, kept where the tile's held-out pixels say so), ``scheduler`` (Dask),
     ``ensemble`` (fits per tile for the uncertainty layer), ``self_validation``
     and ``time_limit`` (minutes for the whole run: each tile's fit gets its share
     of the time left and stops there with its best step; not on Dask).
@@ -73,6 +74,7 @@ class Settings:
     threads: int | None = None  # at most this many CPU threads per fit (None: torch's count, one per core, no cap)
     tile_size: int = 256
     scope: Scope = Scope.TILE  # one network per tile, or one for the scene applied to every tile
+    refine_steps: int = 0  # with one network for the scene: steps of a further fit on each tile alone (0: none)
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
     batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere
     scheduler: str | None = None
@@ -105,6 +107,7 @@ class Settings:
             (self.threads is not None and self.threads < 1,
              "the CPU thread count must be at least 1 (or None for one per core)"),
             (self.ensemble < 1, "the ensemble needs at least one member"),
+            (self.refine_steps < 0, "the per-tile refinement needs 0 (none) or more steps"),
             (not 0 <= self.time_limit <= MAX_TIME_LIMIT,
              f"the time limit must be between 0 (none) and {MAX_TIME_LIMIT} minutes (a week)"),
         ]  # fmt: skip

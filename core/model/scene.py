@@ -24,7 +24,7 @@ from ..callbacks import Callbacks
 from ..config import Settings
 from .fitting import NOISE_CHANNELS, TIME_NOTE, Checks, Fit, Networks, Problem, Stacked, autocast, build_model, loss_of
 
-__all__ = ["Checkpoints", "apply_checkpoints", "fit_shared"]
+__all__ = ["Checkpoints", "apply_checkpoints", "fit_shared", "refine"]
 
 CHECKPOINTS = 10  # weights kept over a scene fit, evenly spaced
 
@@ -43,11 +43,23 @@ def _prepared(
 
 
 def fit_shared(
-    problems: Sequence[Problem], settings: Settings, device: torch.device, callbacks: Callbacks
+    problems: Sequence[Problem],
+    settings: Settings,
+    device: torch.device,
+    callbacks: Callbacks,
+    start: tuple[int, dict] | None = None,
 ) -> Checkpoints:
     """One network fitted on the ``problems`` in turn (a step each) for ``settings.steps`` steps, or until the
-    time limit; its weights at :data:`CHECKPOINTS` evenly spaced steps."""
+    time limit; its weights at :data:`CHECKPOINTS` evenly spaced steps.
+
+    With ``start`` (a step number and weights) the network starts from those weights and counts its steps on
+    from that number: a refinement of an earlier fit.
+    """
     model = build_model(problems[0], settings)
+    first = 0
+    if start is not None:
+        first, weights = start
+        model.load_state_dict(weights)
     networks = Networks([model], device, settings.memory_format.torch())
     prepared = [_prepared(p, settings, device, model.min_size) for p in problems]
     optimiser = torch.optim.Adam(networks.weights, lr=settings.lr, fused=device.type in ("cpu", "cuda"))
@@ -65,7 +77,7 @@ def fit_shared(
         optimiser.step()
         out_of_time = callbacks.out_of_time()
         if step % every == 0 or step == settings.steps or out_of_time:
-            checkpoints.append((step, copy.deepcopy(model.state_dict())))
+            checkpoints.append((first + step, copy.deepcopy(model.state_dict())))
         if out_of_time:
             callbacks.say(f"scene network: {TIME_NOTE} after {step} steps")
             break
@@ -90,3 +102,16 @@ def apply_checkpoints(problem: Problem, settings: Settings, checkpoints: Checkpo
             checks.record(step, output, nan)
     image = data.final(checks.best[0], 0, data.anchor is not None)
     return Fit(image, checks.rules[0].best_step, checks.traces[0], {}, checks.notes[0])
+
+
+def refine(
+    problem: Problem, settings: Settings, checkpoints: Checkpoints, device: torch.device, callbacks: Callbacks
+) -> Fit:
+    """The tile's output from the scene network or from that network fitted further on this tile alone for
+    ``settings.refine_steps`` steps, starting from the checkpoint the tile chose (the last one when it kept its
+    estimate): whichever its held-out pixels choose, by the same rule (:func:`apply_checkpoints`)."""
+    chosen = apply_checkpoints(problem, settings, checkpoints, device).chosen_step
+    weights = next((w for step, w in checkpoints if step == chosen), checkpoints[-1][1])
+    start = (checkpoints[-1][0], weights)  # steps counted on after the scene fit's, so that they come later
+    refined = fit_shared([problem], replace(settings, steps=settings.refine_steps), device, callbacks, start)
+    return apply_checkpoints(problem, settings, checkpoints + refined, device)

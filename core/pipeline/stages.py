@@ -10,7 +10,7 @@ __all__ = ["STAGES", "STAGES_NOTE", "describe", "merged", "timed"]
 
 # in the order a run goes through them; "read" and "estimates" are per tile, summed over the tiles
 STAGES_NOTE = "time by stage: "  # how the note starts
-STAGES = ("preparation", "self-validation", "read", "estimates", "fit", "prediction", "write")
+STAGES = ("preparation", "self-validation", "read", "estimates", "fit", "prediction", "refinement", "write")
 
 
 @contextmanager

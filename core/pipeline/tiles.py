@@ -10,12 +10,13 @@ from functools import partial
 import numpy as np
 from osgeo import gdal
 
+from ..anchors import scene_choice
 from ..callbacks import Callbacks
 from ..choices import Scope
 from ..config import Settings
 from ..model.device import fit_on_device, fit_scene_on_device
 from ..model.fitting import TracePoint
-from ..model.scene import Checkpoints, apply_checkpoints
+from ..model.scene import Checkpoints, apply_checkpoints, refine
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import read_window
 from ..raster.masks import MaskLayer
@@ -43,6 +44,7 @@ class TileJob:
     scalings: tuple[BandScaling, ...]  # target, then each guide
     radar: tuple[int, ...]  # guides given in linear backscatter
     settings: Settings
+    estimates: tuple[str, ...] | None = None  # the inpainting anchor of each band, when chosen for the scene
 
     def read(self, times: dict[str, float]) -> tuple[Sample, list[str]]:
         """The tile's normalised sample, read by window, and the warnings about it; the time read and
@@ -61,7 +63,9 @@ class TileJob:
             )
         shape = (self.window.height, self.window.width)
         with timed(times, "estimates"):
-            sample = Sample.prepare(target, known, guides, shape, self.settings, self.radar, self.scalings)
+            sample = Sample.prepare(
+                target, known, guides, shape, self.settings, self.radar, self.scalings, self.estimates
+            )
         return sample, warnings
 
 
@@ -118,29 +122,44 @@ def fit_tiles(jobs: Sequence[TileJob], callbacks: Callbacks | None = None) -> li
 def fit_all(
     jobs: Sequence[TileJob], add: Callable[[FittedTile], None], times: dict[str, float], callbacks: Callbacks
 ) -> None:
-    """Fit every job and ``add`` each fitted tile: each tile on its own, or, with ``Scope.SCENE`` and several
-    tiles, one network for the scene (its fit timed in ``times``) applied to every tile; here or on Dask."""
+    """Fit every job and ``add`` each fitted tile: each tile on its own, or, with ``Scope.SCENE``, several tiles
+    and no ensemble, one network for the scene (its fit timed in ``times``) applied to every tile; here or on
+    Dask."""
     if not jobs:
         return
     settings = jobs[0].settings
     fit_group: Callable[..., list[FittedTile]] = fit_tiles
-    if settings.scope is Scope.SCENE and len(jobs) > 1:
+    if settings.scope is Scope.SCENE and settings.ensemble > 1 and len(jobs) > 1:
+        callbacks.say("the uncertainty needs several fits of every tile: one network per tile, not for the scene")
+    elif settings.scope is Scope.SCENE and len(jobs) > 1:
         with timed(times, "fit"):
-            fit_group = partial(apply_scene, fit_scene(jobs, callbacks.part(0, 4, 3)))
+            checkpoints, estimates = fit_scene(jobs, callbacks.part(0, 4, 3))
+        fit_group = partial(apply_scene, checkpoints)
+        jobs = [replace(job, estimates=estimates) for job in jobs]
         callbacks = callbacks.part(3, 4)
     run_tiles(jobs, fit_group, add, settings.batch_size, settings.scheduler, callbacks)
 
 
-def fit_scene(jobs: Sequence[TileJob], callbacks: Callbacks) -> Checkpoints:
+def fit_scene(jobs: Sequence[TileJob], callbacks: Callbacks) -> tuple[Checkpoints, tuple[str, ...] | None]:
     """The scene network (:mod:`core.model.scene`), fitted on up to :data:`SCENE_TILES` full-size tiles spread
-    evenly over the jobs."""
+    evenly over the jobs, and the instant estimate of each band for every tile, chosen on those tiles' held-out
+    pixels together (:func:`core.anchors.scene_choice`; None for super-resolution, whose tiles choose their own).
+    """
     settings = jobs[0].settings
     full = [j for j in jobs if (j.window.height, j.window.width) == (settings.tile_size,) * 2] or list(jobs)
     count = min(SCENE_TILES, len(full))
-    picks = sorted({round(i * (len(full) - 1) / max(1, count - 1)) for i in range(count)})
-    samples = [full[pick].read({})[0] for pick in picks]  # timed as part of the scene fit
+    picks = [full[i] for i in sorted({round(i * (len(full) - 1) / max(1, count - 1)) for i in range(count)})]
+    samples = [job.read({})[0] for job in picks]  # timed as part of the scene fit
+    estimates = scene_choice([s.anchor for s in samples if s.anchor is not None and s.degradation is None])
+    if estimates is not None:  # the network learns to correct the estimate every tile will get
+        estimates = tuple(estimates)
+        callbacks.say(
+            f"instant estimate for every tile, chosen on the held-out pixels of {len(samples)} tiles: "
+            + ", ".join(f"band {band} {name}" for band, name in enumerate(estimates, 1))
+        )
+        samples = [replace(job, estimates=estimates).read({})[0] for job in picks]
     callbacks.say(f"fitting one network for the scene on {len(samples)} of {len(jobs)} tiles")
-    return fit_scene_on_device([s.problem() for s in samples], settings, callbacks)
+    return fit_scene_on_device([s.problem() for s in samples], settings, callbacks), estimates
 
 
 def apply_scene(
@@ -155,13 +174,20 @@ def apply_scene(
         started, times = time.perf_counter(), {}
         sample, warnings = job.read(times)
         device = job.settings.device.torch()
-        with timed(times, "prediction"):
-            run = apply_checkpoints(sample.problem(), job.settings, checkpoints, device)
-        if run.chosen_step:
+        if job.settings.refine_steps:
+            with timed(times, "refinement"):
+                run = refine(sample.problem(), job.settings, checkpoints, device, callbacks.part(index, len(jobs)))
+        else:
+            with timed(times, "prediction"):
+                run = apply_checkpoints(sample.problem(), job.settings, checkpoints, device)
+        if run.chosen_step > checkpoints[-1][0]:
+            run.notes.append(f"refined on this tile: step {run.chosen_step} kept")
+        elif run.chosen_step:
             run.notes.append(f"scene network checkpoint kept: step {run.chosen_step}")
         seconds = time.perf_counter() - started
         results.append(_tile_fit(job, sample, [run.output], str(device), run, seconds, warnings, times))
-        callbacks.report(index + 1, len(jobs))
+        if not job.settings.refine_steps:
+            callbacks.report(index + 1, len(jobs))
     return results
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from mcpn.core import anchors
 from mcpn.core.callbacks import Callbacks
+from mcpn.core.classic import Anchor
 from mcpn.core.model import fitting
+from mcpn.core.model import scene as scene_model
 from mcpn.core.pipeline import tiles
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.pipeline.super_resolution import super_resolve_raster
@@ -28,7 +31,8 @@ def test_a_scene_network_fills_every_tile_on_the_tiles_grid(tmp_path, monkeypatc
     result = inpaint_raster(str(poisoned), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
                             settings, callbacks=Callbacks(log=logs.append))  # fmt: skip
     assert result.fitted == result.tiles > 3
-    assert len(reads) == 3 + result.tiles  # three tiles to fit the network on, then every tile once
+    # three tiles to choose the scene's estimate on, the same with that estimate to fit on, then every tile once
+    assert len(reads) == 2 * 3 + result.tiles
     assert any("one network for the scene on 3 of" in line for line in logs)
     info = rasters.info(tmp_path / "o.tif")
     assert info["data"].dtype == rasters.info(poisoned)["data"].dtype
@@ -54,3 +58,75 @@ def test_super_resolution_with_a_scene_network_fills_every_tile(sr_scene, fast, 
                                   fast(scope="scene", steps=10, tile_size=32, tile_overlap=8))  # fmt: skip
     assert result.fitted == result.tiles > 1
     assert np.isfinite(rasters.info(out)["data"].astype(float)).all()
+
+
+def test_the_scene_chooses_each_bands_estimate_once_on_the_tiles_it_is_fitted_on(
+    tmp_path, monkeypatch, rasters, scene, fast
+):
+    s = scene(size=96)
+    cloud = np.zeros((96, 96), bool)
+    for row in (8, 40, 72):
+        for col in (8, 40, 72):
+            cloud[row : row + 14, col : col + 14] = True
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    judged = []  # the candidate sets computed: None when every candidate is judged
+    original = anchors.inpainting_estimates
+    monkeypatch.setattr(tiles, "SCENE_TILES", 3)
+    monkeypatch.setattr(
+        anchors, "inpainting_estimates", lambda t, k, g, names=None: judged.append(names) or original(t, k, g, names)
+    )
+    logs: list[str] = []
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            fast(scope="scene", steps=10, tile_size=32, tile_overlap=8),
+                            callbacks=Callbacks(log=logs.append))  # fmt: skip
+    chosen = [line for line in logs if "instant estimate for every tile" in line]
+    assert len(chosen) == 1 and "held-out pixels of 3 tiles" in chosen[0]
+    assert judged.count(None) == 3  # every candidate on the three fitted tiles only
+    after = judged[len(judged) - judged[::-1].index(None) + 1 :]  # after the last judged tile's own final estimate
+    named = {name for names in after for name in names}
+    assert named == {line.split(" ", 2)[2] for line in chosen[0].split(": ", 1)[1].split(", ")}
+    assert result.fitted == result.tiles > 3
+
+
+def test_the_scene_estimate_has_the_least_mean_held_out_error_among_candidates_judged_everywhere():
+    image = np.zeros((2, 4, 4))
+    first = Anchor(image, ["a", "a"], {"a": np.array([0.1, 0.3]), "b": np.array([0.12, 0.1]), "c": np.array([0, 0])})
+    second = Anchor(image, ["b", "b"], {"a": np.array([0.5, 0.3]), "b": np.array([0.2, 0.2])})
+    unjudged = Anchor(image, ["a", "a"])
+    assert anchors.scene_choice([first, second, unjudged]) == ["b", "b"]  # not "c", missing on the second tile
+    assert anchors.scene_choice([unjudged]) is None
+
+
+def test_the_refinement_fits_the_scene_network_further_on_each_tile_and_keeps_it_by_evidence(
+    tmp_path, monkeypatch, rasters, scene, fast
+):
+    s = scene(size=64)
+    cloud = rasters.block(64, 6, 58, 20, 44)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    starts = []  # where each refinement starts (the scene fit itself is called through core.model.device)
+    original = scene_model.fit_shared
+    monkeypatch.setattr(scene_model, "fit_shared", lambda *a: starts.append(a[4]) or original(*a))
+    settings = fast(scope="scene", steps=10, refine_steps=10, tile_size=32, tile_overlap=8)
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            settings)  # fmt: skip
+    assert len(starts) == result.tiles  # one refinement a tile
+    assert all(step == 10 for step, _ in starts)  # counted on after the scene fit's ten steps
+    assert result.stages.get("refinement", 0) > 0 and "prediction" not in result.stages
+    monkeypatch.setattr(fitting, "gain_lower_bound", lambda gain, weight, labels, seed=0: -1.0)
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o2.tif"),
+                            settings)  # fmt: skip
+    assert set(result.chosen_steps) == {0}  # no gain counts: every tile keeps its estimate, refined or not
+
+
+def test_an_uncertainty_ensemble_fits_every_tile_even_when_the_scene_network_is_asked_for(
+    tmp_path, rasters, scene, fast
+):
+    s = scene(size=64)
+    cloud = rasters.block(64, 6, 58, 20, 44)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    logs: list[str] = []
+    settings = fast(scope="scene", ensemble=2, steps=5, stopping="fixed", anchor="none", tile_size=32, tile_overlap=8)
+    inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"), settings,
+                   uncertainty=str(tmp_path / "spread.tif"), callbacks=Callbacks(log=logs.append))  # fmt: skip
+    assert rasters.info(tmp_path / "spread.tif")["data"][:, cloud].min() > 0  # not a silent zero spread
+    assert any("one network per tile, not for the scene" in line for line in logs)

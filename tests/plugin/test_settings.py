@@ -52,6 +52,7 @@ def test_inpainting_parameters_map_to_the_engine_call(mcpn_provider, s2_scene, t
         "DASK_SCHEDULER": " local:2 ",
         "TIME_LIMIT": 12.5,
         "SCOPE": 1,
+        "REFINE_STEPS": 50,
         "ENSEMBLE": 4,
         "SELF_VALIDATION": True,
         "OUTPUT": str(tmp_path / "out.tif"),
@@ -61,7 +62,7 @@ def test_inpainting_parameters_map_to_the_engine_call(mcpn_provider, s2_scene, t
     assert settings == Settings(
         method="emergent", stopping="known_rmse", steps=123, device="cpu", seed=7, learning_rate=0.002,
         core_channels=16, anchor="none", precision="bf16", output_average=0.5, tile_size=128, scheduler="local:2",
-        ensemble=4, self_validation=True, time_limit=12.5, scope="scene",
+        ensemble=4, self_validation=True, time_limit=12.5, scope="scene", refine_steps=50,
     )  # fmt: skip
     assert inputs == {
         "target": str(s2_scene["target"]),
