@@ -1,15 +1,16 @@
-"""What a whole Sentinel-2 tile would cost: the scene network on a larger scene, timed stage by stage.
+"""What a whole Sentinel-2 tile costs: the scene network on a large scene, from a file on disk to a file on disk.
 
-The 1068 px scene of ``s2_time_pair`` (B04, B03, B02, B08 of 2018-08-05, guided by 2018-07-21) is
-mirror-tiled ``--mirror`` times a side under the real 256 px cloud mask mirror-tiled as well
-(20 % cover, clouds in every tile), filled with one network for the scene (the engine's defaults
-but the steps), scored over the clouds against the truth next to the moving-window guide
-regression, and its time by stage (:mod:`core.pipeline.stages`) turned into the cost of a
-10980 x 10980 px tile: the scene fit and preparation as measured, the per-tile stages (read,
-estimates, prediction, write) scaled by the number of tiles. That is an extrapolation, said so in
-the report; the per-tile costs do not depend on the scene's size.
+A ``--size`` px square mosaic of the 1068 px scene of ``s2_time_pair`` (B04, B03, B02, B08 of
+2018-08-05, guided by 2018-07-21), its copies mirrored so that they join without edges, under the
+real 256 px cloud mask mirror-tiled as well (20 % cover, clouds in every tile), all written
+window by window, is filled with one network for the scene (the engine's defaults otherwise),
+timed stage by stage (:mod:`core.pipeline.stages`), with the process's peak memory. It is scored
+over the clouds against the truth on up to four 1068 px blocks along the diagonal, next to the
+moving-window guide regression on the same blocks. Below 10980 px the time of a 10980 x 10980 px
+tile is extrapolated too: the scene fit and preparation as measured, the per-tile stages (read,
+estimates, prediction, write) scaled by the number of tiles; the report says so.
 
-    python benchmarks/scene_scale.py [--mirror 2] [--steps 800] [--scheduler local:2] [--name scene_scale]
+    python benchmarks/scene_scale.py [--size 2136] [--steps 4000] [--scheduler local:2] [--name scene_scale]
 
 Results: benchmarks/results/scene_scope/<name>.{md,json}.
 """
@@ -17,12 +18,13 @@ Results: benchmarks/results/scene_scope/<name>.{md,json}.
 from __future__ import annotations
 
 import argparse
-import time
+import resource
 from pathlib import Path
 
-from _harness import RESULTS, Run, module
+import numpy as np
+from _harness import DATA_DIR, RESULTS, Run, module
 from osgeo import gdal
-from scene import BANDS, WORK, read, stack, tiled_mask, write_like
+from scene import BANDS, S2, WORK
 
 module("core")
 from mcpn.core.classic import local_regression  # noqa: E402
@@ -34,61 +36,123 @@ from mcpn.core.raster.tiling import tile_windows  # noqa: E402
 
 SENTINEL2_TILE = 10980  # px at 10 m
 PER_TILE = ("read", "estimates", "prediction", "write")
+BLOCK = 1068  # px, the side of the real scene
+SCORED_BLOCKS = 4  # 1068 px blocks along the diagonal the fill is scored on
+
+
+def mirrored(image: np.ndarray, row: int, col: int, height: int, width: int) -> np.ndarray:
+    """The window (``row``, ``col``, ``height``, ``width``) of ``image`` (..., H, W) tiled with mirrored copies."""
+    size_y, size_x = image.shape[-2:]
+    rows = np.arange(row, row + height) % (2 * size_y)
+    cols = np.arange(col, col + width) % (2 * size_x)
+    rows = np.where(rows < size_y, rows, 2 * size_y - 1 - rows)
+    cols = np.where(cols < size_x, cols, 2 * size_x - 1 - cols)
+    return image[..., rows[:, None], cols[None, :]]
+
+
+def mosaic(image: np.ndarray, size: int, path: Path, gdal_type: int, nodata: float | None, names=()) -> Path:
+    """``image`` (B, H, W) mirror-tiled to ``size`` px, written in strips of :data:`BLOCK` rows, on the grid of
+    the real scene (its origin and pixel size)."""
+    template = gdal.Open(str(S2 / "2018-08-05" / f"{BANDS[0]}.tif"))
+    options = ["TILED=YES", "BIGTIFF=IF_SAFER"]
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, len(image), gdal_type, options=options)
+    ds.SetGeoTransform(template.GetGeoTransform())
+    ds.SetProjection(template.GetProjection())
+    for index in range(len(image)):
+        band = ds.GetRasterBand(index + 1)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        if index < len(names):
+            band.SetDescription(names[index])
+    for row in range(0, size, BLOCK):
+        strip = mirrored(image, row, 0, min(BLOCK, size - row), size)
+        for index, band in enumerate(strip):
+            ds.GetRasterBand(index + 1).WriteArray(band, 0, row)
+    ds = None
+    return path
+
+
+def date_stack(date: str) -> np.ndarray:
+    return np.stack([gdal.Open(str(S2 / date / f"{b}.tif")).ReadAsArray() for b in BANDS]).astype(np.uint16)
+
+
+def read_block(path: Path, offset: int) -> np.ndarray:
+    """The :data:`BLOCK` px square at (``offset``, ``offset``) of a raster, as float64 (B, H, W)."""
+    data = gdal.Open(str(path)).ReadAsArray(offset, offset, BLOCK, BLOCK).astype(np.float64)
+    return data.reshape(-1, BLOCK, BLOCK)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mirror", type=int, default=2, help="the 1068 px scene mirror-tiled this many times a side")
-    parser.add_argument("--steps", type=int, default=800, help="steps of the scene network")
+    parser.add_argument("--size", type=int, default=2 * BLOCK, help="side of the mosaic in px (at least 1068)")
+    parser.add_argument("--steps", type=int, default=Settings().steps, help="steps of the scene network")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler of the tiles, e.g. local:2 (default: none)")
     parser.add_argument("--name", default="scene_scale", help="results file name")
     parser.add_argument("--out", type=Path, default=RESULTS / "scene_scope")
     args = parser.parse_args()
+    if args.size < BLOCK:
+        parser.error(f"--size must be at least {BLOCK}")
     run = Run(args)
     WORK.mkdir(parents=True, exist_ok=True)
-    target = stack("2018-08-05", BANDS, WORK / f"scale_target_{args.mirror}.tif", mirror=args.mirror)
-    guide = stack("2018-07-21", BANDS, WORK / f"scale_guide_{args.mirror}.tif", mirror=args.mirror)
-    size = gdal.Open(str(target)).RasterXSize
-    cloud = tiled_mask(size)
-    mask = write_like(target, WORK / f"scale_mask_{args.mirror}.tif", cloud[None].astype("uint8"), gdal.GDT_Byte, None)
+    size = args.size
+    target = mosaic(date_stack("2018-08-05"), size, WORK / f"scale_target_{size}.tif", gdal.GDT_UInt16, 0, BANDS)
+    guide = mosaic(date_stack("2018-07-21"), size, WORK / f"scale_guide_{size}.tif", gdal.GDT_UInt16, 0, BANDS)
+    real = gdal.Open(str(DATA_DIR / "s1_sar_guide" / "cloud_mask.tif")).ReadAsArray().astype(np.uint8)
+    mask = mosaic(real[None], size, WORK / f"scale_mask_{size}.tif", gdal.GDT_Byte, None)
     settings = Settings(steps=args.steps, device="cpu", scope="scene", scheduler=args.scheduler)
-    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(WORK / "scale_filled.tif"), settings)
-    truth, filled = read(target), read(WORK / "scale_filled.tif")
-    started = time.perf_counter()
-    regression = local_regression(truth, ~cloud, [read(guide)])  # the clouded pixels are not read
-    regression_seconds = time.perf_counter() - started
+    output = WORK / f"scale_filled_{size}.tif"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(output), settings)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    blocks = size // BLOCK
+    offsets = sorted({round(i * (blocks - 1) / max(1, SCORED_BLOCKS - 1)) * BLOCK for i in range(SCORED_BLOCKS)})
+    scores = {"ssim": [], "rmse": [], "regression_ssim": [], "regression_rmse": [], "cloud": []}
+    for offset in offsets:
+        truth, filled = read_block(target, offset), read_block(output, offset)
+        cloud = read_block(mask, offset)[0] > 0
+        regression = local_regression(truth, ~cloud, [read_block(guide, offset)])  # the clouded pixels are not read
+        scores["ssim"].append(masked_ssim(filled, truth, cloud))
+        scores["rmse"].append(rmse(filled, truth, cloud))
+        scores["regression_ssim"].append(masked_ssim(regression, truth, cloud))
+        scores["regression_rmse"].append(rmse(regression, truth, cloud))
+        scores["cloud"].append(float(cloud.mean()))
+    means = {key: float(np.mean(values)) for key, values in scores.items()}
     tiles = len(tile_windows(SENTINEL2_TILE, SENTINEL2_TILE, settings.tile_size, settings.overlap))
     per_tile = {stage: result.stages.get(stage, 0.0) / result.fitted for stage in PER_TILE}
     once = {stage: s for stage, s in result.stages.items() if stage not in PER_TILE}
     workers = int(args.scheduler.split(":")[1]) if args.scheduler and ":" in args.scheduler else 1
     extrapolated = sum(once.values()) + tiles * sum(per_tile.values()) / workers  # tiles run side by side
+    megapixels = size * size / 1e6
     data = {
-        "size": size, "cloud_cover": float(cloud.mean()), "steps": args.steps, "tiles": result.tiles,
-        "fitted": result.fitted, "seconds": result.seconds, "stages": result.stages, "per_tile": per_tile,
+        "size": size, "steps": args.steps, "tiles": result.tiles, "fitted": result.fitted, "seconds": result.seconds,
+        "megapixels_per_minute": megapixels / (result.seconds / 60), "stages": result.stages, "per_tile": per_tile,
+        "peak_rss_mib": peak, "rss_before_run_mib": before, "scored_offsets": offsets, "scores": scores, **means,
         "sentinel2_tiles": tiles, "extrapolated_s": extrapolated,
-        "ssim": masked_ssim(filled, truth, cloud), "rmse": rmse(filled, truth, cloud),
-        "regression_ssim": masked_ssim(regression, truth, cloud), "regression_rmse": rmse(regression, truth, cloud),
-        "regression_s": regression_seconds,
     }  # fmt: skip
     stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.stages.items())
-    report = "\n".join([
-        f"Scene network on {size} x {size} px ({100 * data['cloud_cover']:.0f} % cloud, {result.fitted} of "
-        f"{result.tiles} tiles of {settings.tile_size} px cloudy), {args.steps} steps, the engine's defaults "
-        f"otherwise: **{result.seconds:.0f} s**, masked SSIM **{data['ssim']:.3f}** (RMSE {data['rmse']:.0f}); "
-        f"moving-window guide regression {data['regression_ssim']:.3f} (RMSE {data['regression_rmse']:.0f}, "
-        f"{regression_seconds:.0f} s for the whole scene in memory).",
+    lines = [
+        f"Scene network on {size} x {size} px ({megapixels:.0f} Mpx, {result.fitted} of {result.tiles} tiles of "
+        f"{settings.tile_size} px cloudy), {args.steps} steps, the engine's defaults otherwise: "
+        f"**{result.seconds:.0f} s** ({data['megapixels_per_minute']:.1f} Mpx a minute), peak memory "
+        f"**{peak:.0f} MiB** ({before:.0f} MiB before the run).",
+        "",
+        f"Over the clouds of {len(offsets)} {BLOCK} px blocks along the diagonal ({100 * means['cloud']:.0f} % "
+        f"cloud): masked SSIM **{means['ssim']:.3f}** (RMSE {means['rmse']:.0f}); moving-window guide regression "
+        f"{means['regression_ssim']:.3f} (RMSE {means['regression_rmse']:.0f}).",
         "",
         f"Time by stage (s): {stages}.",
         "",
         "Per cloudy tile (s): " + ", ".join(f"{stage} {s:.2f}" for stage, s in per_tile.items()) + ".",
-        "",
-        f"Extrapolated to a {SENTINEL2_TILE} x {SENTINEL2_TILE} px Sentinel-2 tile with clouds in every one of "
-        f"its {tiles} tiles (the fit and preparation as measured, the per-tile stages times {tiles}"
-        + (f", over {workers} Dask workers" if workers > 1 else "")
-        + "): "
-        f"**{extrapolated / 3600:.1f} h** on this machine. Not run at that size.",
-    ])  # fmt: skip
-    run.write(args.out, args.name, report, data)
+    ]  # fmt: skip
+    if size < SENTINEL2_TILE:
+        lines += [
+            "",
+            f"Extrapolated to a {SENTINEL2_TILE} x {SENTINEL2_TILE} px Sentinel-2 tile with clouds in every one of "
+            f"its {tiles} tiles (the fit and preparation as measured, the per-tile stages times {tiles}"
+            + (f", over {workers} Dask workers" if workers > 1 else "")
+            + f"): **{extrapolated / 3600:.1f} h** on this machine. Not run at that size.",
+        ]  # fmt: skip
+    run.write(args.out, args.name, "\n".join(lines), data)
 
 
 if __name__ == "__main__":

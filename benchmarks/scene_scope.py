@@ -7,14 +7,20 @@ with the engine's defaults: once one network per tile (seed 0), and with one net
 for the scene over ``--seeds``. Scored over the clouds against the true pixels (masked SSIM,
 RMSE), beside the instant tools a user would otherwise pick, each timed.
 
-    python benchmarks/scene_scope.py [--size 704] [--seeds 0 1 2] [--scene-steps 4000]
+    python benchmarks/scene_scope.py [--size 704] [--seeds 0 1 2] [--scene-steps 4000] [--refine-steps 0]
+        [--tile-from benchmarks/results/scene_scope/scope_704.json] [--name scope_704]
 
-Results: benchmarks/results/scene_scope/scope_<size>.{md,json}.
+``--refine-steps`` refines the scene network on each tile (``Settings.refine_steps``);
+``--tile-from`` takes the per-tile row from an earlier results file of this script (the same
+size) instead of fitting it again, and says so.
+
+Results: benchmarks/results/scene_scope/<name>.{md,json} (default name scope_<size>).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +50,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=704)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the scene network")
     parser.add_argument("--scene-steps", type=int, default=Settings().steps, help="steps of the scene network")
+    parser.add_argument("--refine-steps", type=int, default=0, help="per-tile refinement of the scene network")
+    parser.add_argument("--tile-from", type=Path, default=None, help="the per-tile row from this results file")
+    parser.add_argument("--name", default=None, help="results file name (default: scope_<size>)")
     parser.add_argument("--out", type=Path, default=RESULTS / "scene_scope")
     args = parser.parse_args()
     run = Run(args)
@@ -72,22 +81,29 @@ def main() -> None:
         started = time.perf_counter()
         image = method()
         score(name, image, time.perf_counter() - started)
-    scene = Settings(device="cpu", scope="scene", steps=args.scene_steps)
-    runs = [(f"one network for the scene, seed {seed}", replace(scene, seed=seed)) for seed in args.seeds]
-    runs.append(("one network per tile (default steps)", Settings(device="cpu", seed=0)))
+    scene = Settings(device="cpu", scope="scene", steps=args.scene_steps, refine_steps=args.refine_steps)
+    refined = f", refined {args.refine_steps} steps a tile" if args.refine_steps else ""
+    runs = [(f"one network for the scene{refined}, seed {seed}", replace(scene, seed=seed)) for seed in args.seeds]
+    if args.tile_from is None:
+        runs.append(("one network per tile (default steps)", Settings(device="cpu", seed=0)))
+    else:
+        earlier = json.loads(args.tile_from.read_text())
+        row = next(r for r in earlier["data"] if r.get("scope") == "tile")
+        rows.append({**row, "name": f"{row['name']}, from {args.tile_from.name} ({earlier['run']['commit at start']})"})
     for name, settings in runs:
         out = WORK / "scope_filled.tif"
         started = time.perf_counter()
         result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(out), settings)
         score(name, read(out), time.perf_counter() - started, scope=str(settings.scope), steps=settings.steps,
-              seed=settings.seed, stages=result.stages, chosen_steps=result.chosen_steps)  # fmt: skip
+              refine_steps=settings.refine_steps, seed=settings.seed, stages=result.stages,
+              chosen_steps=result.chosen_steps)  # fmt: skip
     best = max((r for r in rows if r["name"] in instant), key=lambda r: r["ssim"])
     tile = next(r for r in rows if r.get("scope") == "tile")
     scene = [r for r in rows if r.get("scope") == "scene"]
     ssims = np.array([r["ssim"] for r in scene])
     lines = [
         f"{args.size} x {args.size} px, {100 * cloud.mean():.0f} % cloud in every tile, B04 B03 B02 B08 of 2018-08-05 "
-        f"guided by 2018-07-21; the engine's defaults (CPU), the scene network at {args.scene_steps} steps.",
+        f"guided by 2018-07-21; the engine's defaults (CPU), the scene network at {args.scene_steps} steps{refined}.",
         "",
         "| | masked SSIM | RMSE | seconds |",
         "|---|---|---|---|",
@@ -99,7 +115,7 @@ def main() -> None:
         f"Scene minus per tile: {ssims.min() - tile['ssim']:+.3f} (worst seed); "
         f"scene minus best instant tool: {ssims.min() - best['ssim']:+.3f} (worst seed).",
     ]  # fmt: skip
-    run.write(args.out, f"scope_{args.size}", "\n".join(lines), rows)
+    run.write(args.out, args.name or f"scope_{args.size}", "\n".join(lines), rows)
 
 
 if __name__ == "__main__":
