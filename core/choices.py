@@ -122,10 +122,17 @@ class Stopping(Choice):
 
 
 class Scope(Choice):
-    """What one network is fitted to: each tile, or the whole scene (:mod:`core.model.scene`)."""
+    """What one network is fitted to: each tile, or the whole scene (:mod:`core.model.scene`); ``AUTO`` is the
+    scene for inpainting and each tile for super-resolution (:meth:`resolve`), where each was measured best."""
 
     TILE = ("tile", "One network per tile")
     SCENE = ("scene", "One network for the scene, applied to every tile")
+    AUTO = ("auto", "auto (one for the scene when filling clouds, one per tile when super-resolving)")
+
+    def resolve(self, super_resolution: bool) -> Scope:
+        if self is Scope.AUTO:
+            return Scope.TILE if super_resolution else Scope.SCENE
+        return self
 
 
 class Device(Choice):

@@ -73,7 +73,7 @@ class Settings:
     device: Device = Device.AUTO
     threads: int | None = None  # at most this many CPU threads per fit (None: torch's count, one per core, no cap)
     tile_size: int = 256
-    scope: Scope = Scope.TILE  # one network per tile, or one for the scene applied to every tile
+    scope: Scope = Scope.AUTO  # one network per tile or for the scene (AUTO: benchmarks/results/scene_scope)
     refine_steps: int = 0  # with one network for the scene: steps of a further fit on each tile alone (0: none)
     tile_overlap: int | None = None  # None: TILE_OVERLAP, at most a quarter of the tile
     batch_size: int | None = None  # None: 8 tiles on a CUDA GPU, 1 elsewhere
@@ -129,11 +129,12 @@ class Settings:
         """Whether the network learns a correction of an instant estimate (else it starts from noise)."""
         return self.anchor is Start.ESTIMATE
 
-    def resolved(self) -> Settings:
-        """The settings of one run: the device chosen (:meth:`Device.resolve`, once per run) and the batch size
-        resolved (8 tiles on a CUDA GPU, 1 elsewhere)."""
+    def resolved(self, super_resolution: bool = False) -> Settings:
+        """The settings of one run: the device chosen (:meth:`Device.resolve`, once per run), the batch size
+        resolved (8 tiles on a CUDA GPU, 1 elsewhere) and the scope (:meth:`Scope.resolve`)."""
         device = self.device.resolve()
-        return replace(self, device=device, batch_size=self.batch_size or (8 if device is Device.CUDA else 1))
+        batch_size = self.batch_size or (8 if device is Device.CUDA else 1)
+        return replace(self, device=device, batch_size=batch_size, scope=self.scope.resolve(super_resolution))
 
     @property
     def overlap(self) -> int:

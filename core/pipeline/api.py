@@ -42,11 +42,11 @@ class Result:
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # step -> (B, H, W) float32
 
 
-def _settings(settings: Settings | None, options: dict) -> Settings:
+def _settings(settings: Settings | None, options: dict, super_resolution: bool = False) -> Settings:
     """The run's settings (:meth:`Settings.resolved`), given as one object or as keyword arguments."""
     if settings is not None and options:
         raise InputError("give the settings as one Settings object or as keyword arguments, not both")
-    return (settings or Settings.of(**options)).resolved()
+    return (settings or Settings.of(**options)).resolved(super_resolution)
 
 
 def inpaint(
@@ -103,7 +103,7 @@ def super_resolve(
     against ``low_res``; with an anchor, the result degrades exactly to
     ``low_res``. For large rasters use :func:`core.pipeline.super_resolution.super_resolve_raster`.
     """
-    settings = _settings(settings, options)
+    settings = _settings(settings, options, super_resolution=True)
     low_res = as_bands(low_res, "low-resolution input")
     if not guides:
         raise InputError("super-resolution needs at least one high-resolution guide")

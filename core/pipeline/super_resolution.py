@@ -46,7 +46,7 @@ def super_resolve_raster(
     extent), so has the output (in bands with a nodata value).
     """
     started = time.perf_counter()
-    settings = (settings or Settings()).resolved()
+    settings = (settings or Settings()).resolved(super_resolution=True)
     callbacks = (callbacks or Callbacks()).within(settings.time_limit)
     all_guides = [*guides, *radar_guides]
     if not all_guides:

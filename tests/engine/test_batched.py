@@ -101,7 +101,7 @@ def test_the_pipeline_fits_tiles_in_batches_and_halves_them_when_the_gpu_is_full
     logs: list[str] = []
     result = inpaint_raster(
         str(poisoned), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-        fast(tile_size=40, tile_overlap=8, batch_size=4), callbacks=Callbacks(log=logs.append),
+        fast(tile_size=40, tile_overlap=8, batch_size=4, scope="tile"), callbacks=Callbacks(log=logs.append),
     )  # fmt: skip
     assert result.fitted == 4 and sizes == [4, 2, 2]
     assert any("ran out of memory fitting 4 tiles together" in line for line in logs)
@@ -160,7 +160,9 @@ def test_patch_consistency_tiles_are_fitted_in_one_batch_each_with_its_own_choic
         return fits[-len(batch) :]
 
     monkeypatch.setattr(device, "fit", spy)
-    settings = fast(tile_size=40, tile_overlap=8, batch_size=4, stopping="patch_consistency", steps=6, check_every=2)
+    settings = fast(
+        tile_size=40, tile_overlap=8, batch_size=4, stopping="patch_consistency", steps=6, check_every=2, scope="tile"
+    )
     result = inpaint_raster(
         str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"), settings
     )

@@ -125,7 +125,8 @@ def test_cancel_on_dask_stops_the_tiles_and_leaves_no_file(tmp_path, cloudy, fas
     with pytest.raises(Cancelled):
         inpaint_raster(
             target, CloudMask(mask), [guide], str(tmp_path / "out" / "o.tif"),
-            fast(tile_size=40, steps=3000, scheduler="local:2"), callbacks=Callbacks(cancel=cancel, log=logs.append),
+            fast(tile_size=40, steps=3000, scheduler="local:2", scope="tile"),
+            callbacks=Callbacks(cancel=cancel, log=logs.append),
         )  # fmt: skip
     assert list((tmp_path / "out").iterdir()) == []
     with _CHANGED:

@@ -28,7 +28,7 @@ def test_only_cloudy_tiles_are_fitted_and_clear_pixels_are_kept(tmp_path, raster
     logs: list[str] = []
     result = inpaint_raster(
         str(poisoned), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "out.tif"),
-        fast(tile_size=48, tile_overlap=8), callbacks=Callbacks(log=logs.append),
+        fast(tile_size=48, tile_overlap=8, scope="tile"), callbacks=Callbacks(log=logs.append),
     )  # fmt: skip
     assert (result.tiles, result.fitted) == (9, 2)
     assert any("in 2 of 9 tiles" in line for line in logs)
@@ -48,7 +48,7 @@ def test_progress_counts_the_steps_of_all_tiles(tmp_path, rasters, scene, fast):
     seen: list[tuple[int, int]] = []
     callbacks = Callbacks(lambda step, total: seen.append((step, total)))
     result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
-                            fast(tile_size=40, steps=3), callbacks=callbacks)  # fmt: skip
+                            fast(tile_size=40, steps=3, scope="tile"), callbacks=callbacks)  # fmt: skip
     assert result.fitted == 4
     assert {total for _, total in seen} == {4 * 3}  # one total: the steps of all tiles
     steps = [step for step, _ in seen]
@@ -84,7 +84,7 @@ def test_tiles_fitted_apart_and_blended_give_the_untiled_fill(tmp_path, rasters,
     runs = {}
     for name, tile_size in (("tiled", 32), ("untiled", 64)):
         out = tmp_path / f"{name}.tif"
-        settings = fast(tile_size=tile_size, steps=1, stopping="fixed")
+        settings = fast(tile_size=tile_size, steps=1, stopping="fixed", scope="tile")
         runs[name] = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(out), settings).fitted
     assert (runs["tiled"], runs["untiled"]) == (9, 1)
     tiled, untiled = (rasters.info(tmp_path / f"{name}.tif")["data"].astype(np.float64) for name in runs)

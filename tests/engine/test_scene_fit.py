@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from mcpn.core import anchors
 from mcpn.core.callbacks import Callbacks
+from mcpn.core.choices import Scope
 from mcpn.core.classic import Anchor
+from mcpn.core.config import Settings
 from mcpn.core.model import fitting
 from mcpn.core.model import scene as scene_model
 from mcpn.core.pipeline import tiles
@@ -130,3 +132,27 @@ def test_an_uncertainty_ensemble_fits_every_tile_even_when_the_scene_network_is_
                    uncertainty=str(tmp_path / "spread.tif"), callbacks=Callbacks(log=logs.append))  # fmt: skip
     assert rasters.info(tmp_path / "spread.tif")["data"][:, cloud].min() > 0  # not a silent zero spread
     assert any("one network per tile, not for the scene" in line for line in logs)
+
+
+def test_the_time_limit_stops_the_scene_network_and_every_tile_still_gets_its_output(tmp_path, rasters, scene, fast):
+    s = scene(size=64)
+    cloud = rasters.block(64, 6, 58, 20, 44)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    logs: list[str] = []
+    settings = fast(scope="scene", steps=10**6, tile_size=32, tile_overlap=8, time_limit=0.05)  # 3 s
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            settings, callbacks=Callbacks(log=logs.append))  # fmt: skip
+    assert any(line.startswith("scene network: stopped at its share of the time limit") for line in logs)
+    assert result.stages["fit"] < 3.0  # its share of the limit: three quarters, and one step over at most
+    assert result.fitted == result.tiles and np.isfinite(rasters.info(tmp_path / "o.tif")["data"]).all()
+
+
+def test_by_default_clouds_are_filled_with_one_network_for_the_scene_and_super_resolution_per_tile(sr_scene, fast):
+    assert Settings().resolved().scope is Scope.SCENE
+    assert Settings().resolved(super_resolution=True).scope is Scope.TILE
+    assert Settings(scope="tile").resolved().scope is Scope.TILE  # a choice the user made stays
+    logs: list[str] = []
+    result = super_resolve_raster(str(sr_scene["low"]), [str(g) for g in sr_scene["guides"]],
+                                  str(sr_scene["tmp"] / "o.tif"), fast(steps=2, tile_size=32, tile_overlap=8),
+                                  callbacks=Callbacks(log=logs.append))  # fmt: skip
+    assert result.fitted == result.tiles > 1 and not any("network for the scene" in line for line in logs)
