@@ -92,7 +92,7 @@ def cross_fitted(
         if not hidden.any() or not (known & ~fold).any(axis=(1, 2)).all():
             continue
         wanted = {name for name, keep in zip(names, exact) if keep}
-        refit = inpainting_estimates(target, known & ~fold, guides, wanted)
+        refit = inpainting_estimates(target, known & ~fold, guides, wanted, at=hidden.any(axis=0))
         for band, name in enumerate(names):
             if exact[band]:
                 out[band][hidden[band]] = refit[name][band][hidden[band]]
@@ -113,9 +113,14 @@ def _folds(clear: np.ndarray, missing: np.ndarray) -> list[np.ndarray]:
 
 
 def inpainting_estimates(
-    target: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], names: set[str] | None = None
+    target: np.ndarray,
+    known: np.ndarray,
+    guides: Sequence[np.ndarray],
+    names: set[str] | None = None,
+    at: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The instant fills of the unknown pixels, by name (all, or those in ``names``).
+    """The instant fills of the unknown pixels, by name (all, or those in ``names``); ``at`` ``(H, W)``: the only
+    unknown pixels whose values are wanted, where that saves work (NSPI predicts pixel by pixel).
 
     GDAL Fill nodata (``interpolation``), biharmonic (``smooth interpolation``),
     and with guides the global and the moving-window guide regression, the
@@ -149,7 +154,7 @@ def inpainting_estimates(
         estimates["moving-window guide regression + residual"] = local + spread_residual(target - local, known)
     if "neighbourhood similar pixels (NSPI)" in wanted:
         with suppress(InputError):  # no pixel known in every band with a valid guide: not a candidate here
-            estimates["neighbourhood similar pixels (NSPI)"] = nspi(target, known, guides)
+            estimates["neighbourhood similar pixels (NSPI)"] = nspi(target, known, guides, at=at)
     return estimates
 
 

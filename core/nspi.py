@@ -51,12 +51,14 @@ def nspi(
     guides: Sequence[np.ndarray],
     similar: int = SIMILAR,
     max_radius: int = MAX_RADIUS,
+    at: np.ndarray | None = None,
 ) -> np.ndarray:
     """NSPI fill of the unknown pixels of ``target`` ``(B, H, W)`` from ``guides`` on the same grid.
 
     ``known`` ``(H, W)`` or ``(B, H, W)`` marks the pixels to keep (NaN target pixels count as unknown);
     similar pixels are taken among the pixels known in every band whose guide is valid. Known pixels are
-    returned unchanged.
+    returned unchanged. With ``at`` ``(H, W)`` only those unknown pixels are predicted (each pixel's prediction
+    does not depend on the others'); the rest get the guide regression NSPI starts from.
     """
     target = as_bands(target, "target")
     known = np.broadcast_to(known, target.shape) & np.isfinite(target)
@@ -70,7 +72,7 @@ def nspi(
         raise InputError("no pixel is known in every band with a valid guide: nothing to fill from")
     mapped = regression(target, known, guides)  # the guide in the target's bands: fallback and temporal base
     out = np.where(known, target, mapped)
-    gaps = ~known.all(axis=0) & np.isfinite(stacked).all(axis=0)
+    gaps = ~known.all(axis=0) & np.isfinite(stacked).all(axis=0) & (True if at is None else at)
     if not gaps.any():
         return out
     guide = _scaled(stacked, usable)

@@ -48,6 +48,15 @@ def test_known_pixels_are_kept_and_every_gap_pixel_filled(pair):
     assert np.isfinite(out).all() and out[:, mask].max() < 20000
 
 
+def test_predicting_only_some_gap_pixels_gives_them_the_same_values(pair):
+    truth, guide, mask = pair
+    target = np.where(mask, np.nan, truth)
+    wanted = mask & (np.arange(SIZE)[:, None] < SIZE // 3)  # the cloud's top third (cross-fitting asks for a fold)
+    full, part = nspi(target, ~mask, [guide]), nspi(target, ~mask, [guide], at=wanted)
+    np.testing.assert_array_equal(part[:, wanted], full[:, wanted])
+    np.testing.assert_array_equal(part[:, mask & ~wanted], regression(target, ~mask, [guide])[:, mask & ~wanted])
+
+
 def test_nan_in_target_and_guide(pair):
     truth, guide, mask = pair
     target, guide = truth.copy(), guide.copy()

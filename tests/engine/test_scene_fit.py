@@ -75,7 +75,9 @@ def test_the_scene_chooses_each_bands_estimate_once_on_the_tiles_it_is_fitted_on
     original = anchors.inpainting_estimates
     monkeypatch.setattr(tiles, "SCENE_TILES", 3)
     monkeypatch.setattr(
-        anchors, "inpainting_estimates", lambda t, k, g, names=None: judged.append(names) or original(t, k, g, names)
+        anchors,
+        "inpainting_estimates",
+        lambda t, k, g, names=None, at=None: judged.append(names) or original(t, k, g, names, at),
     )
     logs: list[str] = []
     result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
