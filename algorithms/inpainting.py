@@ -58,13 +58,11 @@ HELP_TEXT = "".join(
         "field has a tooltip.</p>",
         "<p><b>Outputs.</b> A GeoTIFF with the target's grid, data type, nodata and band names; optionally "
         "the uncertainty (spread of several fits) and an HTML run report.</p>",
-        "<p><b>Time.</b> On a two-core CPU one step of a 256 px tile takes about 0.1-0.2 s (Stacked) to 0.7 s. "
-        "A raster of several tiles gets one network for the scene by default: its fit (at most 4000 steps, "
-        "about six minutes) is paid once, then each cloudy tile takes about a second. One network per "
-        "tile (Advanced) costs up to half an hour per cloudy tile. A GPU (CUDA or Apple MPS, chosen "
-        "automatically) is faster still. The run happens in the background, reports its progress and the "
-        "time left, and can be cancelled. It needs torch, numpy, scipy and scikit-image (the algorithm says "
-        "how to install them if missing).</p>",
+        "<p><b>Time.</b> On a two-core CPU a raster of several tiles gets one network for the scene by "
+        "default: its fit (about six minutes) is paid once, then each cloudy tile takes a second or two; one "
+        "network per tile (Advanced) can take half an hour per tile. A GPU (CUDA or Apple MPS) is faster. "
+        "The run happens in the background, reports its progress and the time left, and can be cancelled. "
+        "It needs torch, numpy, scipy and scikit-image (the algorithm says how to install them if missing).</p>",
     ]
 )
 
