@@ -152,7 +152,8 @@ def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
             "and interpolation (judged on held-out clear pixels), so the result starts as good as them. "
             "From noise: the network alone, as in Czerkawski et al.'s MCPN. For the paper's set-up also set "
             "Output averaging to 0 and the paper's stopping rule (Fixed number of steps, 4000, for Stacked and "
-            "Direct; Known-region RMSE for Emergent) and, for super-resolution, the Bilinear degradation. What "
+            "Direct; Known-region RMSE for Emergent) and, for super-resolution, the Bilinear degradation and a "
+            "sensor blur of 0. What "
             "still differs: one learning rate (0.008) for every method (the paper tuned one per method and does "
             "not print the values)."
         ),

@@ -10,11 +10,12 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
 from ..core.choices import DegradationKind
-from ..core.config import Settings
+from ..core.config import MAX_SENSOR_BLUR, Settings
 from . import compat
 from .base import MCPNAlgorithm
 from .messages import tr
@@ -44,7 +45,8 @@ HELP_TEXT = "".join(
         "guides must be finer than the input.</p>",
         "<p><b>Choices.</b> <i>Method</i>: Stacked (default, the fastest), Direct or Emergent. "
         "<i>Stopping</i>: held-out input pixels (default), a fixed number of steps, or low-resolution RMSE. "
-        "The Advanced group holds how the network starts, how the input was made (area average or bilinear), "
+        "The Advanced group holds how the network starts, how the input was made (area average or bilinear, "
+        "and the sensor's blur, estimated by default), "
         "the learning rate, network width, precision, output averaging, tiling and Dask; every field has a "
         "tooltip.</p>",
         "<p><b>Outputs.</b> A GeoTIFF on the first guide's grid with the input's data type, nodata and band "
@@ -61,6 +63,7 @@ HELP_TEXT = "".join(
 
 class GuidedSuperResolution(MCPNAlgorithm):
     DEGRADATION = "DEGRADATION"
+    SENSOR_BLUR = "SENSOR_BLUR"
     NAME = "guidedsuperresolution"
     DISPLAY_NAME = "Guided super-resolution"
     SHORT_DESCRIPTION = "Brings a low-resolution band to the resolution of high-resolution guide images."
@@ -117,6 +120,25 @@ class GuidedSuperResolution(MCPNAlgorithm):
             advanced=True,
             optional=True,
         )
+        add(
+            self,
+            QgsProcessingParameterNumber(
+                self.SENSOR_BLUR,
+                tr("Sensor blur in low-resolution pixels (empty: estimated)"),
+                compat.NUMBER_DOUBLE,
+                optional=True,
+                minValue=0.0,
+                maxValue=MAX_SENSOR_BLUR,
+            ),
+            tr(
+                "A sensor's pixel sees a little of its neighbours (its point spread), so the input is blurrier "
+                "than an average of the finer pixels. This is the standard deviation of that Gaussian blur, in "
+                "input pixels (0: none; about 0.5 for a sensor whose response at the input's Nyquist frequency is "
+                "0.3). Empty: estimated from the guides, as the blur under which they best explain the input's "
+                "finest detail; the log says the value."
+            ),
+            advanced=True,
+        )
         add_tiling_parameters(self)
         add_output(self, tr("A GeoTIFF on the first guide's grid, with the input's data type, nodata and band names."))
         add_report_output(self)
@@ -138,5 +160,7 @@ class GuidedSuperResolution(MCPNAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         self.name_output_layer(context, output, f"{self.displayName()} – {low_layer.name()}")
         degradation = self.choice(parameters, self.DEGRADATION, list(DegradationKind), context)
-        settings = self.common_settings(parameters, context, degradation=degradation)
+        given = parameters.get(self.SENSOR_BLUR) not in (None, "")
+        blur = self.parameterAsDouble(parameters, self.SENSOR_BLUR, context) if given else None
+        settings = self.common_settings(parameters, context, degradation=degradation, sensor_blur=blur)
         return settings, {"low_res": low_res, "guides": guides, "output": output}

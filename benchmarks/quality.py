@@ -17,7 +17,8 @@ quality reached after 1, 5 and 20 minutes of this CPU is read from one fit
 (the validated rule choosing among the steps reached by then). ``--paper``
 adds the paper's set-up (no anchor, fixed steps, bilinear degradation);
 ``--grid`` fits every combination of the settings' values it lists instead
-of the default set-up, and adds a table of each combination's mean gain; ``--baselines-only`` fits nothing.
+of the default set-up (``auto``: None, e.g. an estimated sensor blur), and
+adds a table of each combination's mean gain; ``--baselines-only`` fits nothing.
 For inpainting it also says how deep the gaps are: how far their pixels lie from clear ground.
 """
 
@@ -43,7 +44,7 @@ Settings = _harness.module("core.config").Settings
 
 BUDGETS = (60, 300, 1200)  # seconds of fitting per tile: what 1, 5 and 20 minutes buy
 DEFAULT_METHOD = {"inpaint": Settings().method, "sr": Settings().method}
-PAPER = {"anchor": "none", "stopping": "fixed", "degradation": "bilinear"}
+PAPER = {"anchor": "none", "stopping": "fixed", "degradation": "bilinear", "sensor_blur": 0.0}
 
 
 def score(case: Case, image: np.ndarray) -> float:
@@ -224,11 +225,15 @@ def grid_setups(grid: list[str]) -> list[tuple[str, dict]]:
         field = Settings.__dataclass_fields__.get(name)
         if field is None or not values:
             raise SystemExit(f"--grid {item}: expected SETTING=VALUE,VALUE with a setting of core.config.Settings")
-        convert = float if name in ("learning_rate", "output_average", "holdout") else type(getattr(Settings(), name))
+        floats = ("learning_rate", "output_average", "holdout", "sensor_blur")
+        convert = float if name in floats else type(getattr(Settings(), name))
         names.append(name)
-        choices.append([convert(v) for v in values.split(",")])
+        choices.append([None if v == "auto" else convert(v) for v in values.split(",")])
     return [
-        (", ".join(f"{n}={v:g}" for n, v in zip(names, combo)), dict(zip(names, combo)))
+        (
+            ", ".join(f"{n}={'auto' if v is None else format(v, 'g')}" for n, v in zip(names, combo)),
+            dict(zip(names, combo)),
+        )
         for combo in itertools.product(*choices)
     ]
 

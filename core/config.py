@@ -14,6 +14,7 @@ from .errors import InputError
 
 TILE_OVERLAP = 32
 MAX_TIME_LIMIT = 7 * 24 * 60  # minutes
+MAX_SENSOR_BLUR = 2.0  # low-resolution pixels: wider, a pixel would see mostly its neighbours
 
 
 # the settings that are a choice, and its kind (given as a member or its name; held as the member)
@@ -39,7 +40,8 @@ class Settings:
     of the best instant estimate; ``none``: it starts from noise, as in the
     paper), ``holdout`` (share of the known pixels hidden from the loss to score
     the steps for ``validated`` stopping), ``degradation`` (how a
-    low-resolution input was made from the high-resolution image).
+    low-resolution input was made from the high-resolution image), ``sensor_blur`` (the input sensor's
+    Gaussian point spread in its pixels; None: estimated from the data, :func:`core.sharpening.sensor_blur`).
     Run: ``device``, ``threads`` (the most CPU threads a fit uses), tiles
     (``tile_size``, ``tile_overlap``, ``batch_size`` tiles fitted together,
     ``scope``: one network per tile or one for the scene, ``refine_steps`` of a further fit of the scene
@@ -56,6 +58,7 @@ class Settings:
     anchor: Start = Start.ESTIMATE
     holdout: float = 0.1
     degradation: DegradationKind = DegradationKind.AREA
+    sensor_blur: float | None = None  # low-resolution pixels; None: estimated per run
     core_channels: int = 8
     up_kernel: int = 3  # the core network's up-sampling kernel (5 in the reference Stacked network)
     head_channels: int = 32  # width of Emergent's and Direct's domain and cycle heads (the paper's)
@@ -95,6 +98,8 @@ class Settings:
             (self.steps < 1 or self.check_every < 1 or self.patience < 1,
              "steps, check_every and patience must be at least 1"),
             (self.learning_rate is not None and not self.learning_rate > 0, "the learning rate must be positive"),
+            (self.sensor_blur is not None and not 0 <= self.sensor_blur <= MAX_SENSOR_BLUR,
+             f"the sensor blur must be between 0 and {MAX_SENSOR_BLUR:g} low-resolution pixels (or None: estimated)"),
             (not 0 <= self.holdout < 0.5, "the held-out share of the known pixels must be at least 0 and below 0.5"),
             (not 0 <= self.output_average < 1, "the output-averaging decay must be at least 0 and below 1"),
             (self.core_channels < 1 or self.head_channels < 1,

@@ -11,6 +11,11 @@ coarser levels is not the detail between the input and the output, so the share
 is also capped by the part of the input's finest detail the guides explain
 (:func:`detail_agreement`). Bicubic is always a candidate: on the check, the
 anchor is never below it.
+
+A sensor's pixels are blurrier than a plain average of the finer ones (its
+point spread). How much is estimated from the data (:func:`sensor_blur`): the
+Gaussian blur that gives the degraded guides the input's balance of fine to
+coarser detail.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .choices import DegradationKind
 from .classic import Anchor, as_bands, fill_nodata, global_fit, guide_design, local_fit
 from .metrics import ssim_map
 from .model.degradation import Degradation
@@ -29,9 +35,12 @@ __all__ = [
     "DetailEvidence",
     "bicubic",
     "consistent_bicubic",
+    "describe_blur",
     "detail_agreement",
+    "detail_balance",
     "reduced_resolution_check",
     "regression_and_residual",
+    "sensor_blur",
     "super_resolution_anchor",
 ]
 
@@ -42,6 +51,7 @@ SSIM_SIDE = 11  # px: the smallest grid a structural similarity is computed on (
 BLOCK = 8  # px of the input: the blocks the bootstrap resamples (neighbouring pixels' errors are not independent)
 RESAMPLES = 400
 LOWER_QUANTILE = 0.05  # a share is kept when its gain's 5th percentile over the resamples is above zero
+BLURS = tuple(round(0.05 * k, 2) for k in range(21))  # candidate sensor blurs: 0 to 1 low-resolution pixel
 
 
 def bicubic(low: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -59,6 +69,40 @@ class DetailEvidence:
     share: np.ndarray  # the kept share of the guide regression's detail (0: bicubic)
     gain: np.ndarray  # its mean gain over bicubic in the check (SSIM, or minus the squared error on tiny grids)
     lower: np.ndarray  # the gain's bootstrap lower bound
+
+
+def sensor_blur(
+    low: np.ndarray, known: np.ndarray, guides: Sequence[np.ndarray], kind: DegradationKind, shape: tuple[int, int]
+) -> float:
+    """The sensor's Gaussian point spread (standard deviation in low-resolution pixels, one of :data:`BLURS`): the
+    blur under which the ``guides``, degraded to the grid of ``low``, have the balance of finest to coarser detail
+    that ``low`` has (:func:`detail_balance`, mean over bands).
+
+    It compares spectra, not images: where a guide's fine detail differs from the input's (another band or
+    date), a correlation would take the difference for blur; the balance only assumes that the input and the
+    guides show a scene of the same texture. Below :data:`MIN_CHECK_SIDE` pixels a side, 0.
+    """
+    low = as_bands(low, "low-resolution input")
+    if min(low.shape[1:]) < MIN_CHECK_SIDE:
+        return 0.0
+    known = np.broadcast_to(known, low.shape) & np.isfinite(low)
+    wanted = detail_balance(fill_nodata(low, ~known) if not known.all() else low).mean()
+    design = guide_design(guides)
+    found = [detail_balance(Degradation(kind, shape, low.shape[1:], blur=b).numpy(design)).mean() for b in BLURS]
+    return BLURS[int(np.argmin(np.abs(np.array(found) - wanted)))]
+
+
+def describe_blur(blur: float, estimated: bool) -> str:
+    """The note that says which sensor blur a run used."""
+    return f"sensor blur {blur:g} low-resolution pixels ({'estimated from the guides' if estimated else 'given'})"
+
+
+def detail_balance(image: np.ndarray) -> np.ndarray:
+    """Per band, the log of the variance of its finest detail (below :data:`DETAIL_SIGMA`) over that of the next
+    octave: lower for a blurrier image."""
+    finer = [ndimage.gaussian_filter(band, DETAIL_SIGMA) for band in image]
+    coarser = [ndimage.gaussian_filter(band, 2 * DETAIL_SIGMA) for band in image]
+    return np.array([np.log(np.var(b - f) / max(np.var(f - c), 1e-300)) for b, f, c in zip(image, finer, coarser)])
 
 
 def super_resolution_anchor(
@@ -94,7 +138,7 @@ def reduced_resolution_check(
     reduced = tuple(round(s * s / big) for s, big in zip(low.shape[1:], degradation.high))
     if min(reduced) < MIN_CHECK_SIDE:
         return None
-    again = Degradation(degradation.kind, low.shape[1:], reduced)
+    again = Degradation(degradation.kind, low.shape[1:], reduced, blur=degradation.blur)
     filled = fill_nodata(low, ~known) if not known.all() else low
     coarser = again.numpy(filled)
     coarser_known = again.numpy(known.astype(np.float64)) > 1 - 1e-6  # every input pixel under it is known

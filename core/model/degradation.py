@@ -4,7 +4,9 @@ A degradation is separable and linear: ``low = Ry @ high @ Rx.T`` with one
 matrix per axis, for any (non-integer) factor. ``area`` averages the high-resolution
 pixels each low-resolution pixel covers, weighted by the covered area (as a
 sensor integrates, and as ``gdal.Warp -r average`` resamples); ``bilinear`` is
-the antialiased bilinear resampling of the paper. :meth:`Degradation.project`
+the antialiased bilinear resampling of the paper. Either may follow a Gaussian
+blur (``blur``, its width in low-resolution pixels): a sensor's point spread,
+which makes its pixels blurrier than a plain average. :meth:`Degradation.project`
 adds a smooth correction to an image so that its degradation equals the input.
 """
 
@@ -17,17 +19,30 @@ import torch
 
 from ..choices import DegradationKind
 
-__all__ = ["Degradation", "axis_matrix", "lift_matrix"]
+__all__ = ["BLUR_REACH", "Degradation", "axis_matrix", "lift_matrix"]
+
+BLUR_REACH = 4.0  # the Gaussian blur is cut at this many standard deviations
 
 
 def axis_matrix(
-    kind: DegradationKind, high: int, low: int, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+    kind: DegradationKind,
+    high: int,
+    low: int,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+    blur: float = 0.0,
 ) -> np.ndarray:
-    """The ``(low, high)`` matrix taking one axis of ``high`` pixels to ``low`` ones, or its ``rows`` x ``cols`` block.
+    """The ``(low, high)`` matrix taking one axis of ``high`` pixels to ``low`` ones, or its ``rows`` x ``cols`` block;
+    ``blur``: the standard deviation (low-resolution pixels) of a Gaussian applied first, edges mirrored.
 
     A block is computed on its own (a scene's whole matrix would not fit in memory).
     """
     (r0, r1), (c0, c1) = rows or (0, low), cols or (0, high)
+    sigma = blur * high / low
+    if sigma > 0:
+        reach = math.ceil(BLUR_REACH * sigma)
+        span = (max(0, c0 - reach), min(high, c1 + reach))
+        return axis_matrix(kind, high, low, (r0, r1), span) @ _gaussian_block(high, sigma, reach, span, (c0, c1))
     scale = high / low
     centres = (np.arange(r0, r1)[:, None] + 0.5) * scale  # low-resolution pixel centres in high-resolution pixels
     if kind is DegradationKind.AREA:
@@ -41,6 +56,23 @@ def axis_matrix(
     inside = (support >= c0) & (support < c1)
     block = np.zeros((r1 - r0, c1 - c0))
     block[:, support[inside] - c0] = weights[:, inside]
+    return block
+
+
+def _gaussian_block(size: int, sigma: float, reach: int, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """The ``rows`` x ``cols`` block of the ``(size, size)`` Gaussian blur matrix, edges mirrored (as SciPy's
+    ``reflect``), taps within ``reach`` pixels, normalised."""
+    taps = np.arange(-reach, reach + 1)
+    weights = np.exp(-0.5 * (taps / sigma) ** 2)
+    weights /= weights.sum()
+    out = np.arange(*rows)[:, None]
+    source = out + taps[None]
+    source = np.where(source < 0, -source - 1, source)
+    source = np.where(source >= size, 2 * size - source - 1, source)
+    block = np.zeros((rows[1] - rows[0], cols[1] - cols[0]))
+    inside = (source >= cols[0]) & (source < cols[1])
+    row_of = np.broadcast_to(out - rows[0], source.shape)
+    np.add.at(block, (row_of[inside], source[inside] - cols[0]), np.broadcast_to(weights, source.shape)[inside])
     return block
 
 
@@ -67,16 +99,18 @@ class Degradation:
         high: tuple[int, int],
         low: tuple[int, int],
         part: tuple[tuple[slice, slice], tuple[slice, slice]] | None = None,
+        blur: float = 0.0,
     ) -> None:
         """``part``: (low-resolution rows and columns, high-resolution rows and columns), the block of this
-        degradation between those pixels (a window of a scene); the whole degradation when None."""
+        degradation between those pixels (a window of a scene); the whole degradation when None. ``blur``: the
+        sensor's Gaussian point spread (standard deviation, low-resolution pixels) before the resampling."""
         kind = DegradationKind.of(kind)
         lows, highs = part or ((slice(0, low[0]), slice(0, low[1])), (slice(0, high[0]), slice(0, high[1])))
-        self.kind = kind
+        self.kind, self.blur = kind, blur
         self.high = tuple(axis.stop - axis.start for axis in highs)
         self.low = tuple(axis.stop - axis.start for axis in lows)
         spans = [((a.start, a.stop), (b.start, b.stop)) for a, b in zip(lows, highs)]
-        self.matrices = [axis_matrix(kind, *sizes, *span) for sizes, span in zip(zip(high, low), spans)]
+        self.matrices = [axis_matrix(kind, *sizes, *span, blur) for sizes, span in zip(zip(high, low), spans)]
         lifts = [lift_matrix(*sizes, span[1], span[0]) for sizes, span in zip(zip(high, low), spans)]
         # smooth right inverses (R @ P = I): a residual spread by bilinear interpolation, not as flat blocks
         self.inverses = [lift @ np.linalg.inv(m @ lift) for m, lift in zip(self.matrices, lifts)]

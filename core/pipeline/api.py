@@ -22,6 +22,7 @@ from ..config import Settings
 from ..errors import InputError
 from ..model.device import fit_on_device
 from ..model.fitting import TracePoint
+from ..sharpening import describe_blur
 from .sample import Sample, guide_bands
 
 __all__ = ["Result", "Settings", "TracePoint", "inpaint", "super_resolve"]
@@ -137,6 +138,8 @@ def _fit_sample(
     (run,), device = fit_on_device([sample.problem()], settings, callbacks)
     raw = sample.scaling.invert(run.output)
     notes = [n for n in [sample.describe_anchor(), *run.notes] if n]
+    if sample.degradation is not None:
+        notes.append(describe_blur(sample.degradation.blur, settings.sensor_blur is None))
     snapshots = {step: sample.scaling.invert(s).astype(np.float32) for step, s in run.snapshots.items()}
     result = Result(raw, raw, np.ones(shape, dtype=bool), run.trace, run.chosen_step, str(device), run.seconds)
     result.notes, result.snapshots = notes, snapshots

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..model.degradation import Degradation
 from ..model.evidence import depth_weights, resampling_units
 from ..model.fitting import Problem
-from ..sharpening import super_resolution_anchor
+from ..sharpening import sensor_blur, super_resolution_anchor
 from ..trust.self_validation import holdout_mask
 from .normalisation import BandScaling, to_decibels
 
@@ -91,6 +91,7 @@ class Sample:
             scaled.append(np.where(valid, scaling.apply(guide), 0).astype(np.float32))
             valids.append(valid)
         normalised = np.where(known, scalings[0].apply(target), 0).astype(np.float64)
+        valid_guides = [np.where(v, g, np.nan) for g, v in zip(scaled, valids)]
         degradation = None
         if target.shape[1:] != tuple(shape):
             if settings.stopping not in Stopping.offered(super_resolution=True):
@@ -98,7 +99,11 @@ class Sample:
                     f"{settings.stopping.label.lower()} stopping needs a cloud mask; use another stopping rule for "
                     "super-resolution"
                 )
-            degradation = Degradation(settings.degradation, shape, target.shape[1:])
+            blur = settings.sensor_blur
+            if blur is None:  # radar speckle does not show a scene's texture: without optical guides, none
+                optical = [g for index, g in enumerate(valid_guides) if index not in radar]
+                blur = sensor_blur(normalised, known, optical, settings.degradation, shape) if optical else 0.0
+            degradation = Degradation(settings.degradation, shape, target.shape[1:], blur=blur)
         holdout = weight = labels = choosing = None
         missing = ~known.all(axis=0)
         if settings.stopping.holds_out:
@@ -114,7 +119,6 @@ class Sample:
             labels = resampling_units(holdout.any(axis=0))
         anchor = None
         if settings.anchored:
-            valid_guides = [np.where(v, g, np.nan) for g, v in zip(scaled, valids)]
             if degradation is None:
                 anchor = inpainting_anchor(
                     normalised, fitted, valid_guides, None if choosing is None else choosing & known, estimates

@@ -6,6 +6,7 @@ import math
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -13,10 +14,11 @@ from ..callbacks import Callbacks
 from ..choices import DegradationKind
 from ..config import Settings
 from ..errors import InputError
-from ..model.degradation import Degradation
+from ..model.degradation import BLUR_REACH, Degradation
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, low_res_grid, read_window, writer_profile
 from ..raster.tiling import Window, tile_windows
+from ..sharpening import describe_blur
 from .runs import WRITE_BLOCK, RunResult, finish, scalings_of, scratch_folder
 from .stages import timed
 from .tiles import Blend, TileJob, fit_all
@@ -74,6 +76,14 @@ def super_resolve_raster(
             TileJob(i, high, low_path, low, guide_paths, None, scalings, radar, settings)
             for i, (low, high) in enumerate(pairs)
         ]
+        estimated = settings.sensor_blur is None
+        if estimated:  # one for the whole run: estimated on the middle tile
+            with timed(times, "estimates"):
+                sample, _ = jobs[len(jobs) // 2].read({})
+            settings = replace(settings, sensor_blur=sample.degradation.blur)
+            jobs = [replace(job, settings=settings) for job in jobs]
+        blur_note = describe_blur(settings.sensor_blur, estimated)
+        callbacks.say(blur_note)
         callbacks.say(f"fitting MCPN {settings.method} for up to {settings.steps} steps in {len(jobs)} tile(s)")
         overlap = max(1, settings.overlap) if len(jobs) > 1 else 0
         # Where the input has no data (nodata, or outside it), so has the output: each output pixel
@@ -84,16 +94,19 @@ def super_resolve_raster(
         with Blend(scratch, grid.height, grid.width, bands, False, [high for _, high in pairs], overlap) as blend:
             fit_all(jobs, blend.add, times, callbacks)
             with timed(times, "write"), RasterWriter(output, grid, bands, **meta) as writer:
-                for window, image in _consistent_blocks(blend, low_path, low_grid, grid, settings.degradation):
+                blocks = _consistent_blocks(blend, low_path, low_grid, grid, settings.degradation, settings.sensor_blur)
+                for window, image in blocks:
                     callbacks.check_cancel()
                     valid = np.isfinite(read_window(footprint, window)) | no_flag
                     writer.write(window, np.where(valid, image, np.nan))
                 writer.commit()
-    return finish(settings, output, [high for _, high in pairs], blend.fits, started, callbacks, times)
+    result = finish(settings, output, [high for _, high in pairs], blend.fits, started, callbacks, times)
+    result.notes.insert(0, blur_note)
+    return result
 
 
 def _consistent_blocks(
-    blend: Blend, low_path: str, low: Grid, high: Grid, kind: DegradationKind
+    blend: Blend, low_path: str, low: Grid, high: Grid, kind: DegradationKind, blur: float
 ) -> Iterator[tuple[Window, np.ndarray]]:
     """The blended output block by block, corrected so that the whole of it degrades exactly to the input.
 
@@ -103,17 +116,18 @@ def _consistent_blocks(
     blocks agree to float rounding.
     """
     scale = (high.height / low.height, high.width / low.width)
+    reach = [math.ceil(BLUR_REACH * blur * s) for s in scale]  # high-resolution pixels the blur reaches
     for block in tile_windows(low.height, low.width, max(8, math.ceil(WRITE_BLOCK / max(scale))), 0):
         rows = _span(block.row, block.height, low.height, CONTEXT)
         cols = _span(block.col, block.width, low.width, CONTEXT)
-        high_rows = _covered(rows, scale[0], high.height)
-        high_cols = _covered(cols, scale[1], high.width)
+        high_rows = _covered(rows, scale[0], high.height, reach[0])
+        high_cols = _covered(cols, scale[1], high.width, reach[1])
         values = read_window(low_path, Window(rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start))
         image = blend.read(
             Window(high_rows.start, high_cols.start, high_rows.stop - high_rows.start, high_cols.stop - high_cols.start)
         )[0]
         part = Degradation(
-            kind, (high.height, high.width), (low.height, low.width), ((rows, cols), (high_rows, high_cols))
+            kind, (high.height, high.width), (low.height, low.width), ((rows, cols), (high_rows, high_cols)), blur
         )
         known = np.isfinite(values)
         image = part.project_numpy(image, np.where(known, values, 0.0), known)
@@ -134,9 +148,11 @@ def _span(start: int, length: int, size: int, margin: int) -> slice:
     return slice(max(0, start - margin), min(size, start + length + margin))
 
 
-def _covered(low: slice, scale: float, size: int) -> slice:
-    """The high-resolution pixels that the low-resolution pixels ``low`` are made from (for either degradation)."""
-    return slice(max(0, math.floor((low.start - 1) * scale)), min(size, math.ceil((low.stop + 1) * scale)))
+def _covered(low: slice, scale: float, size: int, reach: int) -> slice:
+    """The high-resolution pixels that the low-resolution pixels ``low`` are made from (for either degradation,
+    and a blur ``reach`` pixels wide)."""
+    start, stop = math.floor((low.start - 1) * scale) - reach, math.ceil((low.stop + 1) * scale) + reach
+    return slice(max(0, start), min(size, stop))
 
 
 def _low_res_path(path: str, low_grid: Grid, scratch: str) -> str:

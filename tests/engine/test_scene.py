@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mcpn.core.callbacks import Callbacks
 from mcpn.core.errors import InputError
+from mcpn.core.model.degradation import Degradation
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.pipeline.super_resolution import super_resolve_raster
 from mcpn.core.raster import masks
@@ -250,8 +251,8 @@ def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_
     tmp_path, sr_scene, rasters, s2, fast
 ):
     """x2 (B8A, 20 m), x6 (B09, 60 m, its grid shifted by 20 m from the guides') and x3.43 (14 px over the 48 px
-    guides), in tiles of 24 output px. Each result averages back to its input read over the guides' extent:
-    exactly in one tile, within 3 % of the input's range where tiles are blended."""
+    guides), in tiles of 24 output px. With no sensor blur, each result averages back to its input read over the
+    guides' extent, to the data type's rounding; with one, it degrades back through it."""
     guides = [str(g) for g in sr_scene["guides"]]
     guide = rasters.info(guides[0])
     x, _, _, y, _, _ = guide["geotransform"]
@@ -262,7 +263,7 @@ def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_
     b09 = rasters.crop(s2 / "2018-08-05" / "B09.tif", tmp_path / "b09_60m.tif", 70, 63, 8)
     for low, pixels in ((sr_scene["low"], 24), (b09, 8), (odd, 14)):
         out = tmp_path / f"{low.stem}_10m.tif"
-        result = super_resolve_raster(str(low), guides, str(out), fast(tile_size=24, tile_overlap=4))
+        result = super_resolve_raster(str(low), guides, str(out), fast(tile_size=24, tile_overlap=4, sensor_blur=0))
         assert result.tiles == result.fitted > 1, low.name
         got = rasters.info(out)
         assert (got["size"], got["geotransform"]) == (guide["size"], guide["geotransform"])
@@ -271,8 +272,14 @@ def test_super_resolution_is_tiled_on_the_guide_grid_at_integer_and_non_integer_
         back = averaged_to(out, extent, pixels, pixels)
         assert np.abs(back - given).max() <= 1, low.name  # rounding to uint16
     untiled = tmp_path / "odd_untiled.tif"
-    assert super_resolve_raster(str(odd), guides, str(untiled), fast()).tiles == 1
+    assert super_resolve_raster(str(odd), guides, str(untiled), fast(sensor_blur=0)).tiles == 1
     assert np.abs(averaged_to(untiled, extent, 14, 14) - rasters.info(odd)["data"]).max() <= 1  # rounding
+    blurred = tmp_path / "odd_blurred.tif"
+    result = super_resolve_raster(str(odd), guides, str(blurred), fast(tile_size=24, tile_overlap=4, sensor_blur=0.5))
+    assert result.notes[0] == "sensor blur 0.5 low-resolution pixels (given)"
+    sensor = Degradation("area", (48, 48), (14, 14), blur=0.5)
+    back = sensor.numpy(rasters.info(blurred)["data"].astype(float))
+    assert np.abs(back - rasters.info(odd)["data"]).max() <= 1  # rounding
 
 
 def test_super_resolution_keeps_the_inputs_nodata(tmp_path, sr_scene, rasters, s2, fast):

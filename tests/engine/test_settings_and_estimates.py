@@ -38,6 +38,8 @@ CPU = torch.device("cpu")
         ({"learning_rate": -1e-3}, "the learning rate must be positive"),
         ({"holdout": 0.5}, "the held-out share of the known pixels must be at least 0 and below 0.5"),
         ({"holdout": -0.1}, "the held-out share of the known pixels must be at least 0 and below 0.5"),
+        ({"sensor_blur": -0.1}, "the sensor blur must be between 0 and 2 low-resolution pixels"),
+        ({"sensor_blur": 2.5}, "the sensor blur must be between 0 and 2 low-resolution pixels"),
     ],
     ids=str,
 )
@@ -47,7 +49,8 @@ def test_settings_out_of_range_are_refused_with_a_message_naming_them(values, me
 
 
 def test_the_edges_of_the_ranges_are_accepted():
-    Settings(tile_size=16, tile_overlap=7, batch_size=1, ensemble=1, learning_rate=1e-6, holdout=0.0)
+    Settings(tile_size=16, tile_overlap=7, batch_size=1, ensemble=1, learning_rate=1e-6, holdout=0.0, sensor_blur=0)
+    Settings(sensor_blur=2.0)
     Settings(holdout=0.49)
 
 

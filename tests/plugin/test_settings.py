@@ -88,8 +88,10 @@ def test_super_resolution_parameters_map_to_the_engine_call(mcpn_provider, sr_sc
     guides = [str(g) for g in sr_scene["guides"]]
     parameters = {"INPUT": str(sr_scene["low"]), "GUIDES": guides, "OUTPUT": out, "STOPPING": 2, "DEGRADATION": 1}
     settings, inputs = settings_of(SR, parameters)
-    assert settings == Settings(stopping="validated", degradation="bilinear")
+    assert settings == Settings(stopping="validated", degradation="bilinear")  # the sensor blur: estimated
     assert inputs == {"low_res": str(sr_scene["low"]), "guides": guides, "output": out}
+    assert settings_of(SR, {**parameters, "SENSOR_BLUR": 0.45})[0].sensor_blur == 0.45
+    assert settings_of(SR, {**parameters, "SENSOR_BLUR": 0})[0].sensor_blur == 0
     with pytest.raises(QgsProcessingException, match="at least one high-resolution guide"):
         settings_of(SR, {**parameters, "GUIDES": []})
 
