@@ -47,6 +47,7 @@ __all__ = [
 DETAIL_SIGMA = 1.0  # px of the low-resolution input: the blur whose residual is its finest detail
 DETAIL_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the candidates: bicubic + share x the guide regression's detail
 MIN_CHECK_SIDE = 8  # px: the smallest reduced grid the check is run on
+COVERED = 0.95  # a coarser pixel of the check is known when this share of its weight lies on known input pixels
 SSIM_SIDE = 11  # px: the smallest grid a structural similarity is computed on (below: squared errors)
 BLOCK = 8  # px of the input: the blocks the bootstrap resamples (neighbouring pixels' errors are not independent)
 RESAMPLES = 400
@@ -141,7 +142,7 @@ def reduced_resolution_check(
     again = Degradation(degradation.kind, low.shape[1:], reduced, blur=degradation.blur)
     filled = fill_nodata(low, ~known) if not known.all() else low
     coarser = again.numpy(filled)
-    coarser_known = again.numpy(known.astype(np.float64)) > 1 - 1e-6  # every input pixel under it is known
+    coarser_known = again.numpy(known.astype(np.float64)) >= COVERED
     guides_low = degradation.numpy(guide_design(guides))
     predicted = _estimates(coarser, coarser_known, [guides_low], again)
     bicubic_low, detail = predicted["bicubic"], predicted["guide regression"] - predicted["bicubic"]

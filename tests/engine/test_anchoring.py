@@ -275,6 +275,20 @@ def test_the_reduced_resolution_check_keeps_bicubic_when_the_guide_detail_is_wro
     assert anchor.names == ["bicubic + 0% of the guide regression's detail"]
 
 
+def test_the_reduced_resolution_check_works_through_a_sensor_blur_with_pixels_held_out():
+    """A blur's reach covers more input pixels than an average's: held-out pixels among them leave the check
+    enough coarser pixels (a 4 x 4 grid of held-out pixels once hid them all)."""
+    from mcpn.core.sharpening import reduced_resolution_check
+
+    truth = smooth_field((1, 128, 128), 11) + 3
+    sensor = Degradation("area", (128, 128), (32, 32), blur=0.5)
+    low = sensor.numpy(truth)
+    known = np.ones(low.shape, bool)
+    known[:, 2::8, 2::8] = False
+    evidence = reduced_resolution_check(low, known, [truth * 2 + 1], sensor)
+    assert evidence is not None and evidence.share[0] > 0
+
+
 def test_the_correction_to_the_input_leaves_no_edges_at_low_resolution_pixel_boundaries(s2):
     """x4 super-resolution of a real 10 m band: the output's steps across the edges of the low-resolution
     pixels, relative to the steps inside them, are no larger than bicubic interpolation's (a flat correction
