@@ -32,9 +32,11 @@ def inpainting_anchor(
     guides: Sequence[np.ndarray],
     holdout: np.ndarray | None,
     names: Sequence[str] | None = None,
+    cross_fit: bool = True,
 ) -> Anchor:
     """The best instant fill of each band, judged on the ``holdout`` pixels (known, but not used to fit), or the
-    estimate of each band ``names`` gives (chosen elsewhere, e.g. over a scene: :func:`scene_choice`).
+    estimate of each band ``names`` gives (chosen elsewhere, e.g. over a scene: :func:`scene_choice`); without
+    ``cross_fit``, for a network that is only applied, not fitted, as computed from all known pixels.
 
     Candidates (:func:`inpainting_estimates`) are judged by their structural
     similarity to the held-out pixels; the chosen one is then computed again
@@ -57,7 +59,9 @@ def inpainting_anchor(
         final |= inpainting_estimates(target, known, guides, {fallback})
         names = [name if name in final else fallback for name in names]
     image = np.stack([final[name][band] for band, name in enumerate(names)])
-    return Anchor(cross_fitted(image, target, known, guides, names), list(names), errors)
+    if cross_fit:
+        image = cross_fitted(image, target, known, guides, names)
+    return Anchor(image, list(names), errors)
 
 
 def scene_choice(anchors: Sequence[Anchor]) -> list[str] | None:

@@ -74,12 +74,15 @@ class Sample:
         radar: Sequence[int] = (),
         scalings: Sequence[BandScaling] | None = None,
         estimates: Sequence[str] | None = None,
+        cross_fit: bool = True,
     ) -> Sample:
         """Normalise ``target`` and ``guides`` (on the output grid ``shape``), hold out pixels, compute the anchor.
 
         ``scalings`` default to the sample's own; a target on a coarser grid
         than ``shape`` is super-resolved. ``estimates`` names the inpainting anchor of each band when it was
         chosen elsewhere (over the scene); by default it is chosen here, on a second set of held-out pixels.
+        Without ``cross_fit`` (a sample a network is applied to, not fitted on) an interpolation is not
+        recomputed on the known pixels it reproduces (:func:`core.anchors.cross_fitted`).
         """
         guides = guide_bands(guides, shape)
         known = np.broadcast_to(known, target.shape) & np.isfinite(target)
@@ -121,7 +124,12 @@ class Sample:
         if settings.anchored:
             if degradation is None:
                 anchor = inpainting_anchor(
-                    normalised, fitted, valid_guides, None if choosing is None else choosing & known, estimates
+                    normalised,
+                    fitted,
+                    valid_guides,
+                    None if choosing is None else choosing & known,
+                    estimates,
+                    cross_fit,
                 )
             else:
                 anchor = super_resolution_anchor(normalised, fitted, valid_guides, degradation)

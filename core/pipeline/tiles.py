@@ -45,6 +45,7 @@ class TileJob:
     radar: tuple[int, ...]  # guides given in linear backscatter
     settings: Settings
     estimates: tuple[str, ...] | None = None  # the inpainting anchor of each band, when chosen for the scene
+    fitted_on: bool = True  # False: the scene network is only applied to the tile (its anchor is not cross-fitted)
 
     def read(self, times: dict[str, float]) -> tuple[Sample, list[str]]:
         """The tile's normalised sample, read by window, and the warnings about it; the time read and
@@ -64,7 +65,7 @@ class TileJob:
         shape = (self.window.height, self.window.width)
         with timed(times, "estimates"):
             sample = Sample.prepare(
-                target, known, guides, shape, self.settings, self.radar, self.scalings, self.estimates
+                target, known, guides, shape, self.settings, self.radar, self.scalings, self.estimates, self.fitted_on
             )
         return sample, warnings
 
@@ -135,7 +136,8 @@ def fit_all(
         with timed(times, "fit"):
             checkpoints, estimates = fit_scene(jobs, callbacks.part(0, 4, 3))
         fit_group = partial(apply_scene, checkpoints)
-        jobs = [replace(job, estimates=estimates) for job in jobs]
+        # without refinement no tile is fitted on: no need to cross-fit their estimates (NSPI's folds cost most)
+        jobs = [replace(job, estimates=estimates, fitted_on=bool(settings.refine_steps)) for job in jobs]
         callbacks = callbacks.part(3, 4)
     run_tiles(jobs, fit_group, add, settings.batch_size, settings.scheduler, callbacks)
 

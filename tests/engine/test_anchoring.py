@@ -157,7 +157,7 @@ def test_a_sensor_blur_is_a_mirrored_gaussian_before_the_average_also_block_by_b
     np.testing.assert_allclose(blurred.numpy(blurred.project_numpy(image, low, low == 0)), low, atol=1e-9)
 
 
-def test_the_sensor_blur_is_estimated_from_how_the_guides_detail_explains_the_input(s2):
+def test_the_sensor_blur_is_estimated_from_the_balance_of_fine_to_coarser_detail(s2):
     """Real 10 m bands, brought to 30 m with and without a sensor-like blur (0.5 input pixels): the estimate finds
     the blur within 0.1, and a smaller one without it."""
     from mcpn.core.sharpening import sensor_blur
@@ -244,6 +244,16 @@ def test_every_starting_estimate_lets_the_network_move(linear_scene, name):
         (run,) = fit([sample.problem()], settings, CPU)
         change = np.abs(run.output - anchor)[:, mask].max()
         assert (change > 1e-4) == moves, (name, change)
+
+
+def test_an_anchor_for_a_network_only_applied_is_not_cross_fitted(linear_scene):
+    target, mask, guide = linear_scene
+    known = np.broadcast_to(~mask, target.shape)
+    applied = inpainting_anchor(target, known, [guide], None, ["interpolation"] * 2, cross_fit=False)
+    np.testing.assert_allclose(applied.image[known], target[known])
+    fitted = inpainting_anchor(target, known, [guide], None, ["interpolation"] * 2)
+    np.testing.assert_array_equal(fitted.image[:, mask], applied.image[:, mask])
+    assert np.abs(fitted.image - target)[known].mean() > 0.01
 
 
 def test_cross_fitting_hides_blocks_as_deep_as_the_gaps(linear_scene):
