@@ -37,9 +37,9 @@ def test_the_estimate_and_the_steps_are_judged_on_separate_held_out_pixels():
 
     original = sample_module.inpainting_anchor
 
-    def spy(target, known, guides, holdout, names=None):
+    def spy(target, known, guides, holdout, *rest):
         seen.append(holdout)
-        return original(target, known, guides, holdout, names)
+        return original(target, known, guides, holdout, *rest)
 
     sample_module.inpainting_anchor = spy
     try:
