@@ -59,7 +59,7 @@ HELP_TEXT = "".join(
         "<p><b>Outputs.</b> A GeoTIFF with the target's grid, data type, nodata and band names; optionally "
         "the uncertainty (spread of several fits) and an HTML run report.</p>",
         "<p><b>Time.</b> On a two-core CPU a raster of several tiles gets one network for the scene by "
-        "default: its fit (about six minutes) is paid once, then each cloudy tile takes a second or two; one "
+        "default: its fit (about six minutes) is paid once, then each cloudy tile takes about a second; one "
         "network per tile (Advanced) can take half an hour per tile. A GPU (CUDA or Apple MPS) is faster. "
         "The run happens in the background, reports its progress and the time left, and can be cancelled. "
         "It needs torch, numpy, scipy and scikit-image (the algorithm says how to install them if missing).</p>",
