@@ -87,7 +87,7 @@ def sensor_blur(
     if min(low.shape[1:]) < MIN_CHECK_SIDE:
         return 0.0
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    wanted = detail_balance(fill_nodata(low, ~known) if not known.all() else low).mean()
+    wanted = detail_balance(_filled(low, known)).mean()
     design = guide_design(guides)
     found = [detail_balance(Degradation(kind, shape, low.shape[1:], blur=b).numpy(design)).mean() for b in BLURS]
     return BLURS[int(np.argmin(np.abs(np.array(found) - wanted)))]
@@ -101,9 +101,16 @@ def describe_blur(blur: float, estimated: bool) -> str:
 def detail_balance(image: np.ndarray) -> np.ndarray:
     """Per band, the log of the variance of its finest detail (below :data:`DETAIL_SIGMA`) over that of the next
     octave: lower for a blurrier image."""
-    finer = [ndimage.gaussian_filter(band, DETAIL_SIGMA) for band in image]
-    coarser = [ndimage.gaussian_filter(band, 2 * DETAIL_SIGMA) for band in image]
-    return np.array([np.log(np.var(b - f) / max(np.var(f - c), 1e-300)) for b, f, c in zip(image, finer, coarser)])
+    finest = _detail(image)
+    octave = [
+        ndimage.gaussian_filter(band, DETAIL_SIGMA) - ndimage.gaussian_filter(band, 2 * DETAIL_SIGMA) for band in image
+    ]
+    return np.array([np.log(np.var(f) / max(np.var(o), 1e-300)) for f, o in zip(finest, octave)])
+
+
+def _filled(low: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``low`` with its unknown pixels interpolated (GDAL Fill nodata)."""
+    return low if known.all() else fill_nodata(low, ~known)
 
 
 def super_resolution_anchor(
@@ -140,7 +147,7 @@ def reduced_resolution_check(
     if min(reduced) < MIN_CHECK_SIDE:
         return None
     again = Degradation(degradation.kind, low.shape[1:], reduced, blur=degradation.blur)
-    filled = fill_nodata(low, ~known) if not known.all() else low
+    filled = _filled(low, known)
     coarser = again.numpy(filled)
     coarser_known = again.numpy(known.astype(np.float64)) >= COVERED
     guides_low = degradation.numpy(guide_design(guides))
@@ -194,7 +201,7 @@ def detail_agreement(
     """Per band of ``low``, the share (R², 0..1) of its finest detail that the degraded guides' detail explains."""
     low = as_bands(low, "low-resolution input")
     known = np.broadcast_to(known, low.shape) & np.isfinite(low)
-    filled = fill_nodata(low, ~known) if not known.all() else low
+    filled = _filled(low, known)
     guide_detail = _detail(degradation.numpy(guide_design(guides)))
     weights = []
     for band, mask in zip(_detail(filled), known):
@@ -217,7 +224,7 @@ def _estimates(
     wanted = names or {"bicubic", *(("guide regression",) if guides else ())}
     estimates = {}
     if "bicubic" in wanted:
-        estimates["bicubic"] = bicubic(fill_nodata(low, ~known) if not known.all() else low, degradation.high)
+        estimates["bicubic"] = bicubic(_filled(low, known), degradation.high)
     if "guide regression" in wanted:
         design = guide_design(guides)
         degraded = degradation.numpy(design)
