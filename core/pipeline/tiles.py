@@ -75,7 +75,7 @@ class FittedTile:
     """The fitted tile in the target's units: mean over the ensemble and its spread."""
 
     index: int
-    mean: np.ndarray  # (B, h, w)
+    mean: np.ndarray | None  # (B, h, w); None once blended (:meth:`Blend.add`)
     spread: np.ndarray | None  # (B, h, w) standard deviation over the members, None for one member
     device: str
     chosen_step: int
@@ -209,7 +209,8 @@ class Blend:
     """Feather-weighted sums of the fitted tiles, on disk (a float32 GeoTIFF in a scratch folder).
 
     ``windows`` are the tiles' windows by job index, each feathered over
-    ``overlap`` pixels (0: not feathered). :meth:`add` keeps every fitted tile in :attr:`fits`.
+    ``overlap`` pixels (0: not feathered). :meth:`add` keeps every fitted tile in :attr:`fits`, without its
+    pixels: memory stays flat however many tiles a scene has.
     """
 
     def __init__(
@@ -245,7 +246,8 @@ class Blend:
         sums[-1] += weight
         for i in range(self.ds.RasterCount):
             self.ds.GetRasterBand(i + 1).WriteArray(sums[i], window.col, window.row)
-        self.fits.append(fitted)
+        self.ds.FlushCache()  # to disk and out of GDAL's block cache, which would otherwise grow with the scene
+        self.fits.append(replace(fitted, mean=None, spread=None))
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray | None]:
         """The blended mean (NaN where no tile was fitted) and spread of a window."""

@@ -384,6 +384,8 @@ class RasterWriter:
         for i in range(self.ds.RasterCount):
             values = to_dtype(data[i], self.gdal_type, self.nodata[i])
             self.ds.GetRasterBand(i + 1).WriteArray(values, window.col, window.row)
+        if window.col + window.width == self.ds.RasterXSize:  # a strip done: its blocks to disk, out of GDAL's
+            self.ds.FlushCache()  # block cache, so that memory stays flat however large the raster
 
     @gdal_exceptions()
     def commit(self) -> str:

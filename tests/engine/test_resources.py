@@ -1,5 +1,6 @@
-"""What a raster run costs and leaves behind: peak memory at two scene sizes, and a cancel while fitting or
-while writing the output leaves no file (core.pipeline.inpainting)."""
+"""What a raster run costs and leaves behind: peak memory at two scene sizes, GDAL's block cache while the
+blend and the output are written, and a cancel while fitting or while writing the output leaves no file
+(core.pipeline.inpainting)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from mcpn.core.callbacks import Callbacks
 from mcpn.core.errors import Cancelled
 from mcpn.core.pipeline import inpainting
 from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.pipeline.tiles import Blend, FittedTile
+from mcpn.core.raster.io import Grid, RasterWriter
 from mcpn.core.raster.masks import CloudMask
+from mcpn.core.raster.tiling import tile_windows
 from osgeo import gdal, osr
 
 PEAK = """
@@ -27,16 +31,18 @@ print(result.fitted, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - befor
 """
 
 
+UTM30 = osr.SpatialReference()
+UTM30.ImportFromEPSG(32630)
+
+
 def ramp_scene(folder, size: int) -> tuple[str, str]:
     """A ``size`` px, 3-band uint16 scene (tiled GeoTIFF) and a mask with one small cloud near its corner."""
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32630)
     paths = []
     for name, bands, gdal_type in (("target", 3, gdal.GDT_UInt16), ("mask", 1, gdal.GDT_Byte)):
         path = str(folder / f"{name}_{size}.tif")
         ds = gdal.GetDriverByName("GTiff").Create(path, size, size, bands, gdal_type, ["TILED=YES"])
         ds.SetGeoTransform([500000, 10, 0, 4500000, 0, -10])
-        ds.SetProjection(srs.ExportToWkt())
+        ds.SetProjection(UTM30.ExportToWkt())
         values = np.zeros((size, size), np.uint8)
         values[100:140, 20:80] = 1
         if name == "target":
@@ -66,6 +72,45 @@ def test_peak_memory_does_not_grow_with_the_scene(tmp_path, plain_python_env):
         assert fitted == "2"
     more = 3 * (3072**2 - 1024**2) * 2 / 2**20  # MiB the larger scene holds more as uint16
     assert float(peaks[3072]) - float(peaks[1024]) < more / 3, peaks
+
+
+@pytest.fixture
+def large_cache():
+    """GDAL's block cache at 1 GiB, as on a machine with 20 GiB of RAM (5 %), restored afterwards."""
+    before = gdal.GetCacheMax()
+    gdal.SetCacheMax(2**30)
+    yield
+    gdal.SetCacheMax(before)
+
+
+def test_writing_a_large_output_keeps_gdals_block_cache_to_a_strip(tmp_path, large_cache):
+    """A 2048 px, 4-band float32 output (64 MiB) written in 512 px windows: GDAL's block cache never holds more
+    than two strips (32 MiB), where it would otherwise keep the whole raster until it is closed."""
+    size, grid = 2048, Grid(UTM30.ExportToWkt(), (500000.0, 10.0, 0.0, 4500000.0, 0.0, -10.0), 2048, 2048)
+    used = gdal.GetCacheUsed()
+    with RasterWriter(str(tmp_path / "large.tif"), grid, 4) as writer:
+        peak = 0
+        for window in tile_windows(size, size, 512, 0):
+            writer.write(window, np.random.default_rng(0).random((4, window.height, window.width)))
+            peak = max(peak, gdal.GetCacheUsed() - used)
+        writer.commit()
+    assert peak <= 2 * 4 * 512 * size * 4, peak / 2**20
+
+
+def test_the_blend_holds_no_tile_in_memory(tmp_path, large_cache):
+    """64 fitted 256 px tiles of 4 bands blended into a 2048 px scene (80 MiB of float32 sums): the cache
+    holds no more than a few tiles' blocks, and the fits it keeps for the run's report have no pixels."""
+    windows = tile_windows(2048, 2048, 256, 0)
+    used, peak = gdal.GetCacheUsed(), 0
+    with Blend(str(tmp_path), 2048, 2048, 4, False, windows, 0) as blend:
+        for index, window in enumerate(windows):
+            mean = np.full((4, window.height, window.width), float(index), np.float32)
+            blend.add(FittedTile(index, mean, None, "cpu", 0, [], [], 0.0))
+            peak = max(peak, gdal.GetCacheUsed() - used)
+        assert all(fitted.mean is None for fitted in blend.fits)
+        mean, _ = blend.read(windows[-1])
+    np.testing.assert_array_equal(mean, len(windows) - 1)
+    assert peak <= 4 * 5 * 256 * 256 * 4, peak / 2**20
 
 
 @pytest.fixture
