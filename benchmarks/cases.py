@@ -48,6 +48,7 @@ class Case:
     mask: np.ndarray | None = None
     radar_guides: tuple[int, ...] = ()
     band_names: list[str] = field(default_factory=list)
+    sensor_blur: float = 0.0  # super-resolution: the Gaussian blur the input was made with (σ in its pixels)
 
     @property
     def region(self) -> np.ndarray:
@@ -199,10 +200,12 @@ def area_average(image: np.ndarray, low: int) -> np.ndarray:
     return np.asarray(gdal.Warp("", source, options=options).ReadAsArray(), dtype=np.float64).reshape(bands, low, low)
 
 
+PSF_SIGMA = np.sqrt(-2 * np.log(MTF_AT_NYQUIST)) / np.pi  # its σ in the coarser grid's pixels
+
+
 def sensor_blur(image: np.ndarray, factor: float) -> np.ndarray:
     """A Gaussian point spread of the coarser sensor (its MTF at the coarser grid's Nyquist is MTF_AT_NYQUIST)."""
-    sigma = factor / np.pi * np.sqrt(-2 * np.log(MTF_AT_NYQUIST))
-    return np.stack([ndimage.gaussian_filter(band, sigma, mode="reflect") for band in image])
+    return np.stack([ndimage.gaussian_filter(band, PSF_SIGMA * factor, mode="reflect") for band in image])
 
 
 def sr_case(name: str, data: Path, size: int) -> Case:
@@ -219,7 +222,7 @@ def sr_case(name: str, data: Path, size: int) -> Case:
         description = f"S2 {TARGET_DATE} RGB x{factor}, guide S2 {GUIDE_DATE} RGB"
     low = area_average(sensor_blur(truth, float(factor)) if blurred else truth, round(size / float(factor)))
     description += " (sensor-like blur, then area average)" if blurred else " (area average)"
-    return Case(name, "sr", description, low, truth, [guide], band_names=names)
+    return Case(name, "sr", description, low, truth, [guide], band_names=names, sensor_blur=PSF_SIGMA * blurred)
 
 
 def build_cases(data: Path, size: int, names: list[str]) -> list[Case]:

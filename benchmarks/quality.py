@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import time
 from pathlib import Path
 
 import _harness
 import numpy as np
+import pansharpening
 from cases import ALL_CASES, Case, build_cases
 from scipy import ndimage
 
@@ -114,11 +116,21 @@ def baselines(case: Case) -> dict[str, dict]:
         shape = case.truth.shape[1:]
         area = Degradation("area", shape, case.target.shape[1:])
         known = np.ones(case.target.shape, bool)
+        factor = shape[0] / case.target.shape[1]
         runs = {
             "bicubic": lambda: sharpening.bicubic(case.target, shape),
             "consistent bicubic": lambda: sharpening.consistent_bicubic(case.target, known, area),
             "regression + residual": lambda: sharpening.regression_and_residual(case.target, known, case.guides, area),
+            "GDAL pansharpening (Brovey)": lambda: pansharpening.gdal_brovey(case.target, case.guides),
+            "guided filter": lambda: pansharpening.guided_filter(
+                sharpening.bicubic(case.target, shape), case.guides, math.ceil(factor)
+            ),
         }
+        if case.sensor_blur:  # MTF-GLP: the guides' detail injected through the sensor's known blur
+            psf = Degradation("area", shape, case.target.shape[1:], blur=case.sensor_blur)
+            runs["MTF-GLP (known blur)"] = lambda: sharpening.regression_and_residual(
+                case.target, known, case.guides, psf
+            )
     results = {}
     for name, run in runs.items():
         started = time.perf_counter()

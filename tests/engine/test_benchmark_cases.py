@@ -1,4 +1,5 @@
-"""The gap cases of benchmarks/cases.py: the cover asked for, deterministic, the shapes they promise."""
+"""The benchmark cases (benchmarks/cases.py: the cover asked for, deterministic, the shapes they promise, the
+blur they were made with) and the GDAL pansharpening baseline."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from cases import GAP_CASES, build_cases  # noqa: E402  (a module of this repository: an import error must fail)
+from pansharpening import gdal_brovey  # noqa: E402
 
 
 def test_gap_cases(shared_data):
@@ -26,3 +28,18 @@ def test_gap_cases(shared_data):
     assert ndvi.mask[50:].mean() > 0.75  # most of the lower half
     for case in cases.values():
         np.testing.assert_array_equal(np.isnan(case.target[0]), case.mask)
+
+
+def test_gdal_pansharpening_baseline_is_weighted_brovey():
+    """Through GDAL itself: each band times the panchromatic band (the guides' mean) over the bands' mean."""
+    low = np.stack([np.full((4, 4), 100.0), np.full((4, 4), 300.0)])
+    guides = [np.stack([np.tile([150.0, 250.0], (16, 8)), np.tile([150.0, 250.0], (16, 8))])]
+    sharpened = gdal_brovey(low, guides)
+    assert sharpened.shape == (2, 16, 16)
+    np.testing.assert_allclose(sharpened[:, :, :2], [[[75, 125]] * 16, [[225, 375]] * 16], rtol=1e-6)
+
+
+def test_psf_cases_know_their_blur(shared_data):
+    """The blur a ``_psf`` case was made with is the benchmark's MTF at Nyquist (0.3): σ of 0.494 input pixels."""
+    plain, blurred = build_cases(shared_data, 64, ["sr_nir_x2", "sr_nir_x2_psf"])
+    assert plain.sensor_blur == 0 and abs(blurred.sensor_blur - 0.494) < 0.001
