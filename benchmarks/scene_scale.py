@@ -12,7 +12,10 @@ moving-window guide regression on the same blocks. Below 10980 px the time of a 
 tile is extrapolated too: the scene fit and preparation as measured, the per-tile stages (read,
 estimates, prediction, write) scaled by the number of tiles; the report says so.
 
-    python benchmarks/scene_scale.py [--size 2136] [--steps 4000] [--scheduler local:2] [--name scene_scale]
+    python benchmarks/scene_scale.py [--size 2136] [--steps 4000] [--time-limit 0] [--scheduler local:2]
+        [--name scene_scale]
+
+``--time-limit`` is the run's *Time limit (minutes)* (0: none), as a user sets it.
 
 Results: benchmarks/results/scene_scope/<name>.{md,json}.
 """
@@ -107,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=2 * BLOCK, help="side of the mosaic in px (at least 1068)")
     parser.add_argument("--steps", type=int, default=Settings().steps, help="steps of the scene network")
+    parser.add_argument("--time-limit", type=float, default=0.0, help="the run's time limit in minutes (0: none)")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler of the tiles, e.g. local:2 (default: none)")
     parser.add_argument("--name", default="scene_scale", help="results file name")
     parser.add_argument("--out", type=Path, default=RESULTS / "scene_scope")
@@ -122,7 +126,9 @@ def main() -> None:
     )
     real = gdal.Open(str(DATA_DIR / "s1_sar_guide" / "cloud_mask.tif")).ReadAsArray().astype(np.uint8)
     mask = mosaic(real[None], size, WORK / f"scale_mask_{size}.tif", gdal.GDT_Byte, None)
-    settings = Settings(steps=args.steps, device="cpu", scope="scene", scheduler=args.scheduler)
+    settings = Settings(
+        steps=args.steps, device="cpu", scope="scene", scheduler=args.scheduler, time_limit=args.time_limit
+    )
     output = WORK / f"scale_filled_{size}.tif"
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
         result = process.submit(fill, target, mask, guide, output, settings).result()
@@ -148,7 +154,8 @@ def main() -> None:
     extrapolated = sum(once.values()) + tiles * sum(per_tile.values()) / workers  # tiles run side by side
     megapixels = size * size / 1e6
     data = {
-        "size": size, "steps": args.steps, "tiles": result.tiles, "fitted": result.fitted, "seconds": result.seconds,
+        "size": size, "steps": args.steps, "time_limit_min": args.time_limit, "tiles": result.tiles,
+        "fitted": result.fitted, "seconds": result.seconds, "notes": result.notes,
         "megapixels_per_minute": megapixels / (result.seconds / 60), "stages": result.stages, "per_tile": per_tile,
         "peak_rss_mib": peak, "scored_offsets": offsets, "scores": scores, **means,
         "sentinel2_tiles": tiles, "extrapolated_s": extrapolated,
@@ -156,7 +163,9 @@ def main() -> None:
     stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.stages.items())
     lines = [
         f"Scene network on {size} x {size} px ({megapixels:.0f} Mpx, {result.fitted} of {result.tiles} tiles of "
-        f"{settings.tile_size} px cloudy), {args.steps} steps, the guide on a grid shifted by half a pixel, the "
+        f"{settings.tile_size} px cloudy), {args.steps} steps"
+        + (f", time limit {args.time_limit:g} min" if args.time_limit else "")
+        + ", the guide on a grid shifted by half a pixel, the "
         f"engine's defaults otherwise: **{result.seconds:.0f} s** ({data['megapixels_per_minute']:.1f} Mpx a "
         f"minute), peak memory of the process that ran it **{peak:.0f} MiB**.",
         "",
