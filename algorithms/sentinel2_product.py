@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
@@ -42,7 +43,7 @@ HELP_TEXT = "".join(
         "own clouds are left out). <i>Scene classification classes meaning cloud</i> (Level-2A): 3 cloud shadow, "
         "8 and 9 cloud medium and high probability, 10 thin cirrus by default. A <i>cloud mask raster</i> "
         "replaces them (needed for Level-1C, which has no scene classification). <i>Area of interest</i>: start "
-        "with a small extent; empty processes the whole product.</p>",
+        "with a small extent or polygons (the output is clipped to them); empty processes the whole product.</p>",
         "<p><b>Outputs.</b> A UInt16 GeoTIFF on the product's 10 m grid: reflectance x 10000 with the offset of "
         "processing baseline 04.00 and later removed, nodata 0, one named band per chosen band (wavelength in its "
         "metadata). Optionally a mask of the filled pixels (1 filled; 2 cloudy in every guide too, left "
@@ -65,6 +66,7 @@ class Sentinel2Product(MCPNAlgorithm):
     MASK_VALUES = "MASK_VALUES"
     RADAR_GUIDES = "RADAR_GUIDES"
     EXTENT = "EXTENT"
+    AREA_POLYGONS = "AREA_POLYGONS"
     BANDS = "BANDS"
     FILLED = "FILLED"
     OUTPUTS = {MCPNAlgorithm.OUTPUT: "output", FILLED: "filled"}
@@ -126,6 +128,16 @@ class Sentinel2Product(MCPNAlgorithm):
             self,
             QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest (empty: the whole product)"), optional=True),
             tr("Process only this extent (any CRS), snapped outwards to the product's 20 m pixels."),
+        )
+        add(
+            self,
+            QgsProcessingParameterFeatureSource(
+                self.AREA_POLYGONS,
+                tr("Area of interest polygons (the output is clipped to them)"),
+                [compat.SOURCE_VECTOR_POLYGON],
+                optional=True,
+            ),
+            tr("Polygons in any CRS: the output is nodata outside them; without an extent, their extent is processed."),
         )
         add(
             self,
@@ -195,6 +207,11 @@ class Sentinel2Product(MCPNAlgorithm):
             if mask_layer is not None
             else None,  # fmt: skip
             "area": self.area(parameters, target, context),
+            "area_polygons": self.parameterAsCompatibleSourceLayerPath(
+                parameters, self.AREA_POLYGONS, context, ["gpkg", "shp"], "gpkg", feedback or QgsProcessingFeedback()
+            )
+            if parameters.get(self.AREA_POLYGONS)
+            else None,  # fmt: skip
             "bands": [band_names[i] for i in self.parameterAsEnums(parameters, self.BANDS, context)],
             "output": output,
             "filled": filled,

@@ -24,7 +24,7 @@ from ..callbacks import Callbacks
 from ..config import Settings
 from ..errors import InputError
 from ..raster.gdal_exceptions import gdal_exceptions
-from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, read_window
+from ..raster.io import Grid, RasterWriter, aligned_path, grid_of, polygons_extent, rasterise, read_window
 from ..raster.masks import CloudMask, MaskLayer, parse_mask_values
 from ..raster.sentinel2 import (
     BANDS,
@@ -59,12 +59,14 @@ def sentinel2_product(
     cloud_classes: str = SCL_CLOUD,
     mask: CloudMask | None = None,
     area: tuple[float, float, float, float] | None = None,
+    area_polygons: str | None = None,
     bands: Sequence[str] = DEFAULT_BANDS,
     filled: str | None = None,
     callbacks: Callbacks | None = None,
 ) -> RunResult:
     """Fill the clouds of the Sentinel-2 product ``target`` from the ``guides`` (products of other dates) and
-    write ``bands`` at 10 m over ``area`` (xmin, ymin, xmax, ymax in the product's CRS; None: all of it).
+    write ``bands`` at 10 m over ``area`` (xmin, ymin, xmax, ymax in the product's CRS; None: all of it, or the
+    extent of ``area_polygons``, a vector file whose polygons the output is clipped to: nodata outside them).
 
     The clouds are the target's scene classification classes ``cloud_classes`` (Level-2A), or ``mask`` when
     given (needed for Level-1C). ``radar_guides`` (linear backscatter rasters) help both fills. ``filled``
@@ -88,10 +90,13 @@ def sentinel2_product(
             f"The Level-1C product {product.label} has no scene classification layer to find its clouds in: "
             "give a cloud mask layer."
         )
+    if area_polygons and area is None:
+        area = polygons_extent(area_polygons, product_grid(product, None, 10).crs_wkt)
     grid = product_grid(product, area, 10)
     grid20 = product_grid(product, area, 20)
     inputs = [("target product", target), *(("guide product", path) for path in guides)]
     inputs += [("cloud mask", mask.raster if mask else None), *(("radar guide", path) for path in radar_guides)]
+    inputs += [("area of interest polygons", area_polygons)]
     with tempfile.TemporaryDirectory(prefix="mcpn-s2-", dir=scratch_folder([output, filled], inputs)) as scratch:
         offset = product.offset("B02")
         callbacks.say(
@@ -101,6 +106,9 @@ def sentinel2_product(
         if mask is None:
             mask = CloudMask(write_cloud(product, cloud_classes, grid, os.path.join(scratch, "cloud.tif")), "1")
         layer = mask_layer(mask, grid, scratch)
+        inside = None  # read before the fits: an unreadable polygon file fails at once
+        if area_polygons:
+            inside = rasterise(area_polygons, grid, os.path.join(scratch, "area.tif"), "area of interest polygons")
         bands10 = [b for b in BANDS if BANDS[b][0] == 10]  # all four: the guides of the 20 m bands
         bands20 = [b for b in bands if BANDS[b][0] == 20]
         target10, guides10 = _stacks(product, guide_products, bands10, grid, cloud_classes, scratch)
@@ -129,7 +137,7 @@ def sentinel2_product(
                 super_resolve_raster(filled20, [filled10], sharpened, settings, callbacks=callbacks.part(2, runs))
             )
             sources.update({band: (sharpened, index) for index, band in enumerate(bands20)})
-        _write_product(product, bands, grid, target10, layer, sources, unfilled, output, filled)
+        _write_product(product, bands, grid, target10, layer, sources, unfilled, inside, output, filled)
     return _result(output, results, started)
 
 
@@ -208,11 +216,13 @@ def _write_product(
     layer: MaskLayer,
     sources: dict[str, tuple[str, int]],
     unfilled: str | None,
+    inside: str | None,
     output: str,
     filled: str | None,
 ) -> None:
     """The output (``bands`` from ``sources``: band -> (file, 0-based band)) as reflectance x 10000, nodata 0,
-    band names and wavelengths; and the filled-pixels mask."""
+    band names and wavelengths, nodata outside the area of interest's polygons (``inside``: 1 within them); and
+    the filled-pixels mask."""
     mask_writer = RasterWriter(filled, grid, 1, gdal.GDT_Byte, None, ["1 filled, 2 unfilled"]) if filled else None
     with RasterWriter(output, grid, len(bands), gdal.GDT_UInt16, NODATA, list(bands)) as writer, (
         mask_writer or nullcontext()
@@ -227,11 +237,13 @@ def _write_product(
         })  # fmt: skip
         for window in tile_windows(grid.height, grid.width, WRITE_BLOCK, 0):
             left = read_window(unfilled, window)[0] > 0 if unfilled else np.zeros((window.height, window.width), bool)
+            outside = read_window(inside, window)[0] == 0 if inside else np.zeros_like(left)
             values = np.stack([read_window(path, window)[i] for path, i in (sources[band] for band in bands)])
-            writer.write(window, np.where(left, np.nan, values))
+            writer.write(window, np.where(left | outside, np.nan, values))
             if mask is not None:
                 gap = layer.read(window) | ~np.isfinite(read_window(target, window)).all(axis=0)
-                mask.write(window, np.where(left, UNFILLED, gap * FILLED)[None].astype(np.float64))
+                kind = np.where(left, UNFILLED, gap * FILLED)
+                mask.write(window, np.where(outside, 0, kind)[None].astype(np.float64))
         if mask is not None:
             mask.commit()
         writer.commit()

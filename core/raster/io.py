@@ -236,17 +236,38 @@ def _nodata_to_nan(values: np.ndarray, nodata: float | None) -> None:
 
 
 @gdal_exceptions()
-def rasterise(vector_path: str, grid: Grid, path: str) -> str:
-    """Burn the polygons of a vector file as 1 on a 0 Byte GeoTIFF on ``grid``.
-
-    Polygons in another CRS are first reprojected into a GeoPackage next to ``path``.
-    """
+def _polygons(vector_path: str, what: str) -> gdal.Dataset:
+    """The vector file ``vector_path`` (``what`` it is, for messages), opened: a clear error when it cannot be."""
     try:
         source = gdal.OpenEx(str(vector_path), gdal.OF_VECTOR)
     except RuntimeError as exc:
-        raise RasterError(f"Cannot open the cloud polygons '{vector_path}': {exc}") from exc
+        raise RasterError(f"Cannot open the {what} '{vector_path}': {exc}") from exc
     if source is None or source.GetLayerCount() == 0:
         raise RasterError(f"'{vector_path}' is not a vector file with a layer of polygons.")
+    return source
+
+
+def polygons_extent(vector_path: str, crs_wkt: str, what: str = "area of interest polygons") -> tuple[float, ...]:
+    """The extent (xmin, ymin, xmax, ymax) of the polygons of a vector file, in the CRS ``crs_wkt``."""
+    source = _polygons(vector_path, what)  # held: its layer lives only as long as the dataset
+    layer = source.GetLayer(0)
+    xmin, xmax, ymin, ymax = layer.GetExtent()
+    layer_srs = layer.GetSpatialRef().Clone() if layer.GetSpatialRef() else None
+    if not crs_wkt or layer_srs is None or _same_crs(layer_srs.ExportToWkt(), crs_wkt):
+        return xmin, ymin, xmax, ymax
+    target = osr.SpatialReference()
+    target.ImportFromWkt(crs_wkt)
+    for srs in (layer_srs, target):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return tuple(osr.CoordinateTransformation(layer_srs, target).TransformBounds(xmin, ymin, xmax, ymax, 21))
+
+
+def rasterise(vector_path: str, grid: Grid, path: str, what: str = "cloud polygons") -> str:
+    """Burn the polygons of a vector file (``what`` they are, for messages) as 1 on a 0 Byte GeoTIFF on ``grid``.
+
+    Polygons in another CRS are first reprojected into a GeoPackage next to ``path``.
+    """
+    source = _polygons(vector_path, what)
     layer_srs = source.GetLayer(0).GetSpatialRef()
     if grid.crs_wkt and layer_srs is not None and not _same_crs(layer_srs.ExportToWkt(), grid.crs_wkt):
         reprojected = os.path.splitext(str(path))[0] + "_reprojected.gpkg"
@@ -265,7 +286,7 @@ def rasterise(vector_path: str, grid: Grid, path: str) -> str:
     try:
         gdal.Rasterize(str(path), source, options=options).FlushCache()
     except RuntimeError as exc:
-        raise RasterError(f"Cannot rasterise the cloud polygons '{vector_path}': {exc}") from exc
+        raise RasterError(f"Cannot rasterise the {what} '{vector_path}': {exc}") from exc
     return str(path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -157,3 +158,19 @@ def test_the_engine_leaves_gdals_error_mode_as_it_found_it(tmp_path, before):
         assert bool(gdal.GetUseExceptions()) == before
     finally:
         gdal.DontUseExceptions()
+
+
+def test_polygons_extent_in_the_grids_crs(tmp_path):
+    """A square drawn in UTM 30N and stored in WGS 84 (GeoJSON): its extent back in UTM, within a metre."""
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    for srs in (UTM30, wgs84):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    square = [(500100, 4000100), (500400, 4000100), (500400, 4000300), (500100, 4000300)]
+    ring = [list(osr.CoordinateTransformation(UTM30, wgs84).TransformPoint(x, y)[:2]) for x, y in square]
+    path = tmp_path / "square.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}}
+    ]}))  # fmt: skip
+    extent = raster_io.polygons_extent(str(path), UTM30.ExportToWkt())
+    np.testing.assert_allclose(extent, (500100, 4000100, 500400, 4000300), atol=1.0)

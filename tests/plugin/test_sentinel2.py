@@ -94,6 +94,7 @@ def test_parameters_map_to_the_engine_call(mcpn_provider, s2_products):
     settings, inputs = algorithm.settings(params, QgsProcessingContext())
     assert settings == Settings(scope="scene")
     assert inputs["cloud_classes"] == "3,8,9,10" and inputs["mask"] is None and inputs["area"] is None
+    assert inputs["area_polygons"] is None
     assert inputs["bands"] == list(BANDS) and inputs["guides"] == [scene["guide"].safe]
     gt = gdal.Open(str(scene["truth"] / "B02.tif")).GetGeoTransform()
     x, y = gt[0] + 4300, gt[3] - 3900  # in the product's UTM 30N
@@ -114,3 +115,40 @@ def test_level1c_with_a_mask_layer(mcpn_provider, s2_products, rasters):
     params = {"INPUT": scene["target"].metadata, "GUIDES": [scene["guide"].safe], "MASK": str(mask), "OUTPUT": str(out)}
     processing.run(ALG, {**params, **FAST}, feedback=QgsProcessingFeedback())
     clear_pixels_are_the_reflectance(out, scene)
+
+
+def test_area_of_interest_polygons_clip_the_output(mcpn_provider, s2_products):
+    """A triangle given in WGS 84 (GeoJSON): the output covers its extent in whole 20 m pixels and is nodata
+    outside the triangle, in every band and in the filled-pixels mask; inside it, the product."""
+    import processing
+    from osgeo import osr
+
+    scene = s2_products()
+    gt = gdal.Open(str(scene["truth"] / "B02.tif")).GetGeoTransform()
+    x0, y0 = gt[0] + 420 * 10 + 60, gt[3] - 378 * 10 - 60  # 60 m into the product: a 20 m pixel corner
+    utm, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32630)
+    wgs84.ImportFromEPSG(4326)
+    for srs in (utm, wgs84):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    corners = [(x0, y0), (x0 + 360, y0), (x0, y0 - 360)]
+    ring = [list(osr.CoordinateTransformation(utm, wgs84).TransformPoint(x, y)[:2]) for x, y in corners]
+    geometry = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    area = scene["tmp"] / "area.geojson"
+    area.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+                                                                            "geometry": geometry}]}))  # fmt: skip
+    out, filled = scene["tmp"] / "clipped.tif", scene["tmp"] / "filled.tif"
+    params = {"INPUT": scene["target"].safe, "GUIDES": [scene["guide"].safe], "AREA_POLYGONS": str(area),
+              "OUTPUT": str(out), "FILLED": str(filled), **FAST}  # fmt: skip
+    processing.run(ALG, params, feedback=QgsProcessingFeedback())
+    ds = gdal.Open(str(out))
+    left, size, _, top, _, _ = ds.GetGeoTransform()
+    assert size == 10 and abs(left - x0) <= 20 and abs(top - y0) <= 20
+    assert 36 <= ds.RasterXSize <= 40 and 36 <= ds.RasterYSize <= 40
+    rows, cols = np.mgrid[: ds.RasterYSize, : ds.RasterXSize]
+    east, south = left + 10 * (cols + 0.5) - x0, y0 - (top - 10 * (rows + 0.5))  # pixel centres from the corner
+    inside = (east > 10) & (south > 10) & (east + south < 350)
+    outside = (east < -10) | (south < -10) | (east + south > 370)
+    values, mask = ds.ReadAsArray(), gdal.Open(str(filled)).ReadAsArray()
+    assert (values[:, outside] == 0).all() and (mask[outside] == 0).all()
+    assert (values[:, inside] > 0).all() and outside.sum() > 100 and mask[inside].any()
