@@ -163,10 +163,11 @@ def local_fit(bands: np.ndarray, known: np.ndarray, design: np.ndarray) -> np.nd
     fits = [global_fit(band, known, design) for band in bands]
     slopes = np.stack([fit[0] for fit in fits])  # (N, K)
     estimate = np.tensordot(slopes, design, 1) + np.array([fit[1] for fit in fits])[:, None, None]
+    spread = float(np.var(design[:, known], axis=1).sum()) if known.any() else 0.0
     weight_left = np.ones(known.shape)
     blended = np.zeros(bands.shape)
     for radius in RADII:
-        local, share = _window_fit(bands, known, design, radius, slopes)
+        local, share = _window_fit(bands, known, design, radius, slopes, spread)
         weight = weight_left * np.clip(share / MIN_SHARE, 0, 1)
         blended += weight * local
         weight_left -= weight
@@ -174,11 +175,14 @@ def local_fit(bands: np.ndarray, known: np.ndarray, design: np.ndarray) -> np.nd
 
 
 def _window_fit(
-    bands: np.ndarray, known: np.ndarray, design: np.ndarray, radius: int, priors: np.ndarray
+    bands: np.ndarray, known: np.ndarray, design: np.ndarray, radius: int, priors: np.ndarray, spread: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """The window regression's estimate of every band at every pixel and the share of known pixels in its window.
 
     Box filters (cost independent of the window); the guides' window statistics are computed once for all bands.
+    The slopes are shrunk toward the global ``priors`` by a ridge relative to the guides' variance in the window
+    and over the image (``spread``, the trace of their covariance): where the window's known pixels hardly vary
+    (a few clear pixels deep in a gap), its slopes are the global ones, not a near-singular solve.
     """
     size = 2 * radius + 1
 
@@ -197,7 +201,7 @@ def _window_fit(
         for j in range(i, k):
             cov[i, j] = cov[j, i] = mean(g[i] * design[j]) / count - g_mean[i] * g_mean[j]
     cross = np.stack([_mean_stack(g * band, mean) / count - g_mean * y for band, y in zip(bands, y_mean)])
-    ridge = RIDGE * np.maximum(np.trace(cov), 1e-12) / k + 1e-12
+    ridge = RIDGE * (np.trace(cov) + spread) / k + 1e-12
     system = cov + ridge * np.eye(k)[..., None, None]
     rhs = np.moveaxis(cross, 0, 1) + ridge * priors.T[..., None, None]  # (K, N, H, W)
     slopes = np.moveaxis(_solve_positive_definite(system, rhs), 1, 0)  # (N, K, H, W)
