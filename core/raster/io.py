@@ -44,6 +44,7 @@ class RasterError(InputError):
     """A raster cannot be read, aligned or written; the message is for the end user."""
 
 
+DECIMATED_ROWS = 64  # rows of a subsampled read (:func:`read_decimated`) read at a time
 _INTEGER_TYPES = {
     gdal.GDT_Byte: np.uint8,
     gdal.GDT_UInt16: np.uint16,
@@ -198,11 +199,23 @@ def read_window(path: str, window: Window) -> np.ndarray:
 
 @gdal_exceptions()
 def read_decimated(path: str, max_side: int = 1024) -> np.ndarray:
-    """Read every band subsampled (nearest) to at most ``max_side`` px a side: float64 with NaN for nodata."""
+    """Read every band subsampled (nearest) to at most ``max_side`` px a side: float64 with NaN for nodata.
+
+    Read in strips of :data:`DECIMATED_ROWS` rows, the file opened for each: GDAL frees a file's cached blocks
+    when it is closed, so its block cache holds one strip's blocks at a time, not the whole raster's.
+    """
     ds = _open(path)
-    factor = max(1.0, max(ds.RasterXSize, ds.RasterYSize) / max_side)
-    width, height = max(1, round(ds.RasterXSize / factor)), max(1, round(ds.RasterYSize / factor))
-    return _read_bands(ds, path, width, height)
+    size_x, size_y = ds.RasterXSize, ds.RasterYSize
+    factor = max(1.0, max(size_x, size_y) / max_side)
+    width, height = max(1, round(size_x / factor)), max(1, round(size_y / factor))
+    strips = []
+    for top in range(0, height, DECIMATED_ROWS):
+        bottom = min(height, top + DECIMATED_ROWS)
+        first, last = round(top * size_y / height), round(bottom * size_y / height)
+        box = {"xoff": 0, "yoff": first, "win_xsize": size_x, "win_ysize": last - first}
+        strips.append(_read_bands(ds, path, width, bottom - top, **box))
+        ds = _open(path)
+    return np.concatenate(strips, axis=1)
 
 
 def _read_bands(ds: gdal.Dataset, path: str, width: int, height: int, **box: int) -> np.ndarray:

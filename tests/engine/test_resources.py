@@ -14,6 +14,7 @@ from mcpn.core.errors import Cancelled
 from mcpn.core.pipeline import inpainting
 from mcpn.core.pipeline.inpainting import inpaint_raster
 from mcpn.core.pipeline.tiles import Blend, FittedTile
+from mcpn.core.raster import io as raster_io
 from mcpn.core.raster.io import Grid, RasterWriter
 from mcpn.core.raster.masks import CloudMask
 from mcpn.core.raster.tiling import tile_windows
@@ -111,6 +112,28 @@ def test_the_blend_holds_no_tile_in_memory(tmp_path, large_cache):
         mean, _ = blend.read(windows[-1])
     np.testing.assert_array_equal(mean, len(windows) - 1)
     assert peak <= 4 * 5 * 256 * 256 * 4, peak / 2**20
+
+
+def test_a_subsampled_read_keeps_gdals_block_cache_to_a_strip(tmp_path, large_cache, monkeypatch):
+    """The whole grid read subsampled (scalings, previews) from a 2048 px, 4-band uint16 raster (32 MiB): GDAL's
+    block cache holds no more than two rows of its blocks at a time (8 MiB), not the raster."""
+    path = str(tmp_path / "large.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 2048, 2048, 4, gdal.GDT_UInt16, ["TILED=YES"])
+    for i in range(4):
+        ds.GetRasterBand(i + 1).WriteArray(np.full((2048, 2048), i + 1, np.uint16))
+    ds = None
+    used, peaks = gdal.GetCacheUsed(), []
+    read = raster_io._read_bands
+
+    def spied(*args, **kwargs):
+        values = read(*args, **kwargs)
+        peaks.append(gdal.GetCacheUsed() - used)
+        return values
+
+    monkeypatch.setattr(raster_io, "_read_bands", spied)
+    values = raster_io.read_decimated(path)
+    assert values.shape == (4, 1024, 1024) and (values[:, 0, 0] == [1, 2, 3, 4]).all()
+    assert max(peaks) <= 2 * 256 * 2048 * 4 * 2, max(peaks) / 2**20
 
 
 @pytest.fixture
