@@ -250,8 +250,10 @@ class Blend:
         self.fits.append(replace(fitted, mean=None, spread=None))
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray | None]:
-        """The blended mean (NaN where no tile was fitted) and spread of a window."""
+        """The blended mean (NaN where no tile was fitted) and spread of a window (read once, in order: its blocks
+        leave GDAL's block cache at once)."""
         sums = self._read(window).astype(np.float64)
+        self.ds.FlushCache()
         weight = sums[-1]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(weight > 0, sums[: self.bands] / weight, np.nan)

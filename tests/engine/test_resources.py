@@ -99,8 +99,9 @@ def test_writing_a_large_output_keeps_gdals_block_cache_to_a_strip(tmp_path, lar
 
 
 def test_the_blend_holds_no_tile_in_memory(tmp_path, large_cache):
-    """64 fitted 256 px tiles of 4 bands blended into a 2048 px scene (80 MiB of float32 sums): the cache
-    holds no more than a few tiles' blocks, and the fits it keeps for the run's report have no pixels."""
+    """64 fitted 256 px tiles of 4 bands blended into a 2048 px scene (80 MiB of float32 sums), then read back
+    window by window: the cache holds no more than a few tiles' blocks, and the fits it keeps for the run's
+    report have no pixels."""
     windows = tile_windows(2048, 2048, 256, 0)
     used, peak = gdal.GetCacheUsed(), 0
     with Blend(str(tmp_path), 2048, 2048, 4, False, windows, 0) as blend:
@@ -109,6 +110,9 @@ def test_the_blend_holds_no_tile_in_memory(tmp_path, large_cache):
             blend.add(FittedTile(index, mean, None, "cpu", 0, [], [], 0.0))
             peak = max(peak, gdal.GetCacheUsed() - used)
         assert all(fitted.mean is None for fitted in blend.fits)
+        for window in tile_windows(2048, 2048, 512, 0):  # read back as the output is written
+            blend.read(window)
+            peak = max(peak, gdal.GetCacheUsed() - used)
         mean, _ = blend.read(windows[-1])
     np.testing.assert_array_equal(mean, len(windows) - 1)
     assert peak <= 4 * 5 * 256 * 256 * 4, peak / 2**20
