@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -125,9 +124,13 @@ def clouds_in_tiles(mask: Path, count: int, path: Path) -> Path:
     return path
 
 
-def fill(target: Path, mask: Path, guide: Path, output: Path, settings: Settings) -> RunResult:
-    """The fill, run in a fresh process by :func:`main` so that its peak memory is the run's own."""
-    return inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(output), settings)
+def fill(target: Path, mask: Path, guide: Path, output: Path, settings: Settings) -> tuple[RunResult, float]:
+    """The fill, run in a fresh process by :func:`main`, and that process's peak memory (MiB): its ``VmHWM``
+    (Linux), which starts afresh with the new program. Not ``getrusage``: a child's maximum there includes the
+    parent's memory it was forked with, before it started this interpreter."""
+    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(output), settings)
+    status = Path("/proc/self/status").read_text().splitlines()
+    return result, next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 
 
 def main() -> None:
@@ -158,8 +161,7 @@ def main() -> None:
     )
     output = WORK / f"scale_filled_{size}.tif"
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
-        result = process.submit(fill, target, mask, guide, output, settings).result()
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        result, peak = process.submit(fill, target, mask, guide, output, settings).result()
     aligned = aligned_path(str(guide), grid_of(str(target)), str(WORK), "bilinear", "guide")  # as the engine does
     blocks = size // BLOCK
     offsets = sorted({round(i * (blocks - 1) / max(1, SCORED_BLOCKS - 1)) * BLOCK for i in range(SCORED_BLOCKS)})
