@@ -206,6 +206,7 @@ def read_decimated(path: str, max_side: int = 1024) -> np.ndarray:
     """
     ds = _open(path)
     size_x, size_y = ds.RasterXSize, ds.RasterYSize
+    ds = None  # closed: each strip opens the file again
     factor = max(1.0, max(size_x, size_y) / max_side)
     width, height = max(1, round(size_x / factor)), max(1, round(size_y / factor))
     strips = []
@@ -213,8 +214,7 @@ def read_decimated(path: str, max_side: int = 1024) -> np.ndarray:
         bottom = min(height, top + DECIMATED_ROWS)
         first, last = round(top * size_y / height), round(bottom * size_y / height)
         box = {"xoff": 0, "yoff": first, "win_xsize": size_x, "win_ysize": last - first}
-        strips.append(_read_bands(ds, path, width, bottom - top, **box))
-        ds = _open(path)
+        strips.append(_read_bands(_open(path), path, width, bottom - top, **box))
     return np.concatenate(strips, axis=1)
 
 
@@ -248,7 +248,6 @@ def _nodata_to_nan(values: np.ndarray, nodata: float | None) -> None:
         values[values == nodata] = np.nan
 
 
-@gdal_exceptions()
 def _polygons(vector_path: str, what: str) -> gdal.Dataset:
     """The vector file ``vector_path`` (``what`` it is, for messages), opened: a clear error when it cannot be."""
     try:
@@ -260,6 +259,7 @@ def _polygons(vector_path: str, what: str) -> gdal.Dataset:
     return source
 
 
+@gdal_exceptions()
 def polygons_extent(vector_path: str, crs_wkt: str, what: str = "area of interest polygons") -> tuple[float, ...]:
     """The extent (xmin, ymin, xmax, ymax) of the polygons of a vector file, in the CRS ``crs_wkt``."""
     source = _polygons(vector_path, what)  # held: its layer lives only as long as the dataset
@@ -275,6 +275,7 @@ def polygons_extent(vector_path: str, crs_wkt: str, what: str = "area of interes
     return tuple(osr.CoordinateTransformation(layer_srs, target).TransformBounds(xmin, ymin, xmax, ymax, 21))
 
 
+@gdal_exceptions()
 def rasterise(vector_path: str, grid: Grid, path: str, what: str = "cloud polygons") -> str:
     """Burn the polygons of a vector file (``what`` they are, for messages) as 1 on a 0 Byte GeoTIFF on ``grid``.
 
