@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -162,21 +163,22 @@ def main() -> None:
     output = WORK / f"scale_filled_{size}.tif"
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
         result, peak = process.submit(fill, target, mask, guide, output, settings).result()
-    aligned = aligned_path(str(guide), grid_of(str(target)), str(WORK), "bilinear", "guide")  # as the engine does
     blocks = size // BLOCK
     offsets = sorted({round(i * (blocks - 1) / max(1, SCORED_BLOCKS - 1)) * BLOCK for i in range(SCORED_BLOCKS)})
     scores = {"ssim": [], "rmse": [], "regression_ssim": [], "regression_rmse": [], "cloud": []}
-    for offset in offsets:
-        cloud = read_block(mask, offset)[0] > 0
-        if not cloud.any():  # --cloudy-tiles: a block may have no cloud to score
-            continue
-        truth, filled = read_block(target, offset), read_block(output, offset)
-        regression = local_regression(truth, ~cloud, [read_block(aligned, offset)])  # the clouded pixels are not read
-        scores["ssim"].append(masked_ssim(filled, truth, cloud))
-        scores["rmse"].append(rmse(filled, truth, cloud))
-        scores["regression_ssim"].append(masked_ssim(regression, truth, cloud))
-        scores["regression_rmse"].append(rmse(regression, truth, cloud))
-        scores["cloud"].append(float(cloud.mean()))
+    with tempfile.TemporaryDirectory(prefix="scene_scale-") as scratch:  # the warped guide's VRT
+        aligned = aligned_path(str(guide), grid_of(str(target)), scratch, "bilinear", "guide")  # as the engine does
+        for offset in offsets:
+            cloud = read_block(mask, offset)[0] > 0
+            if not cloud.any():  # --cloudy-tiles: a block may have no cloud to score
+                continue
+            truth, filled = read_block(target, offset), read_block(output, offset)
+            regression = local_regression(truth, ~cloud, [read_block(aligned, offset)])  # clouded pixels not read
+            scores["ssim"].append(masked_ssim(filled, truth, cloud))
+            scores["rmse"].append(rmse(filled, truth, cloud))
+            scores["regression_ssim"].append(masked_ssim(regression, truth, cloud))
+            scores["regression_rmse"].append(rmse(regression, truth, cloud))
+            scores["cloud"].append(float(cloud.mean()))
     means = {key: float(np.mean(values)) for key, values in scores.items()}
     tiles = len(tile_windows(SENTINEL2_TILE, SENTINEL2_TILE, settings.tile_size, settings.overlap))
     per_tile = {stage: result.stages.get(stage, 0.0) / result.fitted for stage in PER_TILE}
