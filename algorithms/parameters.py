@@ -108,8 +108,9 @@ def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
         ),
         tr(
             "The most the whole run may take, reading and writing included. Each tile's fit gets an equal share of "
-            "the time left when it starts and stops there with its best step so far; the log says how the time "
-            "was spent. 0 takes the MCPN provider's default time limit (Settings > Options > Processing > "
+            "the time left when it starts and stops there with its best step so far. One network for the scene "
+            "gets the time left less what applying it to every tile takes (measured on one tile first); a tile "
+            "reached behind time keeps its instant estimate. The log says how the time was spent. 0 takes the MCPN provider's default time limit (Settings > Options > Processing > "
             "Providers > MCPN), itself none unless you set one. Not applied on a Dask cluster."
         ),
         advanced=True,

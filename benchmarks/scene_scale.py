@@ -36,6 +36,7 @@ from osgeo import gdal
 from scene import BANDS, S2, WORK
 
 module("core")
+from mcpn.core.callbacks import Callbacks  # noqa: E402
 from mcpn.core.classic import local_regression  # noqa: E402
 from mcpn.core.config import Settings  # noqa: E402
 from mcpn.core.metrics import masked_ssim, rmse  # noqa: E402
@@ -125,13 +126,58 @@ def clouds_in_tiles(mask: Path, count: int, path: Path) -> Path:
     return path
 
 
-def fill(target: Path, mask: Path, guide: Path, output: Path, settings: Settings) -> tuple[RunResult, float]:
-    """The fill, run in a fresh process by :func:`main`, and that process's peak memory (MiB): its ``VmHWM``
-    (Linux), which starts afresh with the new program. Not ``getrusage``: a child's maximum there includes the
-    parent's memory it was forked with, before it started this interpreter."""
-    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(output), settings)
+def fill(target: Path, mask: Path, guide: Path, output: Path, settings: Settings) -> tuple[RunResult, float, list]:
+    """The fill, run in a fresh process by :func:`filled`, that process's peak memory (MiB) and the run's log.
+
+    The peak is the process's ``VmHWM`` (Linux), which starts afresh with the new program. Not ``getrusage``: a
+    child's maximum there includes the parent's memory it was forked with, before it started this interpreter."""
+    log: list[str] = []
+    callbacks = Callbacks(log=log.append)
+    result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(output), settings, callbacks=callbacks)
     status = Path("/proc/self/status").read_text().splitlines()
-    return result, next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    return result, next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024, log
+
+
+def filled(target: Path, mask: Path, guide: Path, output: Path, settings: Settings) -> tuple[RunResult, float, list]:
+    """:func:`fill` in a fresh process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
+        return process.submit(fill, target, mask, guide, output, settings).result()
+
+
+def scene_inputs(size: int, cloudy_tiles: int = 0) -> tuple[Path, Path, Path]:
+    """The target, guide (on the shifted grid) and cloud mask mosaics of ``size`` px (built in the work folder)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    target = mosaic(date_stack("2018-08-05"), size, WORK / f"scale_target_{size}.tif", gdal.GDT_UInt16, 0, BANDS)
+    guide = mosaic(
+        date_stack("2018-07-21"), size, WORK / f"scale_guide_shifted_{size}.tif", gdal.GDT_UInt16, 0, BANDS, True
+    )
+    real = gdal.Open(str(DATA_DIR / "s1_sar_guide" / "cloud_mask.tif")).ReadAsArray().astype(np.uint8)
+    mask = mosaic(real[None], size, WORK / f"scale_mask_{size}.tif", gdal.GDT_Byte, None)
+    if cloudy_tiles:
+        mask = clouds_in_tiles(mask, cloudy_tiles, WORK / f"scale_mask_{size}_{cloudy_tiles}.tif")
+    return target, guide, mask
+
+
+def scores_of(target: Path, mask: Path, guide: Path, output: Path) -> tuple[dict, dict, list[int]]:
+    """The fill's and the moving-window guide regression's scores over the clouds of up to :data:`SCORED_BLOCKS`
+    blocks along the diagonal (each block's, their means, the blocks' offsets)."""
+    blocks = gdal.Open(str(target)).RasterXSize // BLOCK
+    offsets = sorted({round(i * (blocks - 1) / max(1, SCORED_BLOCKS - 1)) * BLOCK for i in range(SCORED_BLOCKS)})
+    scores = {"ssim": [], "rmse": [], "regression_ssim": [], "regression_rmse": [], "cloud": []}
+    with tempfile.TemporaryDirectory(prefix="scene_scale-") as scratch:  # the warped guide's VRT
+        aligned = aligned_path(str(guide), grid_of(str(target)), scratch, "bilinear", "guide")  # as the engine does
+        for offset in offsets:
+            cloud = read_block(mask, offset)[0] > 0
+            if not cloud.any():  # --cloudy-tiles: a block may have no cloud to score
+                continue
+            truth, result = read_block(target, offset), read_block(output, offset)
+            regression = local_regression(truth, ~cloud, [read_block(aligned, offset)])  # clouded pixels not read
+            scores["ssim"].append(masked_ssim(result, truth, cloud))
+            scores["rmse"].append(rmse(result, truth, cloud))
+            scores["regression_ssim"].append(masked_ssim(regression, truth, cloud))
+            scores["regression_rmse"].append(rmse(regression, truth, cloud))
+            scores["cloud"].append(float(cloud.mean()))
+    return scores, {key: float(np.mean(values)) for key, values in scores.items()}, offsets
 
 
 def main() -> None:
@@ -147,39 +193,14 @@ def main() -> None:
     if args.size < BLOCK:
         parser.error(f"--size must be at least {BLOCK}")
     run = Run(args)
-    WORK.mkdir(parents=True, exist_ok=True)
     size = args.size
-    target = mosaic(date_stack("2018-08-05"), size, WORK / f"scale_target_{size}.tif", gdal.GDT_UInt16, 0, BANDS)
-    guide = mosaic(
-        date_stack("2018-07-21"), size, WORK / f"scale_guide_shifted_{size}.tif", gdal.GDT_UInt16, 0, BANDS, True
-    )
-    real = gdal.Open(str(DATA_DIR / "s1_sar_guide" / "cloud_mask.tif")).ReadAsArray().astype(np.uint8)
-    mask = mosaic(real[None], size, WORK / f"scale_mask_{size}.tif", gdal.GDT_Byte, None)
-    if args.cloudy_tiles:
-        mask = clouds_in_tiles(mask, args.cloudy_tiles, WORK / f"scale_mask_{size}_{args.cloudy_tiles}.tif")
+    target, guide, mask = scene_inputs(size, args.cloudy_tiles)
     settings = Settings(
         steps=args.steps, device="cpu", scope="scene", scheduler=args.scheduler, time_limit=args.time_limit
     )
     output = WORK / f"scale_filled_{size}.tif"
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as process:
-        result, peak = process.submit(fill, target, mask, guide, output, settings).result()
-    blocks = size // BLOCK
-    offsets = sorted({round(i * (blocks - 1) / max(1, SCORED_BLOCKS - 1)) * BLOCK for i in range(SCORED_BLOCKS)})
-    scores = {"ssim": [], "rmse": [], "regression_ssim": [], "regression_rmse": [], "cloud": []}
-    with tempfile.TemporaryDirectory(prefix="scene_scale-") as scratch:  # the warped guide's VRT
-        aligned = aligned_path(str(guide), grid_of(str(target)), scratch, "bilinear", "guide")  # as the engine does
-        for offset in offsets:
-            cloud = read_block(mask, offset)[0] > 0
-            if not cloud.any():  # --cloudy-tiles: a block may have no cloud to score
-                continue
-            truth, filled = read_block(target, offset), read_block(output, offset)
-            regression = local_regression(truth, ~cloud, [read_block(aligned, offset)])  # clouded pixels not read
-            scores["ssim"].append(masked_ssim(filled, truth, cloud))
-            scores["rmse"].append(rmse(filled, truth, cloud))
-            scores["regression_ssim"].append(masked_ssim(regression, truth, cloud))
-            scores["regression_rmse"].append(rmse(regression, truth, cloud))
-            scores["cloud"].append(float(cloud.mean()))
-    means = {key: float(np.mean(values)) for key, values in scores.items()}
+    result, peak, _ = filled(target, mask, guide, output, settings)
+    scores, means, offsets = scores_of(target, mask, guide, output)
     tiles = len(tile_windows(SENTINEL2_TILE, SENTINEL2_TILE, settings.tile_size, settings.overlap))
     per_tile = {stage: result.stages.get(stage, 0.0) / result.fitted for stage in PER_TILE}
     once = {stage: s for stage, s in result.stages.items() if stage not in PER_TILE}

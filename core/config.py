@@ -48,7 +48,8 @@ class Settings:
     network on each tile, kept where the tile's held-out pixels say so), ``scheduler`` (Dask),
     ``ensemble`` (fits per tile for the uncertainty layer), ``self_validation``
     and ``time_limit`` (minutes for the whole run: each tile's fit gets its share
-    of the time left and stops there with its best step; not on Dask).
+    of the time left and stops there with its best step; a scene network's fit leaves the time its application to
+    every tile takes; not on Dask).
     """
 
     method: Method = Method.STACKED  # anchored, as good as Direct and 4x cheaper per step (benchmarks/results/quality)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import List, Tuple
@@ -24,9 +25,10 @@ from ..callbacks import Callbacks
 from ..config import Settings
 from .fitting import NOISE_CHANNELS, TIME_NOTE, Checks, Fit, Networks, Problem, Stacked, autocast, build_model, loss_of
 
-__all__ = ["Checkpoints", "apply_checkpoints", "fit_shared", "refine"]
+__all__ = ["Checkpoints", "application_seconds", "apply_checkpoints", "fit_shared", "refine"]
 
 CHECKPOINTS = 10  # weights kept over a scene fit, evenly spaced
+PACE_STEPS = 10  # steps timed before a fit with a deadline spaces its checkpoints over the steps it has time for
 
 Checkpoints = List[Tuple[int, dict]]  # (step, the network's weights)
 
@@ -50,7 +52,8 @@ def fit_shared(
     start: tuple[int, dict] | None = None,
 ) -> Checkpoints:
     """One network fitted on the ``problems`` in turn (a step each) for ``settings.steps`` steps, or until the
-    time limit; its weights at :data:`CHECKPOINTS` evenly spaced steps.
+    callbacks' deadline; its weights at :data:`CHECKPOINTS` evenly spaced steps (with a deadline, spaced over the
+    steps its first :data:`PACE_STEPS` say there is time for) and at the step the deadline stopped it.
 
     With ``start`` (a step number and weights) the network starts from those weights and counts its steps on
     from that number: a refinement of an earlier fit.
@@ -66,6 +69,7 @@ def fit_shared(
     order = torch.randperm(len(problems), generator=torch.Generator().manual_seed(settings.seed)).tolist()
     every = max(1, math.ceil(settings.steps / CHECKPOINTS))
     checkpoints: Checkpoints = []
+    clock = time.monotonic()
     for step in range(1, settings.steps + 1):
         callbacks.check_cancel()
         data, z = prepared[order[step % len(problems)]]
@@ -75,6 +79,12 @@ def fit_shared(
         optimiser.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimiser.step()
+        if callbacks.deadline is not None and step in (1, 1 + PACE_STEPS):  # paced after the first (slower) step
+            now = time.monotonic()
+            if step > 1:  # checkpoints over the steps it has time for
+                reachable = step + (callbacks.deadline - now) * PACE_STEPS / max(now - clock, 1e-9)
+                every = max(1, math.ceil(min(settings.steps, reachable) / CHECKPOINTS))
+            clock = now
         out_of_time = callbacks.out_of_time()
         if step % every == 0 or step == settings.steps or out_of_time:
             checkpoints.append((first + step, copy.deepcopy(model.state_dict())))
@@ -102,6 +112,15 @@ def apply_checkpoints(problem: Problem, settings: Settings, checkpoints: Checkpo
             checks.record(step, output, nan)
     image = data.final(checks.best[0], 0, data.anchor is not None)
     return Fit(image, checks.rules[0].best_step, checks.traces[0], {}, checks.notes[0])
+
+
+def application_seconds(problem: Problem, settings: Settings, device: torch.device) -> float:
+    """What applying a scene network to one tile costs: :func:`apply_checkpoints` timed with :data:`CHECKPOINTS`
+    copies of an unfitted network's weights (the same passes and held-out checks as the fitted network's)."""
+    weights = build_model(problem, settings).state_dict()
+    started = time.perf_counter()
+    apply_checkpoints(problem, settings, [(step, weights) for step in range(1, CHECKPOINTS + 1)], device)
+    return time.perf_counter() - started
 
 
 def refine(

@@ -97,7 +97,7 @@ def finish(
         stopped = sum(any(n.startswith(TIME_NOTE) for n in f.notes) for f in fits)
         notes.append(
             f"time limit {settings.time_limit:g} min: the run took {seconds / 60:.1f} min; {stopped} of {len(fits)} "
-            "tile fit(s) stopped at their share of it with their best step so far"
+            "tile(s) stopped at their share of it: with their best step so far, or their instant estimate"
         )
     notes.append(describe(times, seconds))
     devices = sorted({f.device for f in fits}) or ["none"]

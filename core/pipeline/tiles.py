@@ -15,8 +15,8 @@ from ..callbacks import Callbacks
 from ..choices import Scope
 from ..config import Settings
 from ..model.device import fit_on_device, fit_scene_on_device
-from ..model.fitting import TracePoint
-from ..model.scene import Checkpoints, apply_checkpoints, refine
+from ..model.fitting import TIME_NOTE, TracePoint
+from ..model.scene import Checkpoints, application_seconds, apply_checkpoints, refine
 from ..raster.gdal_exceptions import gdal_exceptions
 from ..raster.io import read_window
 from ..raster.masks import MaskLayer
@@ -29,6 +29,7 @@ from .stages import timed
 __all__ = ["Blend", "FittedTile", "TileJob", "apply_scene", "fit_all", "fit_scene", "fit_tiles"]
 
 SCENE_TILES = 8  # tiles a scene network is fitted on, spread over the scene
+APPLICATION_MARGIN = 1.1  # the time kept for applying a scene network, over its measured cost (blend, write)
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,8 @@ def fit_all(
     if settings.scope is Scope.SCENE and settings.ensemble > 1 and len(jobs) > 1:
         callbacks.say("the uncertainty needs several fits of every tile: one network per tile, not for the scene")
     elif settings.scope is Scope.SCENE and len(jobs) > 1:
-        with timed(times, "fit"):
-            checkpoints, estimates = fit_scene(jobs, callbacks.part(0, 4, 3))
+        with timed(times, "fit"):  # three quarters of the progress bar; its deadline is set by fit_scene
+            checkpoints, estimates = fit_scene(jobs, replace(callbacks.part(0, 4, 3), deadline=callbacks.deadline))
         fit_group = partial(apply_scene, checkpoints)
         # without refinement no tile is fitted on: no need to cross-fit their estimates (NSPI's folds cost most)
         jobs = [replace(job, estimates=estimates, fitted_on=bool(settings.refine_steps)) for job in jobs]
@@ -146,6 +147,9 @@ def fit_scene(jobs: Sequence[TileJob], callbacks: Callbacks) -> tuple[Checkpoint
     """The scene network (:mod:`core.model.scene`), fitted on up to :data:`SCENE_TILES` full-size tiles spread
     evenly over the jobs, and the instant estimate of each band for every tile, chosen on those tiles' held-out
     pixels together (:func:`core.anchors.scene_choice`; None for super-resolution, whose tiles choose their own).
+
+    With a deadline (the run's), the fit stops early enough to leave the time that applying the network to
+    every job takes (:func:`_application_reserve`); with refinement, a quarter of what is left is the tiles'.
     """
     settings = jobs[0].settings
     full = [j for j in jobs if (j.window.height, j.window.width) == (settings.tile_size,) * 2] or list(jobs)
@@ -160,8 +164,31 @@ def fit_scene(jobs: Sequence[TileJob], callbacks: Callbacks) -> tuple[Checkpoint
             + ", ".join(f"band {band} {name}" for band, name in enumerate(estimates, 1))
         )
         samples = [replace(job, estimates=estimates).read({})[0] for job in picks]
+    if callbacks.deadline is not None:
+        reserve = _application_reserve(jobs, estimates, callbacks)
+        left = callbacks.deadline - reserve - time.monotonic()
+        left *= 3 / 4 if settings.refine_steps else 1
+        callbacks = replace(callbacks, deadline=time.monotonic() + left)
+        callbacks.say(f"time limit: the scene network gets {max(0.0, left):.1f} s")
     callbacks.say(f"fitting one network for the scene on {len(samples)} of {len(jobs)} tiles")
     return fit_scene_on_device([s.problem() for s in samples], settings, callbacks), estimates
+
+
+def _application_reserve(jobs: Sequence[TileJob], estimates: tuple[str, ...] | None, callbacks: Callbacks) -> float:
+    """Seconds to keep for applying the scene network to every job: one job's read, instant estimates and
+    network passes (:func:`core.model.scene.application_seconds`), measured, times the jobs, plus
+    :data:`APPLICATION_MARGIN` for the blend and the write."""
+    settings = jobs[0].settings
+    job = replace(jobs[len(jobs) // 2], estimates=estimates, fitted_on=bool(settings.refine_steps))
+    started = time.perf_counter()
+    sample = job.read({})[0]
+    seconds = time.perf_counter() - started + application_seconds(sample.problem(), settings, settings.device.torch())
+    reserve = APPLICATION_MARGIN * seconds * len(jobs)
+    callbacks.say(
+        f"time limit: {reserve:.1f} s kept for the instant estimates and the network's passes over "
+        f"{len(jobs)} tiles ({seconds:.2f} s a tile, measured on one)"
+    )
+    return reserve
 
 
 def apply_scene(
@@ -176,7 +203,11 @@ def apply_scene(
         started, times = time.perf_counter(), {}
         sample, warnings = job.read(times)
         device = job.settings.device.torch()
-        if job.settings.refine_steps:
+        if callbacks.out_of_time() and sample.anchor is not None:  # behind time: the estimate, as it is
+            with timed(times, "prediction"):
+                run = apply_checkpoints(sample.problem(), job.settings, [], device)
+            run.notes.append(f"{TIME_NOTE}: the instant estimate kept, without the network's passes")
+        elif job.settings.refine_steps:
             with timed(times, "refinement"):
                 run = refine(sample.problem(), job.settings, checkpoints, device, callbacks.part(index, len(jobs)))
         else:

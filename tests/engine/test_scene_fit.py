@@ -8,7 +8,7 @@ from mcpn.core.callbacks import Callbacks
 from mcpn.core.choices import Scope
 from mcpn.core.classic import Anchor
 from mcpn.core.config import Settings
-from mcpn.core.model import fitting
+from mcpn.core.model import device, fitting
 from mcpn.core.model import scene as scene_model
 from mcpn.core.pipeline import tiles
 from mcpn.core.pipeline.inpainting import inpaint_raster
@@ -137,17 +137,41 @@ def test_an_uncertainty_ensemble_fits_every_tile_even_when_the_scene_network_is_
     assert any("one network per tile, not for the scene" in line for line in logs)
 
 
-def test_the_time_limit_stops_the_scene_network_and_every_tile_still_gets_its_output(tmp_path, rasters, scene, fast):
+def test_the_time_limit_stops_the_scene_network_and_every_tile_still_gets_its_output(
+    tmp_path, monkeypatch, rasters, scene, fast
+):
     s = scene(size=64)
     cloud = rasters.block(64, 6, 58, 20, 44)
     mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    fits = []
+    original = device.fit_shared
+    monkeypatch.setattr(device, "fit_shared", lambda *a: fits.append(original(*a)) or fits[-1])
     logs: list[str] = []
-    settings = fast(scope="scene", steps=10**6, tile_size=32, tile_overlap=8, time_limit=0.05)  # 3 s
+    settings = fast(scope="scene", steps=10**6, tile_size=32, tile_overlap=8, time_limit=0.1)  # 6 s
     result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
                             settings, callbacks=Callbacks(log=logs.append))  # fmt: skip
     assert any(line.startswith("scene network: stopped at its share of the time limit") for line in logs)
-    assert result.stages["fit"] < 3.0  # its share of the limit: three quarters, and one step over at most
+    assert any("s kept for the instant estimates and the network's passes over 9 tiles" in line for line in logs)
+    assert result.stages["fit"] < 6.0  # the limit less the time kept for the tiles, and one step over at most
     assert result.fitted == result.tiles and np.isfinite(rasters.info(tmp_path / "o.tif")["data"]).all()
+    assert result.seconds < 6.0 + 1.0  # the whole run: the tiles were given the time they needed
+    assert abs(len(fits[0]) - scene_model.CHECKPOINTS) <= 3  # spread over the steps it had time for
+
+
+def test_tiles_behind_the_time_limit_keep_their_instant_estimate_and_the_run_ends_near_it(
+    tmp_path, monkeypatch, rasters, scene, fast
+):
+    s = scene(size=64)
+    cloud = rasters.block(64, 6, 58, 20, 44)
+    mask = rasters.mask(s["target"], tmp_path / "mask.tif", cloud)
+    monkeypatch.setattr(tiles, "APPLICATION_MARGIN", 0.0)  # nothing kept for the tiles: the fit takes it all
+    settings = fast(scope="scene", steps=10**6, tile_size=32, tile_overlap=8, time_limit=0.05)  # 3 s
+    result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
+                            settings)  # fmt: skip
+    assert result.fitted == result.tiles and set(result.chosen_steps) == {0}
+    assert f"{result.tiles} of {result.tiles} tile(s) stopped at their share of it" in " ".join(result.notes)
+    assert result.seconds < 3.0 + 1.0
+    assert np.isfinite(rasters.info(tmp_path / "o.tif")["data"]).all()
 
 
 def test_by_default_clouds_are_filled_with_one_network_for_the_scene_and_super_resolution_per_tile(sr_scene, fast):
