@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.choices import Choice, Device, Method, Precision, Scope, Start, Stopping, labels
+from ..core.choices import TILE_FITS, Choice, Device, Method, Precision, Scope, Start, Stopping, labels
 from ..core.config import MAX_TIME_LIMIT, Settings
 from . import compat
 from .messages import tr
@@ -110,8 +110,9 @@ def add_run_parameters(alg: QgsProcessingAlgorithm) -> None:
             "The most the whole run may take, reading and writing included. Each tile's fit gets an equal share of "
             "the time left when it starts and stops there with its best step so far. One network for the scene "
             "gets the time left less what applying it to every tile takes (measured on one tile first); a tile "
-            "reached behind time keeps its instant estimate. The log says how the time was spent. 0 takes the MCPN provider's default time limit (Settings > Options > Processing > "
-            "Providers > MCPN), itself none unless you set one. Not applied on a Dask cluster."
+            "reached behind time keeps its instant estimate. The log says how the time was spent. 0 takes the "
+            "MCPN provider's default time limit (Settings > Options > Processing > Providers > MCPN), itself none "
+            "unless you set one. Not applied on a Dask cluster."
         ),
         advanced=True,
     )
@@ -228,8 +229,10 @@ def add_tiling_parameters(alg: QgsProcessingAlgorithm) -> None:
             "Czerkawski et al.'s MCPN. One network for the scene: one fit on up to 8 tiles spread over the raster, "
             "then each tile takes the network's output its own held-out pixels choose (or its instant estimate): "
             "the fit is paid once, not per tile. auto (the default): one for the scene when filling clouds, where "
-            "it was measured about as good and several times faster, one per tile when super-resolving."
-        ),
+            "it was measured about as good and several times faster; one per tile when super-resolving, where it "
+            "was measured better, up to {} tiles (beyond, fits one by one would take days on a whole "
+            "Sentinel-2 tile)."
+        ).format(TILE_FITS),
         advanced=True,
         optional=True,
     )

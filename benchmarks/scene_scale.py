@@ -134,8 +134,13 @@ def fill(target: Path, mask: Path, guide: Path, output: Path, settings: Settings
     log: list[str] = []
     callbacks = Callbacks(log=log.append)
     result = inpaint_raster(str(target), CloudMask(str(mask)), [str(guide)], str(output), settings, callbacks=callbacks)
+    return result, peak_mib(), log
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory in MiB (``VmHWM``, Linux)."""
     status = Path("/proc/self/status").read_text().splitlines()
-    return result, next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024, log
+    return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 
 
 def filled(target: Path, mask: Path, guide: Path, output: Path, settings: Settings) -> tuple[RunResult, float, list]:

@@ -16,9 +16,10 @@ from typing import Any, Sequence, TypeVar
 from .errors import DeviceError, InputError
 
 __all__ = ["Choice", "DegradationKind", "Device", "InputKind", "MemoryFormat", "Method", "Precision", "Start",
-           "Scope", "Stopping"]  # fmt: skip
+           "Scope", "Stopping", "TILE_FITS"]  # fmt: skip
 
 C = TypeVar("C", bound="Choice")
+TILE_FITS = 16  # auto scope: super-resolution fits each tile up to this many tiles (sr_scope_534, sr_scale_10980)
 
 
 # how error messages name a choice whose class name does not say it
@@ -123,15 +124,16 @@ class Stopping(Choice):
 
 class Scope(Choice):
     """What one network is fitted to: each tile, or the whole scene (:mod:`core.model.scene`); ``AUTO`` is the
-    scene for inpainting and each tile for super-resolution (:meth:`resolve`), where each was measured best."""
+    scene for inpainting and each tile for super-resolution of up to :data:`TILE_FITS` tiles, the scene beyond
+    (:meth:`resolve`): each was measured best where it applies, and fits one by one cost days on a whole tile."""
 
     TILE = ("tile", "One network per tile")
     SCENE = ("scene", "One network for the scene, applied to every tile")
-    AUTO = ("auto", "auto (one for the scene when filling clouds, one per tile when super-resolving)")
+    AUTO = ("auto", f"auto (one for the scene; one per tile when super-resolving up to {TILE_FITS} tiles)")
 
-    def resolve(self, super_resolution: bool) -> Scope:
+    def resolve(self, super_resolution: bool, tiles: int = 1) -> Scope:
         if self is Scope.AUTO:
-            return Scope.TILE if super_resolution else Scope.SCENE
+            return Scope.TILE if super_resolution and tiles <= TILE_FITS else Scope.SCENE
         return self
 
 

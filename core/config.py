@@ -135,12 +135,13 @@ class Settings:
         """Whether the network learns a correction of an instant estimate (else it starts from noise)."""
         return self.anchor is Start.ESTIMATE
 
-    def resolved(self, super_resolution: bool = False) -> Settings:
-        """The settings of one run: the device chosen (:meth:`Device.resolve`, once per run), the batch size
-        resolved (8 tiles on a CUDA GPU, 1 elsewhere) and the scope (:meth:`Scope.resolve`)."""
+    def resolved(self, super_resolution: bool = False, tiles: int = 1) -> Settings:
+        """The settings of one run of ``tiles`` tiles: the device chosen (:meth:`Device.resolve`, once per run), the
+        batch size resolved (8 tiles on a CUDA GPU, 1 elsewhere) and the scope (:meth:`Scope.resolve`)."""
         device = self.device.resolve()
         batch_size = self.batch_size or (8 if device is Device.CUDA else 1)
-        return replace(self, device=device, batch_size=batch_size, scope=self.scope.resolve(super_resolution))
+        scope = self.scope.resolve(super_resolution, tiles)
+        return replace(self, device=device, batch_size=batch_size, scope=scope)
 
     @property
     def overlap(self) -> int:

@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..callbacks import Callbacks
-from ..choices import DegradationKind
+from ..choices import TILE_FITS, DegradationKind, Scope
 from ..config import Settings
 from ..errors import InputError
 from ..model.degradation import BLUR_REACH, Degradation
@@ -48,7 +48,7 @@ def super_resolve_raster(
     extent), so has the output (in bands with a nodata value).
     """
     started = time.perf_counter()
-    settings = (settings or Settings()).resolved(super_resolution=True)
+    settings = settings or Settings()  # resolved once the tiles are known (the scope depends on their number)
     callbacks = (callbacks or Callbacks()).within(settings.time_limit)
     all_guides = [*guides, *radar_guides]
     if not all_guides:
@@ -71,6 +71,9 @@ def super_resolve_raster(
             low_path = _low_res_path(low_res, low_grid, scratch)
             guide_paths = tuple(aligned_path(p, grid, scratch, "bilinear", "guide") for p in all_guides)
             pairs = _low_res_tiles(low_grid, grid, scale, settings.tile_size, settings.overlap)
+            if settings.scope is Scope.AUTO and len(pairs) > TILE_FITS:
+                callbacks.say(f"{len(pairs)} tiles: one network for the scene (auto: one per tile up to {TILE_FITS})")
+            settings = settings.resolved(super_resolution=True, tiles=len(pairs))
             scalings = scalings_of(low_path, None, guide_paths, radar)
         jobs = [
             TileJob(i, high, low_path, low, guide_paths, None, scalings, radar, settings)

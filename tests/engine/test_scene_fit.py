@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mcpn.core import anchors
 from mcpn.core.callbacks import Callbacks
-from mcpn.core.choices import Scope
+from mcpn.core.choices import TILE_FITS, Scope
 from mcpn.core.classic import Anchor
 from mcpn.core.config import Settings
 from mcpn.core.model import device, fitting
@@ -172,6 +172,19 @@ def test_tiles_behind_the_time_limit_keep_their_instant_estimate_and_the_run_end
     assert f"{result.tiles} of {result.tiles} tile(s) stopped at their share of it" in " ".join(result.notes)
     assert result.seconds < 3.0 + 1.0
     assert np.isfinite(rasters.info(tmp_path / "o.tif")["data"]).all()
+
+
+def test_super_resolution_of_more_tiles_than_are_fitted_one_by_one_gets_one_network_for_the_scene(sr_scene, fast):
+    assert Settings().resolved(super_resolution=True, tiles=TILE_FITS).scope is Scope.TILE
+    assert Settings().resolved(super_resolution=True, tiles=TILE_FITS + 1).scope is Scope.SCENE
+    assert Settings(scope="tile").resolved(super_resolution=True, tiles=10**4).scope is Scope.TILE  # the user's
+    logs: list[str] = []
+    result = super_resolve_raster(str(sr_scene["low"]), [str(g) for g in sr_scene["guides"]],
+                                  str(sr_scene["tmp"] / "o.tif"), fast(steps=2, tile_size=16, tile_overlap=6),
+                                  callbacks=Callbacks(log=logs.append))  # fmt: skip
+    assert result.tiles > TILE_FITS
+    assert any(f"one network for the scene (auto: one per tile up to {TILE_FITS})" in line for line in logs)
+    assert any(line.startswith("fitting one network for the scene on") for line in logs)
 
 
 def test_by_default_clouds_are_filled_with_one_network_for_the_scene_and_super_resolution_per_tile(sr_scene, fast):
