@@ -31,7 +31,7 @@ from mcpn.core.config import Settings  # noqa: E402
 from mcpn.core.pipeline.runs import RunResult  # noqa: E402
 from mcpn.core.pipeline.super_resolution import super_resolve_raster  # noqa: E402
 
-PER_TILE = ("read", "estimates", "prediction", "fit")
+PER_TILE = ("read", "estimates", "prediction", "write")
 
 
 def sharpen(low: Path, guide: Path, output: Path, settings: Settings) -> tuple[RunResult, float, list[str]]:

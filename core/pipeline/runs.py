@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +30,10 @@ from .sample import domain_scalings
 from .stages import describe, merged
 from .tiles import FittedTile
 
-__all__ = ["RunResult", "finish", "scalings_of", "scratch_folder"]
+__all__ = ["RunResult", "finish", "scalings_of", "scratch_folder", "summarised"]
 
 WRITE_BLOCK = 512
+NOTE_VARIANTS = 3  # distinct tile notes with the same opening listed one by one; more are summed up
 PREVIEW_SIDE = 256
 
 
@@ -80,9 +81,8 @@ def finish(
     fits = sorted(fits, key=lambda f: f.index)
     seconds = time.perf_counter() - started
     times = merged([times, *(f.times for f in fits)])
-    notes: list[str] = []
+    notes = summarised(n for fitted in fits for n in fitted.notes if not n.startswith(TIME_NOTE))
     for fitted in fits:
-        notes += [n for n in fitted.notes if n not in notes and not n.startswith(TIME_NOTE)]
         for warning in fitted.warnings:
             callbacks.say(f"warning: {warning}")
     if len(windows) > 1:
@@ -113,6 +113,23 @@ def finish(
         stages=times,
         **extra,
     )
+
+
+def summarised(notes: Iterable[str]) -> list[str]:
+    """The distinct notes of the tiles, in order; where more than :data:`NOTE_VARIANTS` differ after the same
+    opening (the text before ``": "``), one line for them: how many, and the first."""
+    variants: dict[str, list[str]] = {}
+    for note in notes:
+        found = variants.setdefault(note.split(": ")[0], [])
+        if note not in found:
+            found.append(note)
+    lines = []
+    for opening, found in variants.items():
+        if len(found) > NOTE_VARIANTS:
+            lines.append(f"{opening}: {len(found)} variants over the tiles, the first: {found[0][len(opening) + 2 :]}")
+        else:
+            lines += found
+    return lines
 
 
 def scratch_folder(outputs: Sequence[str | None], inputs: Sequence[tuple[str, str | None]]) -> str:

@@ -12,6 +12,7 @@ from mcpn.core.model import device, fitting
 from mcpn.core.model import scene as scene_model
 from mcpn.core.pipeline import tiles
 from mcpn.core.pipeline.inpainting import inpaint_raster
+from mcpn.core.pipeline.runs import NOTE_VARIANTS, summarised
 from mcpn.core.pipeline.super_resolution import super_resolve_raster
 from mcpn.core.raster.masks import CloudMask
 
@@ -185,6 +186,18 @@ def test_super_resolution_of_more_tiles_than_are_fitted_one_by_one_gets_one_netw
     assert result.tiles > TILE_FITS
     assert any(f"one network for the scene (auto: one per tile up to {TILE_FITS})" in line for line in logs)
     assert any(line.startswith("fitting one network for the scene on") for line in logs)
+    estimates = [note for note in result.notes if note.startswith("the network corrects an instant estimate")]
+    assert len(estimates) <= NOTE_VARIANTS  # each tile's detail share is not one more line of the report
+
+
+def test_the_notes_of_many_tiles_are_summed_up_not_listed_one_by_one():
+    notes = [f"the network corrects an instant estimate: bicubic + {share}% of the detail" for share in range(30)]
+    assert summarised([*notes, "tiled: 30 tiles", "tiled: 30 tiles", "kept: a", "kept: b"]) == [
+        "the network corrects an instant estimate: 30 variants over the tiles, the first: bicubic + 0% of the detail",
+        "tiled: 30 tiles",
+        "kept: a",
+        "kept: b",
+    ]
 
 
 def test_by_default_clouds_are_filled_with_one_network_for_the_scene_and_super_resolution_per_tile(sr_scene, fast):
