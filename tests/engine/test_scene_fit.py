@@ -148,14 +148,15 @@ def test_the_time_limit_stops_the_scene_network_and_every_tile_still_gets_its_ou
     original = device.fit_shared
     monkeypatch.setattr(device, "fit_shared", lambda *a: fits.append(original(*a)) or fits[-1])
     logs: list[str] = []
-    settings = fast(scope="scene", steps=10**6, tile_size=32, tile_overlap=8, time_limit=0.1)  # 6 s
+    # 12 s: room beyond what no limit skips (reading the tiles, choosing the estimate), also on a loaded CPU
+    settings = fast(scope="scene", steps=10**6, tile_size=32, tile_overlap=8, time_limit=0.2)
     result = inpaint_raster(str(s["target"]), CloudMask(str(mask)), [str(s["guide"])], str(tmp_path / "o.tif"),
                             settings, callbacks=Callbacks(log=logs.append))  # fmt: skip
     assert any(line.startswith("scene network: stopped at its share of the time limit") for line in logs)
     assert any("s kept for the instant estimates and the network's passes over 9 tiles" in line for line in logs)
-    assert result.stages["fit"] < 6.0  # the limit less the time kept for the tiles, and one step over at most
+    assert result.stages["fit"] < 12.0  # the limit less the time kept for the tiles, and one step over at most
     assert result.fitted == result.tiles and np.isfinite(rasters.info(tmp_path / "o.tif")["data"]).all()
-    assert result.seconds < 6.0 + 1.0  # the whole run: the tiles were given the time they needed
+    assert result.seconds < 12.0 + 1.5  # the whole run: the tiles were given the time they needed
     assert abs(len(fits[0]) - scene_model.CHECKPOINTS) <= 3  # spread over the steps it had time for
 
 
@@ -171,7 +172,7 @@ def test_tiles_behind_the_time_limit_keep_their_instant_estimate_and_the_run_end
                             settings)  # fmt: skip
     assert result.fitted == result.tiles and set(result.chosen_steps) == {0}
     assert f"{result.tiles} of {result.tiles} tile(s) stopped at their share of it" in " ".join(result.notes)
-    assert result.seconds < 3.0 + 1.0
+    assert result.seconds < 3.0 + 3.0  # over by what no limit skips: reading the tiles, their estimates, the write
     assert np.isfinite(rasters.info(tmp_path / "o.tif")["data"]).all()
 
 
